@@ -1,0 +1,246 @@
+//! One error type for the whole API. Each variant has a stable `code` (its serde tag) that
+//! clients may match on, and one HTTP status ([`ApiError::status`]). The Worker renders it as
+//! `application/problem+json` (RFC 9457); the CLI parses the same body back into this enum.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum ApiError {
+    /// 401: no `Authorization: Bearer` header.
+    MissingToken,
+    /// 401: the token is malformed, badly signed, expired, not yet valid or for someone else.
+    InvalidToken { reason: String },
+    /// 403: the token lacks the scope the route requires.
+    InsufficientScope { scope: String },
+    /// 403: the key is outside the token's `prefix` claim.
+    KeyOutsidePrefix { prefix: String },
+    /// 404: no route has this path.
+    NotFound,
+    /// 405: the path exists, the method does not; `allow` lists the methods that do.
+    MethodNotAllowed { allow: Vec<String> },
+    /// 404: no such upload, or it belongs to another subject (never revealed).
+    UploadNotFound,
+    /// 404: no object under this key.
+    ObjectNotFound,
+    /// 400: the body is not the JSON the route expects.
+    InvalidJson { reason: String },
+    /// 400: the JSON parsed but broke a rule; `errors` maps each field to its messages.
+    InvalidRequest { errors: BTreeMap<String, Vec<String>> },
+    /// 400: the object key breaks the key rules.
+    InvalidKey { reason: String },
+    /// 415: the body has the wrong `Content-Type`.
+    UnsupportedMediaType { expected: String },
+    /// 413: a JSON body is larger than the server accepts.
+    BodyTooLarge { limit: u64 },
+    /// 411: a part was sent without `Content-Length` (R2 needs the length up front).
+    LengthRequired,
+    /// 400: the part number is not an integer in 1..=10000 (or beyond the declared size).
+    InvalidPartNumber { reason: String },
+    /// 400: the part's length breaks the upload's layout.
+    PartSizeMismatch {
+        part_number: u16,
+        expected: u64,
+        actual: u64,
+    },
+    /// 400: the declared size and part size need more than 10,000 parts, or the part size is
+    /// outside the server's limits.
+    InvalidLayout { reason: String },
+    /// 400: the part's `Content-MD5` does not match its bytes; the part was not recorded.
+    DigestMismatch { part_number: u16 },
+    /// 400: complete was asked for with parts missing.
+    PartsMissing { missing: Vec<u16> },
+    /// 400: complete listed a part the server has not received.
+    PartNotUploaded { part_number: u16 },
+    /// 400: complete listed a part with an ETag other than the one recorded.
+    EtagMismatch { part_number: u16 },
+    /// 400: complete listed the same part twice.
+    DuplicatePart { part_number: u16 },
+    /// 409: the upload is completed; it takes no more parts.
+    UploadCompleted,
+    /// 409: the upload was aborted (by its owner or after `UPLOAD_TTL` idle).
+    UploadAborted,
+    /// 409: a complete of this upload is under way; retry after `Retry-After`.
+    UploadCompleting,
+    /// 416: the `Range` header does not fit the object.
+    RangeNotSatisfiable { size: u64 },
+    /// 500: the server failed; the detail is logged, never sent.
+    Internal,
+}
+
+impl ApiError {
+    /// The HTTP status this error is sent with. The one place errors meet HTTP.
+    pub fn status(&self) -> u16 {
+        use ApiError::*;
+        match self {
+            MissingToken | InvalidToken { .. } => 401,
+            InsufficientScope { .. } | KeyOutsidePrefix { .. } => 403,
+            NotFound | UploadNotFound | ObjectNotFound => 404,
+            MethodNotAllowed { .. } => 405,
+            LengthRequired => 411,
+            BodyTooLarge { .. } => 413,
+            UnsupportedMediaType { .. } => 415,
+            RangeNotSatisfiable { .. } => 416,
+            UploadCompleted | UploadAborted | UploadCompleting => 409,
+            InvalidJson { .. }
+            | InvalidRequest { .. }
+            | InvalidKey { .. }
+            | InvalidPartNumber { .. }
+            | PartSizeMismatch { .. }
+            | InvalidLayout { .. }
+            | DigestMismatch { .. }
+            | PartsMissing { .. }
+            | PartNotUploaded { .. }
+            | EtagMismatch { .. }
+            | DuplicatePart { .. } => 400,
+            Internal => 500,
+        }
+    }
+
+    /// The stable machine code, as sent in the problem's `code` member.
+    pub fn code(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => match map.get("code") {
+                Some(serde_json::Value::String(code)) => code.clone(),
+                _ => unreachable!("ApiError always serializes with a string code"),
+            },
+            _ => unreachable!("ApiError always serializes to an object"),
+        }
+    }
+
+    /// Whether a client may retry the same request and expect another outcome.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ApiError::UploadCompleting | ApiError::Internal)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ApiError::*;
+        match self {
+            MissingToken => write!(f, "an Authorization: Bearer token is required"),
+            InvalidToken { reason } => write!(f, "the bearer token is not valid: {reason}"),
+            InsufficientScope { scope } => write!(f, "the token lacks the scope `{scope}`"),
+            KeyOutsidePrefix { prefix } => {
+                write!(f, "the token may only touch keys starting with `{prefix}`")
+            }
+            NotFound => write!(f, "no such route"),
+            MethodNotAllowed { allow } => {
+                write!(f, "method not allowed here; allowed: {}", allow.join(", "))
+            }
+            UploadNotFound => write!(f, "no such upload"),
+            ObjectNotFound => write!(f, "no such object"),
+            InvalidJson { reason } => write!(f, "the body is not valid JSON for this route: {reason}"),
+            InvalidRequest { errors } => {
+                write!(f, "the request is invalid:")?;
+                for (field, messages) in errors {
+                    write!(f, " {field}: {};", messages.join(", "))?;
+                }
+                Ok(())
+            }
+            InvalidKey { reason } => write!(f, "invalid object key: {reason}"),
+            UnsupportedMediaType { expected } => write!(f, "the body must be {expected}"),
+            BodyTooLarge { limit } => write!(f, "the body is larger than {limit} bytes"),
+            LengthRequired => write!(f, "a part needs a Content-Length header; chunked bodies are refused"),
+            InvalidPartNumber { reason } => write!(f, "invalid part number: {reason}"),
+            PartSizeMismatch { part_number, expected, actual } => write!(
+                f,
+                "part {part_number} is {actual} bytes; this upload's layout needs {expected}"
+            ),
+            InvalidLayout { reason } => write!(f, "invalid upload layout: {reason}"),
+            DigestMismatch { part_number } => {
+                write!(f, "part {part_number} does not match its Content-MD5; it was not stored")
+            }
+            PartsMissing { missing } => {
+                let shown: Vec<String> = missing.iter().take(20).map(u16::to_string).collect();
+                let more = if missing.len() > 20 { ", ..." } else { "" };
+                write!(f, "parts missing: {}{more}", shown.join(", "))
+            }
+            PartNotUploaded { part_number } => write!(f, "part {part_number} was never uploaded"),
+            EtagMismatch { part_number } => {
+                write!(f, "part {part_number}'s etag differs from the one the server recorded")
+            }
+            DuplicatePart { part_number } => write!(f, "part {part_number} is listed twice"),
+            UploadCompleted => write!(f, "the upload is already completed"),
+            UploadAborted => write!(f, "the upload was aborted"),
+            UploadCompleting => write!(f, "the upload is being completed; retry shortly"),
+            RangeNotSatisfiable { size } => write!(f, "the range does not fit the object's {size} bytes"),
+            Internal => write!(f, "internal error"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// An RFC 9457 problem document: the standard members, then the error's own (`code` and its
+/// fields) flattened beside them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(flatten)]
+    pub error: ApiError,
+}
+
+impl From<ApiError> for Problem {
+    fn from(error: ApiError) -> Self {
+        let code = error.code();
+        Problem {
+            type_: format!("urn:r2mpu:error:{code}"),
+            title: code.replace('_', " "),
+            status: error.status(),
+            detail: error.to_string(),
+            error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_carries_the_code_and_fields_beside_the_standard_members() {
+        let problem = Problem::from(ApiError::PartSizeMismatch {
+            part_number: 3,
+            expected: 5_242_880,
+            actual: 10,
+        });
+        let json = serde_json::to_value(&problem).unwrap();
+        assert_eq!(json["code"], "part_size_mismatch");
+        assert_eq!(json["status"], 400);
+        assert_eq!(json["type"], "urn:r2mpu:error:part_size_mismatch");
+        assert_eq!(json["expected"], 5_242_880);
+        let back: Problem = serde_json::from_value(json).unwrap();
+        assert_eq!(back, problem);
+    }
+
+    #[test]
+    fn unit_errors_round_trip_through_their_code() {
+        for error in [ApiError::UploadNotFound, ApiError::UploadCompleting, ApiError::Internal] {
+            let problem = Problem::from(error.clone());
+            let text = serde_json::to_string(&problem).unwrap();
+            let back: Problem = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.error, error);
+        }
+    }
+
+    #[test]
+    fn client_mistakes_are_never_5xx() {
+        let samples = [
+            ApiError::InvalidJson { reason: String::new() },
+            ApiError::LengthRequired,
+            ApiError::PartsMissing { missing: vec![2] },
+            ApiError::UploadAborted,
+        ];
+        for error in samples {
+            assert!((400..500).contains(&error.status()), "{error:?}");
+        }
+    }
+}

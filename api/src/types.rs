@@ -1,0 +1,192 @@
+//! Request and response bodies, field for field as `openapi.yaml` names them (camelCase).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use validator::{Validate, ValidationError};
+
+use crate::key::validate_key;
+
+/// The largest JSON body any route reads.
+pub const MAX_JSON_BODY: u64 = 64 * 1024;
+/// R2's limit on custom metadata: keys and values together, in bytes.
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+
+/// `POST /uploads`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUpload {
+    /// The object key the upload becomes.
+    #[validate(custom(function = "validate_key"))]
+    pub key: String,
+    /// Stored as the object's `Content-Type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(custom(function = "validate_content_type"))]
+    pub content_type: Option<String>,
+    /// Stored as the object's custom metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(custom(function = "validate_metadata"))]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// The object's size in bytes, when known: every part's length is then checked on arrival.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Bytes per part (all but the last). Defaults to 16 MiB, or more for very large sizes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
+}
+
+/// Where an upload is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadStatus {
+    Open,
+    Completing,
+    Completed,
+    Aborted,
+}
+
+/// A part the server has received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Part {
+    pub part_number: u16,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// An upload's state: everything a client needs to resume it. `GET /uploads/{uploadId}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Upload {
+    pub upload_id: String,
+    pub key: String,
+    pub status: UploadStatus,
+    pub part_size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// How many parts make the object, when `size` was declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_count: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Received parts, by part number.
+    pub parts: Vec<Part>,
+    pub created_at: String,
+    /// When an open upload is aborted if nothing more arrives; for a finished one, when its
+    /// record is forgotten.
+    pub expires_at: String,
+    /// The object, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<CompletedObject>,
+}
+
+/// A part named in `POST /uploads/{uploadId}/complete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartRef {
+    pub part_number: u16,
+    pub etag: String,
+}
+
+/// `POST /uploads/{uploadId}/complete`. Without `parts`, the server completes from the parts it
+/// recorded; with them, it checks the client's view against its own first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompleteUpload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(length(min = 1, max = 10000))]
+    pub parts: Option<Vec<PartRef>>,
+}
+
+/// A completed upload's object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletedObject {
+    pub key: String,
+    /// R2's ETag, unquoted: `hex(MD5(part MD5s))-N` for a multipart object.
+    pub etag: String,
+    pub size: u64,
+}
+
+/// An object in `GET /objects`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub uploaded: String,
+}
+
+/// `GET /objects`: a page of objects under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectList {
+    pub objects: Vec<ObjectInfo>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+fn validate_content_type(value: &str) -> Result<(), ValidationError> {
+    let printable = value.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if value.is_empty() || value.len() > 255 || !printable || !value.contains('/') {
+        return Err(ValidationError::new("invalid_content_type")
+            .with_message("must be a media type such as `video/mp4`, printable ASCII, at most 255 bytes".into()));
+    }
+    Ok(())
+}
+
+fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ValidationError> {
+    let bytes: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_METADATA_BYTES {
+        return Err(ValidationError::new("metadata_too_large")
+            .with_message(format!("metadata is {bytes} bytes; the limit is {MAX_METADATA_BYTES}").into()));
+    }
+    if metadata.keys().any(|k| k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic())) {
+        return Err(ValidationError::new("invalid_metadata_name")
+            .with_message("metadata names must be non-empty printable ASCII without spaces".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(json: serde_json::Value) -> CreateUpload {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_minimal_create_is_valid() {
+        assert!(create(serde_json::json!({"key": "a/b.bin"})).validate().is_ok());
+    }
+
+    #[test]
+    fn create_rejects_bad_keys_content_types_and_metadata_by_field() {
+        let bad = create(serde_json::json!({
+            "key": "../x", "contentType": "text\nplain", "metadata": {"a b": "c"}
+        }));
+        let errors = bad.validate().unwrap_err();
+        let fields = errors.field_errors();
+        assert!(fields.contains_key("key"));
+        assert!(fields.contains_key("content_type"));
+        assert!(fields.contains_key("metadata"));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_so_typos_do_not_pass_silently() {
+        let result = serde_json::from_value::<CreateUpload>(serde_json::json!({"key": "k", "partsize": 1}));
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn complete_with_an_empty_part_list_is_invalid() {
+        let body = CompleteUpload { parts: Some(vec![]) };
+        assert!(body.validate().is_err());
+        assert!(CompleteUpload::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,261 @@
+//! The machinery under the route table (`routes.rs`): matching a request to an endpoint with
+//! matchit, the auth layer that endpoints declare, and the [`Ctx`] a handler works with.
+//! Nothing here knows any particular route.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use futures_util::StreamExt;
+use r2mpu_api::auth::Scope;
+use r2mpu_api::types::MAX_JSON_BODY;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use validator::{Validate, ValidationErrors};
+use worker::{Env, Method, Request, Response};
+
+use crate::auth::{bearer, Claims, Verifier};
+use crate::config::Config;
+use crate::error::{internal, problem_response, ApiError, ApiResult, OrInternal};
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = ApiResult<Response>>>>;
+
+/// What an endpoint requires of the caller, and the handler that then runs.
+enum Handler {
+    Public(Box<dyn Fn(Ctx) -> HandlerFuture>),
+    Authenticated(Scope, Box<dyn Fn(Ctx, Claims) -> HandlerFuture>),
+}
+
+struct Endpoint {
+    method: Method,
+    handler: Handler,
+}
+
+/// A route table: paths (matchit syntax) to per-method endpoints. Built once per isolate.
+#[derive(Default)]
+pub struct Table {
+    router: matchit::Router<usize>,
+    resources: Vec<(String, Vec<Endpoint>)>,
+}
+
+impl Table {
+    pub fn new() -> Table {
+        Table::default()
+    }
+
+    /// An endpoint anyone may call.
+    pub fn public<F, Fut>(self, method: Method, path: &str, handler: F) -> Table
+    where
+        F: Fn(Ctx) -> Fut + 'static,
+        Fut: Future<Output = ApiResult<Response>> + 'static,
+    {
+        self.add(method, path, Handler::Public(Box::new(move |cx| Box::pin(handler(cx)))))
+    }
+
+    /// An endpoint that needs a verified bearer token granting `scope`; the handler gets its claims.
+    pub fn authenticated<F, Fut>(self, method: Method, path: &str, scope: Scope, handler: F) -> Table
+    where
+        F: Fn(Ctx, Claims) -> Fut + 'static,
+        Fut: Future<Output = ApiResult<Response>> + 'static,
+    {
+        let handler = Box::new(move |cx, claims| Box::pin(handler(cx, claims)) as HandlerFuture);
+        self.add(method, path, Handler::Authenticated(scope, handler))
+    }
+
+    /// Panics on a malformed or conflicting route: the table is built by a unit test, so such a
+    /// mistake fails `cargo test`, never a deployment.
+    fn add(mut self, method: Method, path: &str, handler: Handler) -> Table {
+        let index = match self.resources.iter().position(|(p, _)| p == path) {
+            Some(index) => index,
+            None => {
+                self.router
+                    .insert(path, self.resources.len())
+                    .unwrap_or_else(|e| panic!("route `{path}` cannot be added: {e}"));
+                self.resources.push((path.to_string(), Vec::new()));
+                self.resources.len() - 1
+            }
+        };
+        let endpoints = &mut self.resources[index].1;
+        assert!(
+            endpoints.iter().all(|e| e.method != method),
+            "route `{method} {path}` is declared twice"
+        );
+        endpoints.push(Endpoint { method, handler });
+        self
+    }
+
+    /// Finds the endpoint for `method` and `path`, with the path's parameters.
+    fn lookup(&self, method: &Method, path: &str) -> ApiResult<(&Endpoint, Params)> {
+        let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
+        let endpoints = &self.resources[*matched.value].1;
+        let params = matched.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        match endpoints.iter().find(|e| &e.method == method) {
+            Some(endpoint) => Ok((endpoint, params)),
+            None => Err(ApiError::MethodNotAllowed {
+                allow: endpoints.iter().map(|e| e.method.to_string()).collect(),
+            }),
+        }
+    }
+
+    /// Serves one request: match, authenticate, run the handler, render any error.
+    pub async fn serve(&self, req: Request, env: Env) -> Response {
+        match self.dispatch(req, env).await {
+            Ok(response) => response,
+            Err(error) => problem_response(error),
+        }
+    }
+
+    async fn dispatch(&self, req: Request, env: Env) -> ApiResult<Response> {
+        let url = req.url().or_internal("request url")?;
+        let (endpoint, params) = self.lookup(&req.method(), url.path())?;
+        let config = Rc::new(Config::from_env(&env).map_err(|e| internal("configuration", e))?);
+        let cx = Ctx { req, env, config, params };
+        match &endpoint.handler {
+            Handler::Public(handler) => handler(cx).await,
+            Handler::Authenticated(scope, handler) => {
+                let claims = cx.authenticate()?;
+                claims.require(*scope)?;
+                handler(cx, claims).await
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn route_of(&self, method: Method, path: &str) -> ApiResult<(String, Params)> {
+        let (_, params) = self.lookup(&method, path)?;
+        let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
+        Ok((self.resources[*matched.value].0.clone(), params))
+    }
+}
+
+pub type Params = Vec<(String, String)>;
+
+/// One request on its way through a handler.
+pub struct Ctx {
+    pub req: Request,
+    pub env: Env,
+    pub config: Rc<Config>,
+    params: Params,
+}
+
+impl Ctx {
+    /// A path parameter, still percent-encoded. The table guarantees declared names exist.
+    pub fn param(&self, name: &str) -> &str {
+        self.params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.req.headers().get(name).ok().flatten()
+    }
+
+    fn authenticate(&self) -> ApiResult<Claims> {
+        let header = self.header("authorization");
+        let token = bearer(header.as_deref())?;
+        let jwks = self.env.var("AUTH_JWKS").map(|v| v.to_string()).map_err(|_| internal("configuration", "AUTH_JWKS is not set"))?;
+        let verifier = Verifier::new(&jwks, self.config.issuer.as_deref(), self.config.audience.as_deref())
+            .map_err(|e| internal("configuration", e))?;
+        verifier.verify(token)
+    }
+
+    /// Reads, parses and validates a JSON body, refusing it at the door if it is not JSON or is
+    /// larger than [`MAX_JSON_BODY`]. An empty body reads as `T::default()` when `optional`.
+    async fn read_json<T>(&mut self, optional: bool) -> ApiResult<T>
+    where
+        T: DeserializeOwned + Validate + Default,
+    {
+        let bytes = self.read_bounded(MAX_JSON_BODY).await?;
+        if bytes.is_empty() && optional {
+            return Ok(T::default());
+        }
+        let media = self.header("content-type").unwrap_or_default();
+        let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if essence != "application/json" {
+            return Err(ApiError::UnsupportedMediaType { expected: "application/json".into() });
+        }
+        let value: T = serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson { reason: e.to_string() })?;
+        value.validate().map_err(validation_error)?;
+        Ok(value)
+    }
+
+    pub async fn json<T: DeserializeOwned + Validate + Default>(&mut self) -> ApiResult<T> {
+        self.read_json(false).await
+    }
+
+    pub async fn json_or_default<T: DeserializeOwned + Validate + Default>(&mut self) -> ApiResult<T> {
+        self.read_json(true).await
+    }
+
+    async fn read_bounded(&mut self, limit: u64) -> ApiResult<Vec<u8>> {
+        let too_large = ApiError::BodyTooLarge { limit };
+        if let Some(length) = self.header("content-length").and_then(|v| v.trim().parse::<u64>().ok()) {
+            if length > limit {
+                return Err(too_large);
+            }
+        }
+        let mut bytes = Vec::new();
+        if self.req.inner().body().is_none() {
+            return Ok(bytes);
+        }
+        let mut stream = self.req.stream().or_internal("request body")?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::InvalidJson { reason: format!("the body could not be read: {e}") })?;
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+}
+
+/// validator's field errors, keyed by the JSON (camelCase) name of the field.
+fn validation_error(errors: ValidationErrors) -> ApiError {
+    let mut fields = BTreeMap::new();
+    for (field, list) in errors.field_errors() {
+        let name = camel_case(&field);
+        let messages = list
+            .iter()
+            .map(|e| e.message.as_ref().map_or_else(|| e.code.to_string(), |m| m.to_string()))
+            .collect();
+        fields.insert(name, messages);
+    }
+    ApiError::InvalidRequest { errors: fields }
+}
+
+fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A JSON response with `status`.
+pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
+    Ok(Response::from_json(value).or_internal("rendering json")?.with_status(status))
+}
+
+/// `204 No Content`.
+pub fn no_content() -> ApiResult<Response> {
+    Ok(Response::empty().or_internal("empty response")?.with_status(204))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::camel_case;
+
+    #[test]
+    fn field_names_are_reported_as_the_json_spells_them() {
+        assert_eq!(camel_case("content_type"), "contentType");
+        assert_eq!(camel_case("key"), "key");
+    }
+}

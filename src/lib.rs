@@ -1,0 +1,39 @@
+//! # r2mpu: resumable, authenticated multipart uploads into R2, as a Cloudflare Worker
+//!
+//! ## Layout
+//! - [`routes`]: the route table, every endpoint in one place; start reading here.
+//! - [`http`]: the machinery under it: matchit matching, the auth layer, the request context.
+//! - [`auth`]: bearer JWTs verified against the `AUTH_JWKS` key set.
+//! - [`uploads`] and [`objects`]: the handlers, one module per resource.
+//! - [`state`]: the `UploadState` Durable Object, one per upload, holding its parts and life cycle.
+//! - [`meta`]: health and the OpenAPI document.
+//! - [`error`]: how an `ApiError` becomes a problem+json response.
+//! - [`config`]: settings from the environment.
+//!
+//! The wire types, error codes and part rules live in the `r2mpu-api` crate (`api/`), shared
+//! with the CLI (`cli/`).
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod meta;
+pub mod objects;
+pub mod routes;
+pub mod state;
+pub mod uploads;
+
+use std::rc::Rc;
+
+use worker::{event, Context, Env, Request, Response};
+
+thread_local! {
+    /// Built once per isolate; a bad route panics in `cargo test`, not here.
+    static TABLE: Rc<http::Table> = Rc::new(routes::table());
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let table = TABLE.with(Rc::clone);
+    Ok(table.serve(req, env).await)
+}

@@ -1,0 +1,59 @@
+//! Every endpoint of r2mpu, read top to bottom: method, path, what the caller needs, handler.
+//! `openapi.yaml` describes the same list; `tests/api.rs` checks they agree.
+
+use r2mpu_api::auth::Scope::{ObjectsDelete, ObjectsRead, UploadsWrite};
+use worker::Method::{Delete, Get, Head, Post, Put};
+
+use crate::http::Table;
+use crate::{meta, objects, uploads};
+
+pub fn table() -> Table {
+    Table::new()
+        .public(Get, "/healthz", meta::health)
+        .public(Get, "/openapi.yaml", meta::openapi)
+        // Uploads: start, feed parts, inspect (resume), complete, abort.
+        .authenticated(Post, "/uploads", UploadsWrite, uploads::create)
+        .authenticated(Get, "/uploads/{uploadId}", UploadsWrite, uploads::get)
+        .authenticated(Delete, "/uploads/{uploadId}", UploadsWrite, uploads::abort)
+        .authenticated(Put, "/uploads/{uploadId}/parts/{partNumber}", UploadsWrite, uploads::put_part)
+        .authenticated(Post, "/uploads/{uploadId}/complete", UploadsWrite, uploads::complete)
+        // Objects: list, read (ranges, conditional), delete. Keys may contain `/`.
+        .authenticated(Get, "/objects", ObjectsRead, objects::list)
+        .authenticated(Get, "/objects/{*key}", ObjectsRead, objects::get)
+        .authenticated(Head, "/objects/{*key}", ObjectsRead, objects::head)
+        .authenticated(Delete, "/objects/{*key}", ObjectsDelete, objects::delete)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+    use crate::error::ApiError;
+    use worker::Method;
+
+    #[test]
+    fn the_table_builds_and_routes_each_path_to_its_resource() {
+        let table = table();
+        let route = |method, path: &str| table.route_of(method, path).map(|(route, _)| route);
+        assert_eq!(route(Method::Post, "/uploads"), Ok("/uploads".into()));
+        assert_eq!(route(Method::Put, "/uploads/abc/parts/7"), Ok("/uploads/{uploadId}/parts/{partNumber}".into()));
+        assert_eq!(route(Method::Get, "/objects/a/b/c.bin"), Ok("/objects/{*key}".into()));
+        assert_eq!(route(Method::Get, "/objects"), Ok("/objects".into()));
+    }
+
+    #[test]
+    fn parameters_are_captured_keys_included_with_their_slashes() {
+        let (_, params) = table().route_of(Method::Get, "/objects/photos/2026/cat%20one.jpg").unwrap();
+        assert_eq!(params, vec![("key".to_string(), "photos/2026/cat%20one.jpg".to_string())]);
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405_with_the_allowed_ones() {
+        let table = table();
+        assert_eq!(table.route_of(Method::Get, "/nope").unwrap_err(), ApiError::NotFound);
+        assert_eq!(table.route_of(Method::Get, "/uploads/x/parts").unwrap_err(), ApiError::NotFound);
+        assert_eq!(
+            table.route_of(Method::Patch, "/uploads/abc").unwrap_err(),
+            ApiError::MethodNotAllowed { allow: vec!["GET".into(), "DELETE".into()] }
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! `/uploads`: creating, feeding, inspecting, completing and aborting multipart uploads.
+//! Each handler names its operation in `openapi.yaml`.
+
+use r2mpu_api::layout::{parse_part_number, Layout};
+use r2mpu_api::types::{CompleteUpload, CreateUpload, Part};
+use worker::Data;
+use worker::Response;
+
+use crate::auth::Claims;
+use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::http::{json, no_content, Ctx};
+use crate::state::{Caller, Command, Record, UploadHandle};
+
+/// `createUpload`: fixes the layout, starts the R2 multipart upload, answers with its state.
+pub async fn create(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let body: CreateUpload = cx.json().await?;
+    claims.check_key(&body.key)?;
+    let layout = Layout::plan(body.size, body.part_size, cx.config.max_part_size)?;
+    let upload_id = new_upload_id()?;
+    let record = handle(&cx, &upload_id, &claims)?
+        .send(Command::Create {
+            upload_id: upload_id.clone(),
+            key: body.key,
+            content_type: body.content_type,
+            metadata: body.metadata.unwrap_or_default(),
+            size: layout.size,
+            part_size: layout.part_size,
+            ttl_ms: cx.config.upload_ttl_ms,
+        })
+        .await?;
+    let response = json(201, &record.upload)?;
+    response.headers().set("location", &format!("/uploads/{upload_id}")).or_internal("location")?;
+    Ok(response)
+}
+
+/// `getUpload`: the state a client resumes from.
+pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let record = fetch(&cx, &claims).await?;
+    json(200, &record.upload)
+}
+
+/// `uploadPart`: streams the request body straight into R2's `uploadPart` (the bytes never
+/// enter wasm), then records the part. Re-sending a part replaces it.
+pub async fn put_part(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let part_number = parse_part_number(cx.param("partNumber"))?;
+    if let Some(media) = cx.header("content-type") {
+        let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if essence != "application/octet-stream" {
+            return Err(ApiError::UnsupportedMediaType { expected: "application/octet-stream".into() });
+        }
+    }
+    let length = content_length(&cx)?;
+    let record = fetch(&cx, &claims).await?;
+    record.ensure_open()?;
+    record.layout().check_part(part_number, length)?;
+
+    let body = match cx.req.inner().body() {
+        Some(stream) if length > 0 => Data::ReadableStream(stream),
+        _ => Data::Bytes(Vec::new()),
+    };
+    let multipart = bucket(&cx)?
+        .resume_multipart_upload(record.upload.key.clone(), record.r2_upload_id.clone())
+        .or_internal("R2 resumeMultipartUpload")?;
+    let uploaded = match multipart.upload_part(part_number, body).await {
+        Ok(uploaded) => uploaded,
+        // The upload may have been completed or aborted while the bytes were in flight.
+        Err(e) => {
+            fetch(&cx, &claims).await?.ensure_open()?;
+            return Err(crate::error::internal("R2 uploadPart", e));
+        }
+    };
+    let part = Part { part_number, etag: uploaded.etag(), size: length };
+    handle(&cx, cx.param("uploadId"), &claims)?
+        .send(Command::RecordPart { part: part.clone(), ttl_ms: cx.config.upload_ttl_ms })
+        .await?;
+    json(200, &part)
+}
+
+/// `completeUpload`: idempotent; a repeat returns the same object.
+pub async fn complete(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let body: CompleteUpload = cx.json_or_default().await?;
+    let record = handle(&cx, cx.param("uploadId"), &claims)?
+        .send(Command::Complete { parts: body.parts, ttl_ms: cx.config.upload_ttl_ms })
+        .await?;
+    let object = record.upload.object.ok_or_else(|| crate::error::internal("complete", "no object after complete"))?;
+    json(200, &object)
+}
+
+/// `abortUpload`: frees the parts; aborting twice is fine.
+pub async fn abort(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    handle(&cx, cx.param("uploadId"), &claims)?
+        .send(Command::Abort { ttl_ms: cx.config.upload_ttl_ms })
+        .await?;
+    no_content()
+}
+
+async fn fetch(cx: &Ctx, claims: &Claims) -> ApiResult<Record> {
+    handle(cx, cx.param("uploadId"), claims)?.send(Command::Get).await
+}
+
+fn handle(cx: &Ctx, upload_id: &str, claims: &Claims) -> ApiResult<UploadHandle> {
+    if !is_upload_id(upload_id) {
+        return Err(ApiError::UploadNotFound);
+    }
+    let caller = Caller { sub: claims.sub.clone(), prefix: claims.prefix.clone() };
+    UploadHandle::new(&cx.env, upload_id, caller)
+}
+
+fn bucket(cx: &Ctx) -> ApiResult<worker::Bucket> {
+    cx.env.bucket("BUCKET").or_internal("BUCKET binding")
+}
+
+/// R2 must know a part's length before the first byte, so chunked bodies are refused.
+fn content_length(cx: &Ctx) -> ApiResult<u64> {
+    let header = cx.header("content-length").ok_or(ApiError::LengthRequired)?;
+    header.trim().parse::<u64>().map_err(|_| ApiError::LengthRequired)
+}
+
+/// 128 random bits, as 32 lowercase hex digits: unguessable, and safe in any URL.
+fn new_upload_id() -> ApiResult<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).or_internal("random upload id")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Cheap shape check, so that junk ids never wake a Durable Object.
+fn is_upload_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_ids_are_32_lowercase_hex_digits() {
+        let id = new_upload_id().unwrap();
+        assert!(is_upload_id(&id), "{id}");
+        assert_ne!(id, new_upload_id().unwrap());
+        assert!(!is_upload_id("../../etc"));
+        assert!(!is_upload_id(&id.to_uppercase()));
+    }
+}
