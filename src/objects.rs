@@ -120,7 +120,8 @@ fn object_key(cx: &Ctx, claims: &Claims) -> ApiResult<String> {
 
 fn object_headers(object: &Object) -> ApiResult<Headers> {
     let headers = Headers::new();
-    object.write_http_metadata(headers.clone()).or_internal("http metadata")?;
+    // `Headers::clone` copies; R2 must write into this very JS object.
+    object.write_http_metadata(Headers(headers.0.clone())).or_internal("http metadata")?;
     if !headers.has("content-type").unwrap_or(false) {
         set(&headers, "content-type", "application/octet-stream")?;
     }

@@ -1,0 +1,266 @@
+//! Starts the real Worker under `wrangler dev` (workerd with local R2 and Durable Objects) on a
+//! free loopback port with a fresh `--persist-to` directory and test keys, and stops it again,
+//! with every process it started, when the [`Worker`] is dropped.
+//!
+//! The Worker is built first (`scripts/build.sh`, a no-op when up to date), once per test binary.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Once, OnceLock};
+use std::time::Instant;
+
+use jwt_simple::prelude::*;
+use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Encoder};
+use r2mpu_api::auth::{Jwk, JwkSet, TokenClaims};
+
+/// Every scope r2mpu knows.
+pub const ALL_SCOPES: &[&str] = &["uploads:write", "objects:read", "objects:delete"];
+
+/// The repository root (testkit lives in `testkit/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Signing keys whose public halves are in the Worker's `AUTH_JWKS`: one of each type it accepts.
+pub struct Keys {
+    pub ed25519: Ed25519KeyPair,
+    pub es256: ES256KeyPair,
+    pub hs256: HS256Key,
+    hs_secret: Vec<u8>,
+}
+
+impl Keys {
+    fn generate() -> Keys {
+        let hs_secret: Vec<u8> = (0..32).map(|_| rand_byte()).collect();
+        Keys {
+            ed25519: Ed25519KeyPair::generate().with_key_id("test-ed"),
+            es256: ES256KeyPair::generate().with_key_id("test-es"),
+            hs256: HS256Key::from_bytes(&hs_secret).with_key_id("test-hs"),
+            hs_secret,
+        }
+    }
+
+    /// The JWK Set, with private halves when `private`.
+    pub fn jwks(&self, private: bool) -> JwkSet {
+        let b64 = |b: &[u8]| Base64UrlSafeNoPadding::encode_to_string(b).unwrap();
+        let point = self.es256.public_key().public_key().to_bytes_uncompressed();
+        let mut ed = Jwk {
+            kty: "OKP".into(),
+            crv: Some("Ed25519".into()),
+            kid: Some("test-ed".into()),
+            alg: Some("EdDSA".into()),
+            x: Some(b64(&self.ed25519.public_key().to_bytes())),
+            ..Jwk::default()
+        };
+        if private {
+            // Ed25519KeyPair bytes are seed || public key; JWK `d` is the 32-byte seed.
+            ed.d = Some(b64(&self.ed25519.to_bytes()[..32]));
+        }
+        let es = Jwk {
+            kty: "EC".into(),
+            crv: Some("P-256".into()),
+            kid: Some("test-es".into()),
+            alg: Some("ES256".into()),
+            x: Some(b64(&point[1..33])),
+            y: Some(b64(&point[33..65])),
+            d: private.then(|| b64(&self.es256.to_bytes())),
+            ..Jwk::default()
+        };
+        let hs = Jwk { kty: "oct".into(), kid: Some("test-hs".into()), alg: Some("HS256".into()), k: Some(b64(&self.hs_secret)), ..Jwk::default() };
+        JwkSet { keys: vec![ed, es, hs] }
+    }
+}
+
+fn rand_byte() -> u8 {
+    let mut b = [0u8; 1];
+    getrandom_fill(&mut b);
+    b[0]
+}
+
+fn getrandom_fill(buf: &mut [u8]) {
+    let mut f = std::fs::File::open("/dev/urandom").expect("/dev/urandom");
+    f.read_exact(buf).expect("random bytes");
+}
+
+/// Claims for a token: `sub`, space-joined `scopes`, valid for an hour from now.
+pub fn claims(sub: &str, scopes: &[&str]) -> JWTClaims<TokenClaims> {
+    let custom = TokenClaims { scope: Some(scopes.join(" ")), prefix: None };
+    Claims::with_custom_claims(custom, Duration::from_hours(1)).with_subject(sub)
+}
+
+/// What to start the Worker with beyond the defaults.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Extra environment values (`UPLOAD_TTL`, `MAX_PART_SIZE`, `AUTH_AUDIENCE`, ...).
+    pub vars: Vec<(String, String)>,
+}
+
+/// A running `wrangler dev`. Dropping it stops wrangler and workerd.
+pub struct Worker {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub url: String,
+    pub keys: Keys,
+    port: u16,
+    options: Options,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+static BUILD: Once = Once::new();
+static SHARED: OnceLock<Worker> = OnceLock::new();
+
+extern "C" fn stop_shared() {
+    if let Some(worker) = SHARED.get() {
+        worker.kill_group();
+    }
+}
+
+impl Worker {
+    pub fn start() -> Worker {
+        Worker::start_with(Options::default())
+    }
+
+    /// One Worker shared by every test of a test binary that needs no special settings (tests
+    /// keep apart by using their own subjects and keys). It is stopped when the binary exits.
+    pub fn shared() -> &'static Worker {
+        SHARED.get_or_init(|| {
+            unsafe { libc::atexit(stop_shared) };
+            Worker::start()
+        })
+    }
+
+    pub fn start_with(options: Options) -> Worker {
+        BUILD.call_once(|| {
+            let status = Command::new(repo_root().join("scripts/build.sh"))
+                .current_dir(repo_root())
+                .status()
+                .expect("running scripts/build.sh");
+            assert!(status.success(), "building the Worker failed");
+        });
+        let dir = tempfile::Builder::new().prefix("r2mpu-test-").tempdir().expect("temp dir");
+        let keys = Keys::generate();
+        let mut worker = Worker { url: String::new(), keys, port: 0, options, dir, child: None };
+        worker.launch(free_port());
+        worker
+    }
+
+    /// Stops the Worker and starts it again on the same port with the same persisted state.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch(self.port);
+    }
+
+    fn launch(&mut self, port: u16) {
+        let env_file = self.dir.path().join("test.env");
+        let mut env = format!("AUTH_JWKS='{}'\n", serde_json::to_string(&self.keys.jwks(false)).unwrap());
+        for (k, v) in &self.options.vars {
+            env.push_str(&format!("{k}='{v}'\n"));
+        }
+        std::fs::write(&env_file, env).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let root = repo_root();
+        let child = Command::new(root.join("node_modules/.bin/wrangler"))
+            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--persist-to")
+            .arg(self.dir.path().join("state"))
+            .arg("--env-file")
+            .arg(&env_file)
+            .args(["--show-interactive-dev-session=false", "--inspector-port", &free_port().to_string()])
+            .current_dir(&root)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("starting wrangler dev (run `make install` first)");
+        self.child = Some(child);
+        self.port = port;
+        self.url = format!("http://127.0.0.1:{port}");
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(90);
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        while Instant::now() < deadline {
+            if let Ok(resp) = agent.get(&format!("{}/healthz", self.url)).call() {
+                if resp.status() == 200 {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("wrangler dev exited with {status}:\n{}", self.log_tail());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("wrangler dev did not become ready:\n{}", self.log_tail());
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("wrangler.log")
+    }
+
+    /// The end of wrangler's output, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// A token for `sub` with `scopes`, signed with the Ed25519 key.
+    pub fn token(&self, sub: &str, scopes: &[&str]) -> String {
+        self.sign(claims(sub, scopes))
+    }
+
+    /// Signs arbitrary claims with the Ed25519 key.
+    pub fn sign(&self, claims: JWTClaims<TokenClaims>) -> String {
+        self.keys.ed25519.sign(claims).unwrap()
+    }
+
+    /// A private JWK Set on disk, for `r2mpu token --key`.
+    pub fn private_jwks_path(&self) -> PathBuf {
+        let path = self.dir.path().join("private.jwks.json");
+        if !path.exists() {
+            std::fs::write(&path, serde_json::to_string_pretty(&self.keys.jwks(true)).unwrap()).unwrap();
+        }
+        path
+    }
+
+    fn kill_group(&self) {
+        if let Some(child) = &self.child {
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let group = -(child.id() as i32);
+            unsafe { libc::kill(group, libc::SIGTERM) };
+            let deadline = Instant::now() + std::time::Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            // workerd may outlive wrangler's exit: make sure the whole group is gone.
+            unsafe { libc::kill(group, libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
