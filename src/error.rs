@@ -33,6 +33,9 @@ pub fn problem_response(error: ApiError) -> Response {
         ApiError::MethodNotAllowed { allow } => {
             let _ = headers.set("allow", &allow.join(", "));
         }
+        ApiError::RangeNotSatisfiable { size } => {
+            let _ = headers.set("content-range", &format!("bytes */{size}"));
+        }
         ApiError::UploadCompleting => {
             let _ = headers.set("retry-after", "1");
         }

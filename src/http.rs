@@ -121,6 +121,15 @@ impl Table {
         }
     }
 
+    /// Every `(METHOD, path)` the table serves, in declaration order.
+    pub fn routes(&self) -> Vec<(String, String)> {
+        let mut routes = Vec::new();
+        for (path, endpoints) in &self.resources {
+            routes.extend(endpoints.iter().map(|e| (e.method.to_string(), path.clone())));
+        }
+        routes
+    }
+
     #[cfg(test)]
     pub(crate) fn route_of(&self, method: Method, path: &str) -> ApiResult<(String, Params)> {
         let (_, params) = self.lookup(&method, path)?;
@@ -171,7 +180,7 @@ impl Ctx {
         let media = self.header("content-type").unwrap_or_default();
         let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if essence != "application/json" {
-            return Err(ApiError::UnsupportedMediaType { expected: "application/json".into() });
+            return Err(ApiError::UnsupportedMediaType { accept: "application/json".into() });
         }
         let value: T = serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson { reason: e.to_string() })?;
         value.validate().map_err(validation_error)?;

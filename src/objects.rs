@@ -24,8 +24,7 @@ pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     if let Some(range) = &range {
         request = request.range(range.clone());
     }
-    if let Some(tag) = cx.header("if-none-match") {
-        let etag = tag.trim().trim_start_matches("W/").trim_matches('"').to_string();
+    if let Some(etag) = cx.header("if-none-match").as_deref().and_then(first_etag) {
         request = request.only_if(Conditional { etag_does_not_match: Some(etag), ..Default::default() });
     }
     let object = match request.execute().await {
@@ -62,9 +61,7 @@ pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let key = object_key(&cx, &claims)?;
     let object = bucket(&cx)?.head(key).await.or_internal("R2 head")?.ok_or(ApiError::ObjectNotFound)?;
     let headers = object_headers(&object)?;
-    let matches = cx.header("if-none-match").is_some_and(|tag| {
-        tag.split(',').any(|t| t.trim().trim_start_matches("W/") == object.http_etag() || t.trim() == "*")
-    });
+    let matches = cx.header("if-none-match").as_deref().and_then(first_etag) == Some(object.etag());
     let status = if matches { 304 } else { 200 };
     Ok(Response::empty().or_internal("head")?.with_status(status).with_headers(headers))
 }
@@ -94,10 +91,18 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     };
     let bucket = bucket(&cx)?;
     let mut request = bucket.list().prefix(prefix).limit(limit);
-    if let Some(cursor) = query("cursor") {
-        request = request.cursor(cursor);
+    let cursor = query("cursor");
+    if let Some(cursor) = &cursor {
+        request = request.cursor(cursor.clone());
     }
-    let page = request.execute().await.or_internal("R2 list")?;
+    let page = match request.execute().await {
+        Ok(page) => page,
+        Err(_) if cursor.is_some() => {
+            let message = "not a cursor from a previous page".to_string();
+            return Err(ApiError::InvalidRequest { errors: [("cursor".to_string(), vec![message])].into() });
+        }
+        Err(e) => return Err(internal("R2 list", e)),
+    };
     let objects = page
         .objects()
         .iter()
@@ -116,6 +121,13 @@ fn object_key(cx: &Ctx, claims: &Claims) -> ApiResult<String> {
     check_key(&key).map_err(|reason| ApiError::InvalidKey { reason })?;
     claims.check_key(&key)?;
     Ok(key)
+}
+
+/// The entity tag of an `If-None-Match` header, unquoted, weak or strong alike. Only the first
+/// tag of a list counts: R2 compares one.
+fn first_etag(header: &str) -> Option<String> {
+    let tag = header.split(',').next()?.trim().trim_start_matches("W/").trim_matches('"');
+    (!tag.is_empty()).then(|| tag.to_string())
 }
 
 fn object_headers(object: &Object) -> ApiResult<Headers> {
@@ -187,6 +199,14 @@ mod tests {
         for header in ["bytes=5-2", "bytes=0-1,3-4", "items=0-1", "bytes=-", "bytes=a-b"] {
             assert_eq!(parse_range(header), None, "{header}");
         }
+    }
+
+    #[test]
+    fn if_none_match_yields_its_first_tag_unquoted() {
+        assert_eq!(first_etag(r#""abc-2""#), Some("abc-2".into()));
+        assert_eq!(first_etag(r#"W/"abc", "def""#), Some("abc".into()));
+        assert_eq!(first_etag("abc"), Some("abc".into()));
+        assert_eq!(first_etag(" "), None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Every endpoint of r2mpu, read top to bottom: method, path, what the caller needs, handler.
-//! `openapi.yaml` describes the same list; `tests/api.rs` checks they agree.
+//! `openapi.yaml` describes the same list; a test below checks they agree.
 
 use r2mpu_api::auth::Scope::{ObjectsDelete, ObjectsRead, UploadsWrite};
 use worker::Method::{Delete, Get, Head, Post, Put};
@@ -55,5 +55,23 @@ mod tests {
             table.route_of(Method::Patch, "/uploads/abc").unwrap_err(),
             ApiError::MethodNotAllowed { allow: vec!["GET".into(), "DELETE".into()] }
         );
+    }
+
+    #[test]
+    fn openapi_yaml_describes_exactly_the_routes_of_the_table() {
+        let spec: serde_yaml::Value = serde_yaml::from_str(include_str!("../openapi.yaml")).unwrap();
+        let mut documented = Vec::new();
+        for (path, item) in spec["paths"].as_mapping().unwrap() {
+            for method in item.as_mapping().unwrap().keys().filter_map(|m| m.as_str()) {
+                if ["get", "put", "post", "delete", "head", "patch"].contains(&method) {
+                    documented.push((method.to_uppercase(), path.as_str().unwrap().to_string()));
+                }
+            }
+        }
+        let mut served: Vec<(String, String)> =
+            table().routes().into_iter().map(|(m, p)| (m, p.replace("{*key}", "{key}"))).collect();
+        documented.sort();
+        served.sort();
+        assert_eq!(documented, served);
     }
 }

@@ -188,7 +188,11 @@ impl DurableObject for UploadState {
                 self.set_status("aborted", now, now + ttl as u64).map_err(|e| worker::Error::RustError(e.to_string()))?;
                 self.state.storage().set_alarm(Duration::from_millis(ttl as u64)).await?;
             }
-            _ => self.state.storage().delete_all().await?,
+            // Forget it. Rows, not `deleteAll()`: that would also drop the schema this live
+            // instance was constructed with.
+            _ => self
+                .sql("DELETE FROM parts; DELETE FROM upload;", vec![])
+                .map_err(|e| worker::Error::RustError(e.to_string()))?,
         }
         Response::empty()
     }

@@ -46,7 +46,7 @@ pub async fn put_part(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     if let Some(media) = cx.header("content-type") {
         let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if essence != "application/octet-stream" {
-            return Err(ApiError::UnsupportedMediaType { expected: "application/octet-stream".into() });
+            return Err(ApiError::UnsupportedMediaType { accept: "application/octet-stream".into() });
         }
     }
     let length = content_length(&cx)?;

@@ -264,7 +264,7 @@ fn create_refuses_bad_json_keys_and_layouts_with_their_own_codes() {
     api.create(json!({"key": "a", "partSize": 101 * MIB})).assert_problem(400, "invalid_layout");
     api.create(json!({"key": "a", "size": 10_001u64 * PART as u64, "partSize": PART})).assert_problem(400, "invalid_layout");
 
-    let huge = json!({"key": "a", "metadata": {"pad": "x".repeat(70 * 1024)}});
+    let huge = json!({"key": "a", "metadata": {"pad": "x".repeat(3 * MIB)}});
     api.create(huge).assert_problem(413, "body_too_large");
     let fat = json!({"key": "a", "metadata": {"pad": "x".repeat(9 * 1024)}});
     api.create(fat).assert_problem(400, "invalid_request");

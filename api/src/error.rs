@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
+#[serde(tag = "code", rename_all = "snake_case", rename_all_fields = "camelCase")]
 pub enum ApiError {
     /// 401: no `Authorization: Bearer` header.
     MissingToken,
@@ -33,7 +33,7 @@ pub enum ApiError {
     /// 400: the object key breaks the key rules.
     InvalidKey { reason: String },
     /// 415: the body has the wrong `Content-Type`.
-    UnsupportedMediaType { expected: String },
+    UnsupportedMediaType { accept: String },
     /// 413: a JSON body is larger than the server accepts.
     BodyTooLarge { limit: u64 },
     /// 411: a part was sent without `Content-Length` (R2 needs the length up front).
@@ -142,7 +142,7 @@ impl fmt::Display for ApiError {
                 Ok(())
             }
             InvalidKey { reason } => write!(f, "invalid object key: {reason}"),
-            UnsupportedMediaType { expected } => write!(f, "the body must be {expected}"),
+            UnsupportedMediaType { accept } => write!(f, "the body must be {accept}"),
             BodyTooLarge { limit } => write!(f, "the body is larger than {limit} bytes"),
             LengthRequired => write!(f, "a part needs a Content-Length header; chunked bodies are refused"),
             InvalidPartNumber { reason } => write!(f, "invalid part number: {reason}"),
@@ -217,6 +217,7 @@ mod tests {
         assert_eq!(json["status"], 400);
         assert_eq!(json["type"], "urn:r2mpu:error:part_size_mismatch");
         assert_eq!(json["expected"], 5_242_880);
+        assert_eq!(json["partNumber"], 3, "fields are camelCase like the rest of the API");
         let back: Problem = serde_json::from_value(json).unwrap();
         assert_eq!(back, problem);
     }

@@ -7,8 +7,9 @@ use validator::{Validate, ValidationError};
 
 use crate::key::validate_key;
 
-/// The largest JSON body any route reads.
-pub const MAX_JSON_BODY: u64 = 64 * 1024;
+/// The largest JSON body any route reads: room for a complete that lists 10,000 parts with
+/// R2's longest ETags. Metadata has its own, smaller cap.
+pub const MAX_JSON_BODY: u64 = 2 * 1024 * 1024;
 /// R2's limit on custom metadata: keys and values together, in bytes.
 pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `make dev`: the Worker on 127.0.0.1:$PORT with local R2 persisted in $PERSIST_DIR.
+# First run: makes a dev signing key (.dev.key.json, private) and puts its public half in
+# .dev.vars as AUTH_JWKS. An existing .dev.vars is used as it is. Both files are git-ignored.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT=${PORT:-8787}
+PERSIST_DIR=${PERSIST_DIR:-.wrangler/state}
+CLI=target/release/r2mpu
+
+if [ ! -f .dev.vars ]; then
+  jwks=$("$CLI" keygen --out .dev.key.json --force)
+  printf "AUTH_JWKS='%s'\n" "$jwks" > .dev.vars
+  echo "dev: wrote a new dev key to .dev.key.json and its public half to .dev.vars"
+fi
+
+echo
+if [ -f .dev.key.json ]; then
+  token=$("$CLI" token --key .dev.key.json --sub dev --ttl 12h)
+  cat <<MSG
+r2mpu dev Worker: http://127.0.0.1:$PORT   (local R2 in $PERSIST_DIR)
+Dev token (sub=dev, all scopes, valid 12h; another: $CLI token --ttl 12h):
+
+  export R2MPU_ENDPOINT=http://127.0.0.1:$PORT
+  export R2MPU_TOKEN=$token
+
+Then, in that shell:
+  $CLI upload ./some-file            # resumable: rerun the same command after an interruption
+  $CLI download some-file ./copy
+  curl -H "Authorization: Bearer \$R2MPU_TOKEN" http://127.0.0.1:$PORT/objects/some-file -o copy
+MSG
+else
+  echo "dev: .dev.vars exists but .dev.key.json does not; use a token signed by a key in your AUTH_JWKS."
+fi
+echo
+exec npx wrangler dev --ip 127.0.0.1 --port "$PORT" --persist-to "$PERSIST_DIR" --show-interactive-dev-session=false

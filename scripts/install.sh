@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the pinned toolchain, skipping whatever is already there at the right version:
+# the wasm target, worker-build, the wasm-bindgen CLI matching Cargo.lock, and the npm tools
+# (wrangler, esbuild, binaryen) from package-lock.json. Idempotent; `make` runs it first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+WORKER_BUILD_VERSION=0.8.7
+# wasm-bindgen's CLI must match the library version the lock file resolved.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print }' Cargo.lock)
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
+
+pids=()
+if [ "$(worker-build --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+')" != "$WORKER_BUILD_VERSION" ]; then
+  echo "install: worker-build $WORKER_BUILD_VERSION (a few minutes, once)"
+  cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked --quiet & pids+=($!)
+fi
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+  # Not --locked: its lock file wants a crate version the registry mirror lacks.
+  echo "install: wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --quiet & pids+=($!)
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "install: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+for pid in "${pids[@]}"; do wait "$pid"; done
