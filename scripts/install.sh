@@ -30,4 +30,12 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# Python tools the tests drive (generated clients, spec validation, schemathesis).
+if [ ! -f .venv/.installed ] || [ tests/requirements.txt -nt .venv/.installed ]; then
+  echo "install: python tools into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+  touch .venv/.installed
+fi
+
 for pid in "${pids[@]}"; do wait "$pid"; done

@@ -86,11 +86,11 @@ impl Table {
     }
 
     /// Finds the endpoint for `method` and `path`, with the path's parameters.
-    fn lookup(&self, method: &Method, path: &str) -> ApiResult<(&Endpoint, Params)> {
+    fn lookup(&self, method: &str, path: &str) -> ApiResult<(&Endpoint, Params)> {
         let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
         let endpoints = &self.resources[*matched.value].1;
         let params = matched.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        match endpoints.iter().find(|e| &e.method == method) {
+        match endpoints.iter().find(|e| e.method.as_ref() == method) {
             Some(endpoint) => Ok((endpoint, params)),
             None => Err(ApiError::MethodNotAllowed {
                 allow: endpoints.iter().map(|e| e.method.to_string()).collect(),
@@ -108,7 +108,9 @@ impl Table {
 
     async fn dispatch(&self, req: Request, env: Env) -> ApiResult<Response> {
         let url = req.url().or_internal("request url")?;
-        let (endpoint, params) = self.lookup(&req.method(), url.path())?;
+        // `Request::method` reads any method it does not know as GET; go by the real name.
+        let method = req.inner().method();
+        let (endpoint, params) = self.lookup(&method, url.path())?;
         let config = Rc::new(Config::from_env(&env).map_err(|e| internal("configuration", e))?);
         let cx = Ctx { req, env, config, params };
         match &endpoint.handler {
@@ -131,8 +133,8 @@ impl Table {
     }
 
     #[cfg(test)]
-    pub(crate) fn route_of(&self, method: Method, path: &str) -> ApiResult<(String, Params)> {
-        let (_, params) = self.lookup(&method, path)?;
+    pub(crate) fn route_of(&self, method: &str, path: &str) -> ApiResult<(String, Params)> {
+        let (_, params) = self.lookup(method, path)?;
         let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
         Ok((self.resources[*matched.value].0.clone(), params))
     }

@@ -29,10 +29,10 @@ pub struct CreateUpload {
     #[validate(custom(function = "validate_metadata"))]
     pub metadata: Option<BTreeMap<String, String>>,
     /// The object's size in bytes, when known: every part's length is then checked on arrival.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integral::option")]
     pub size: Option<u64>,
     /// Bytes per part (all but the last). Defaults to 16 MiB, or more for very large sizes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integral::option")]
     pub part_size: Option<u64>,
 }
 
@@ -87,6 +87,7 @@ pub struct Upload {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PartRef {
+    #[serde(deserialize_with = "integral::part_number")]
     pub part_number: u16,
     pub etag: String,
 }
@@ -129,6 +130,33 @@ pub struct ObjectList {
     /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+}
+
+/// JSON Schema's `integer` includes `5.0`; so do we, where clients send numbers.
+mod integral {
+    use serde::{de::Error, Deserialize, Deserializer};
+
+    fn whole<'de, D: Deserializer<'de>>(value: serde_json::Number) -> Result<u64, D::Error> {
+        if let Some(n) = value.as_u64() {
+            return Ok(n);
+        }
+        match value.as_f64() {
+            Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= 2f64.powi(53) => Ok(f as u64),
+            _ => Err(D::Error::custom(format!("expected a non-negative integer, got {value}"))),
+        }
+    }
+
+    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<serde_json::Number>::deserialize(d)? {
+            Some(n) => whole::<D>(n).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub fn part_number<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+        let n = whole::<D>(serde_json::Number::deserialize(d)?)?;
+        u16::try_from(n).map_err(|_| D::Error::custom(format!("part number {n} is out of range")))
+    }
 }
 
 fn validate_content_type(value: &str) -> Result<(), ValidationError> {
@@ -176,6 +204,14 @@ mod tests {
         assert!(fields.contains_key("key"));
         assert!(fields.contains_key("content_type"));
         assert!(fields.contains_key("metadata"));
+    }
+
+    #[test]
+    fn integral_floats_count_as_integers_but_fractions_and_negatives_do_not() {
+        assert_eq!(create(serde_json::json!({"key": "k", "size": 49.0})).size, Some(49));
+        for bad in [serde_json::json!(1.5), serde_json::json!(-1), serde_json::json!("7")] {
+            assert!(serde_json::from_value::<CreateUpload>(serde_json::json!({"key": "k", "size": bad})).is_err());
+        }
     }
 
     #[test]
