@@ -17,6 +17,9 @@ pub struct Config {
     pub issuer: Option<String>,
     /// `AUTH_AUDIENCE`: when set, tokens must carry this `aud`.
     pub audience: Option<String>,
+    /// `ACTION_PROTOCOL`: `on` (default) serves the guide's `/{key}?action=` protocol beside the
+    /// REST API, for clients written against it; `off` answers it with `404`.
+    pub action_protocol: bool,
 }
 
 impl Config {
@@ -35,7 +38,18 @@ impl Config {
             Some(v) => parse_duration_ms(&v).ok_or_else(|| format!("UPLOAD_TTL `{v}` is not a duration"))?,
             None => DEFAULT_UPLOAD_TTL_MS,
         };
-        Ok(Config { max_part_size, upload_ttl_ms, issuer: text("AUTH_ISSUER"), audience: text("AUTH_AUDIENCE") })
+        let action_protocol = match text("ACTION_PROTOCOL").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => return Err(format!("ACTION_PROTOCOL must be `on` or `off`, not `{other}`")),
+        };
+        Ok(Config {
+            max_part_size,
+            upload_ttl_ms,
+            issuer: text("AUTH_ISSUER"),
+            audience: text("AUTH_AUDIENCE"),
+            action_protocol,
+        })
     }
 }
 

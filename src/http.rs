@@ -29,6 +29,8 @@ enum Handler {
 
 struct Endpoint {
     method: Method,
+    /// The `?action=` an endpoint of the guide's protocol answers to; `None` for REST routes.
+    action: Option<&'static str>,
     handler: Handler,
 }
 
@@ -50,7 +52,7 @@ impl Table {
         F: Fn(Ctx) -> Fut + 'static,
         Fut: Future<Output = ApiResult<Response>> + 'static,
     {
-        self.add(method, path, Handler::Public(Box::new(move |cx| Box::pin(handler(cx)))))
+        self.add(method, path, None, Handler::Public(Box::new(move |cx| Box::pin(handler(cx)))))
     }
 
     /// An endpoint that needs a verified bearer token granting `scope`; the handler gets its claims.
@@ -60,12 +62,23 @@ impl Table {
         Fut: Future<Output = ApiResult<Response>> + 'static,
     {
         let handler = Box::new(move |cx, claims| Box::pin(handler(cx, claims)) as HandlerFuture);
-        self.add(method, path, Handler::Authenticated(scope, handler))
+        self.add(method, path, None, Handler::Authenticated(scope, handler))
+    }
+
+    /// An endpoint of the guide's protocol: `path?action=ACTION`, authenticated like the rest,
+    /// answering only while `ACTION_PROTOCOL` is on.
+    pub fn action<F, Fut>(self, method: Method, path: &str, action: &'static str, scope: Scope, handler: F) -> Table
+    where
+        F: Fn(Ctx, Claims) -> Fut + 'static,
+        Fut: Future<Output = ApiResult<Response>> + 'static,
+    {
+        let handler = Box::new(move |cx, claims| Box::pin(handler(cx, claims)) as HandlerFuture);
+        self.add(method, path, Some(action), Handler::Authenticated(scope, handler))
     }
 
     /// Panics on a malformed or conflicting route: the table is built by a unit test, so such a
     /// mistake fails `cargo test`, never a deployment.
-    fn add(mut self, method: Method, path: &str, handler: Handler) -> Table {
+    fn add(mut self, method: Method, path: &str, action: Option<&'static str>, handler: Handler) -> Table {
         let index = match self.resources.iter().position(|(p, _)| p == path) {
             Some(index) => index,
             None => {
@@ -78,23 +91,30 @@ impl Table {
         };
         let endpoints = &mut self.resources[index].1;
         assert!(
-            endpoints.iter().all(|e| e.method != method),
-            "route `{method} {path}` is declared twice"
+            endpoints.iter().all(|e| e.method != method || e.action != action),
+            "route `{method} {path}` (action {action:?}) is declared twice"
         );
-        endpoints.push(Endpoint { method, handler });
+        endpoints.push(Endpoint { method, action, handler });
         self
     }
 
-    /// Finds the endpoint for `method` and `path`, with the path's parameters.
-    fn lookup(&self, method: &str, path: &str) -> ApiResult<(&Endpoint, Params)> {
+    /// Finds the endpoint for `method`, `path` and `?action=` (if any), with the path's parameters.
+    fn lookup(&self, method: &str, path: &str, action: Option<&str>) -> ApiResult<(&Endpoint, Params)> {
         let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
         let endpoints = &self.resources[*matched.value].1;
         let params = matched.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        match endpoints.iter().find(|e| e.method.as_ref() == method) {
+        let same_method = || endpoints.iter().filter(|e| e.method.as_ref() == method);
+        let chosen = same_method()
+            .find(|e| e.action.is_some() && e.action == action)
+            .or_else(|| same_method().find(|e| e.action.is_none()));
+        match chosen {
             Some(endpoint) => Ok((endpoint, params)),
-            None => Err(ApiError::MethodNotAllowed {
-                allow: endpoints.iter().map(|e| e.method.to_string()).collect(),
-            }),
+            None if same_method().next().is_some() => Err(ApiError::NotFound),
+            None => {
+                let mut allow: Vec<String> = endpoints.iter().map(|e| e.method.to_string()).collect();
+                allow.dedup();
+                Err(ApiError::MethodNotAllowed { allow })
+            }
         }
     }
 
@@ -110,8 +130,12 @@ impl Table {
         let url = req.url().or_internal("request url")?;
         // `Request::method` reads any method it does not know as GET; go by the real name.
         let method = req.inner().method();
-        let (endpoint, params) = self.lookup(&method, url.path())?;
+        let action = url.query_pairs().find(|(k, _)| k == "action").map(|(_, v)| v.into_owned());
+        let (endpoint, params) = self.lookup(&method, url.path(), action.as_deref())?;
         let config = Rc::new(Config::from_env(&env).map_err(|e| internal("configuration", e))?);
+        if endpoint.action.is_some() && !config.action_protocol {
+            return Err(ApiError::NotFound);
+        }
         let cx = Ctx { req, env, config, params };
         match &endpoint.handler {
             Handler::Public(handler) => handler(cx).await,
@@ -123,18 +147,24 @@ impl Table {
         }
     }
 
-    /// Every `(METHOD, path)` the table serves, in declaration order.
+    /// Every REST `(METHOD, path)` the table serves, in declaration order (the guide's
+    /// `?action=` protocol is not part of the OpenAPI contract).
     pub fn routes(&self) -> Vec<(String, String)> {
         let mut routes = Vec::new();
         for (path, endpoints) in &self.resources {
-            routes.extend(endpoints.iter().map(|e| (e.method.to_string(), path.clone())));
+            let rest = endpoints.iter().filter(|e| e.action.is_none());
+            routes.extend(rest.map(|e| (e.method.to_string(), path.clone())));
         }
         routes
     }
 
     #[cfg(test)]
     pub(crate) fn route_of(&self, method: &str, path: &str) -> ApiResult<(String, Params)> {
-        let (_, params) = self.lookup(method, path)?;
+        let (path, action) = match path.split_once("?action=") {
+            Some((path, action)) => (path, Some(action)),
+            None => (path, None),
+        };
+        let (_, params) = self.lookup(method, path, action)?;
         let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
         Ok((self.resources[*matched.value].0.clone(), params))
     }
@@ -154,6 +184,13 @@ impl Ctx {
     /// A path parameter, still percent-encoded. The table guarantees declared names exist.
     pub fn param(&self, name: &str) -> &str {
         self.params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+
+    /// A query parameter, decoded.
+    pub fn query(&self, name: &str) -> Option<String> {
+        let url = self.req.url().ok()?;
+        let value = url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+        value
     }
 
     pub fn header(&self, name: &str) -> Option<String> {

@@ -5,6 +5,7 @@
 //! - [`http`]: the machinery under it: matchit matching, the auth layer, the request context.
 //! - [`auth`]: bearer JWTs verified against the `AUTH_JWKS` key set.
 //! - [`uploads`] and [`objects`]: the handlers, one module per resource.
+//! - [`compat`]: the guide's `/{key}?action=` protocol, on the same table and state.
 //! - [`state`]: the `UploadState` Durable Object, one per upload, holding its parts and life cycle.
 //! - [`meta`]: health and the OpenAPI document.
 //! - [`error`]: how an `ApiError` becomes a problem+json response.
@@ -14,6 +15,7 @@
 //! with the CLI (`cli/`).
 
 pub mod auth;
+pub mod compat;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -113,7 +113,7 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 }
 
 /// The `{*key}` path parameter, percent-decoded, checked against the key rules and the token.
-fn object_key(cx: &Ctx, claims: &Claims) -> ApiResult<String> {
+pub(crate) fn object_key(cx: &Ctx, claims: &Claims) -> ApiResult<String> {
     let key = percent_decode_str(cx.param("key"))
         .decode_utf8()
         .map_err(|_| ApiError::InvalidKey { reason: "the key is not UTF-8".into() })?

@@ -5,7 +5,7 @@ use r2mpu_api::auth::Scope::{ObjectsDelete, ObjectsRead, UploadsWrite};
 use worker::Method::{Delete, Get, Head, Post, Put};
 
 use crate::http::Table;
-use crate::{meta, objects, uploads};
+use crate::{compat, meta, objects, uploads};
 
 pub fn table() -> Table {
     Table::new()
@@ -22,6 +22,13 @@ pub fn table() -> Table {
         .authenticated(Get, "/objects/{*key}", ObjectsRead, objects::get)
         .authenticated(Head, "/objects/{*key}", ObjectsRead, objects::head)
         .authenticated(Delete, "/objects/{*key}", ObjectsDelete, objects::delete)
+        // The guide's `/{key}?action=` protocol, for clients written against it (ACTION_PROTOCOL).
+        .action(Post, "/{*key}", "mpu-create", UploadsWrite, compat::create)
+        .action(Put, "/{*key}", "mpu-uploadpart", UploadsWrite, compat::upload_part)
+        .action(Post, "/{*key}", "mpu-complete", UploadsWrite, compat::complete)
+        .action(Delete, "/{*key}", "mpu-abort", UploadsWrite, compat::abort)
+        .action(Get, "/{*key}", "get", ObjectsRead, objects::get)
+        .action(Delete, "/{*key}", "delete", ObjectsDelete, objects::delete)
 }
 
 #[cfg(test)]
@@ -37,6 +44,8 @@ mod tests {
         assert_eq!(route("PUT", "/uploads/abc/parts/7"), Ok("/uploads/{uploadId}/parts/{partNumber}".into()));
         assert_eq!(route("GET", "/objects/a/b/c.bin"), Ok("/objects/{*key}".into()));
         assert_eq!(route("GET", "/objects"), Ok("/objects".into()));
+        assert_eq!(route("PUT", "/a/b.bin?action=mpu-uploadpart"), Ok("/{*key}".into()));
+        assert_eq!(route("GET", "/objects/a?action=get"), Ok("/objects/{*key}".into()), "REST paths win");
     }
 
     #[test]
@@ -49,6 +58,7 @@ mod tests {
     fn unknown_paths_are_404_and_wrong_methods_405_with_the_allowed_ones() {
         let table = table();
         assert_eq!(table.route_of("GET", "/nope").unwrap_err(), ApiError::NotFound);
+        assert_eq!(table.route_of("GET", "/nope?action=mpu-create").unwrap_err(), ApiError::NotFound);
         assert_eq!(table.route_of("GET", "/uploads/x/parts").unwrap_err(), ApiError::NotFound);
         assert_eq!(
             table.route_of("PATCH", "/uploads/abc").unwrap_err(),

@@ -25,11 +25,24 @@ const COMPLETE_WAIT: Duration = Duration::from_secs(30);
 /// After this long in `completing` the runner is presumed dead and the upload reopens.
 const COMPLETING_LEASE_MS: u64 = 120_000;
 
-/// Who asks: the token's subject and prefix. Every command but `Create` checks them.
+/// Who asks: the token's subject and prefix, and the key they name when their protocol names
+/// one (the guide's `/{key}?action=`). Every command but `Create` checks them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Caller {
     pub sub: String,
     pub prefix: Option<String>,
+    pub key: Option<String>,
+}
+
+impl Caller {
+    pub fn of(claims: &crate::auth::Claims) -> Caller {
+        Caller { sub: claims.sub.clone(), prefix: claims.prefix.clone(), key: None }
+    }
+
+    /// The same caller, naming the upload's key: another key means another upload (404).
+    pub fn naming(self, key: &str) -> Caller {
+        Caller { key: Some(key.to_string()), ..self }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -204,7 +217,7 @@ impl UploadState {
             return self.create(caller, upload_id, key, content_type, metadata, size, part_size, ttl_ms).await;
         }
         let row = self.row()?.ok_or(ApiError::UploadNotFound)?;
-        if row.owner != caller.sub {
+        if row.owner != caller.sub || caller.key.as_ref().is_some_and(|key| *key != row.key) {
             return Err(ApiError::UploadNotFound);
         }
         if let Some(prefix) = &caller.prefix {

@@ -1,23 +1,58 @@
 //! `/uploads`: creating, feeding, inspecting, completing and aborting multipart uploads.
-//! Each handler names its operation in `openapi.yaml`.
+//! Each REST handler names its operation in `openapi.yaml`; the functions under them are shared
+//! with the guide's `?action=` protocol (`compat.rs`).
 
 use r2mpu_api::layout::{parse_part_number, Layout};
-use r2mpu_api::types::{CompleteUpload, CreateUpload, Part};
-use worker::Data;
-use worker::Response;
+use r2mpu_api::types::{CompleteUpload, CompletedObject, CreateUpload, Part, PartRef};
+use worker::{Data, Response};
 
 use crate::auth::Claims;
-use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::http::{json, no_content, Ctx};
 use crate::state::{Caller, Command, Record, UploadHandle};
 
 /// `createUpload`: fixes the layout, starts the R2 multipart upload, answers with its state.
 pub async fn create(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let body: CreateUpload = cx.json().await?;
-    claims.check_key(&body.key)?;
     let layout = Layout::plan(body.size, body.part_size, cx.config.max_part_size)?;
+    let record = start(&cx, &claims, body, layout).await?;
+    let response = json(201, &record.upload)?;
+    let location = format!("/uploads/{}", record.upload.upload_id);
+    response.headers().set("location", &location).or_internal("location")?;
+    Ok(response)
+}
+
+/// `getUpload`: the state a client resumes from.
+pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let record = handle(&cx, cx.param("uploadId"), Caller::of(&claims))?.send(Command::Get).await?;
+    json(200, &record.upload)
+}
+
+/// `uploadPart`.
+pub async fn put_part(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let part_number = parse_part_number(cx.param("partNumber"))?;
+    let part = receive_part(&cx, cx.param("uploadId"), part_number, Caller::of(&claims)).await?;
+    json(200, &part)
+}
+
+/// `completeUpload`: idempotent; a repeat returns the same object.
+pub async fn complete(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let body: CompleteUpload = cx.json_or_default().await?;
+    let object = finish(&cx, cx.param("uploadId"), body.parts, Caller::of(&claims)).await?;
+    json(200, &object)
+}
+
+/// `abortUpload`: frees the parts; aborting twice is fine.
+pub async fn abort(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    cancel(&cx, cx.param("uploadId"), Caller::of(&claims)).await?;
+    no_content()
+}
+
+/// Starts an upload of `body.key` owned by the token's subject.
+pub async fn start(cx: &Ctx, claims: &Claims, body: CreateUpload, layout: Layout) -> ApiResult<Record> {
+    claims.check_key(&body.key)?;
     let upload_id = new_upload_id()?;
-    let record = handle(&cx, &upload_id, &claims)?
+    handle(cx, &upload_id, Caller::of(claims))?
         .send(Command::Create {
             upload_id: upload_id.clone(),
             key: body.key,
@@ -27,30 +62,21 @@ pub async fn create(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
             part_size: layout.part_size,
             ttl_ms: cx.config.upload_ttl_ms,
         })
-        .await?;
-    let response = json(201, &record.upload)?;
-    response.headers().set("location", &format!("/uploads/{upload_id}")).or_internal("location")?;
-    Ok(response)
+        .await
 }
 
-/// `getUpload`: the state a client resumes from.
-pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    let record = fetch(&cx, &claims).await?;
-    json(200, &record.upload)
-}
-
-/// `uploadPart`: streams the request body straight into R2's `uploadPart` (the bytes never
-/// enter wasm), then records the part. Re-sending a part replaces it.
-pub async fn put_part(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    let part_number = parse_part_number(cx.param("partNumber"))?;
+/// Streams the request body straight into R2's `uploadPart` (the bytes never enter wasm), then
+/// records the part. Re-sending a part replaces it.
+pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: Caller) -> ApiResult<Part> {
     if let Some(media) = cx.header("content-type") {
         let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if essence != "application/octet-stream" {
             return Err(ApiError::UnsupportedMediaType { accept: "application/octet-stream".into() });
         }
     }
-    let length = content_length(&cx)?;
-    let record = fetch(&cx, &claims).await?;
+    let length = content_length(cx)?;
+    let upload = handle(cx, upload_id, caller)?;
+    let record = upload.send(Command::Get).await?;
     record.ensure_open()?;
     record.layout().check_part(part_number, length)?;
 
@@ -58,51 +84,40 @@ pub async fn put_part(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         Some(stream) if length > 0 => Data::ReadableStream(stream),
         _ => Data::Bytes(Vec::new()),
     };
-    let multipart = bucket(&cx)?
+    let multipart = bucket(cx)?
         .resume_multipart_upload(record.upload.key.clone(), record.r2_upload_id.clone())
         .or_internal("R2 resumeMultipartUpload")?;
     let uploaded = match multipart.upload_part(part_number, body).await {
         Ok(uploaded) => uploaded,
         // The upload may have been completed or aborted while the bytes were in flight.
         Err(e) => {
-            fetch(&cx, &claims).await?.ensure_open()?;
-            return Err(crate::error::internal("R2 uploadPart", e));
+            upload.send(Command::Get).await?.ensure_open()?;
+            return Err(internal("R2 uploadPart", e));
         }
     };
     let part = Part { part_number, etag: uploaded.etag(), size: length };
-    handle(&cx, cx.param("uploadId"), &claims)?
-        .send(Command::RecordPart { part: part.clone(), ttl_ms: cx.config.upload_ttl_ms })
+    upload.send(Command::RecordPart { part: part.clone(), ttl_ms: cx.config.upload_ttl_ms }).await?;
+    Ok(part)
+}
+
+/// Completes the upload from the listed parts, or from all recorded ones.
+pub async fn finish(cx: &Ctx, upload_id: &str, parts: Option<Vec<PartRef>>, caller: Caller) -> ApiResult<CompletedObject> {
+    let record = handle(cx, upload_id, caller)?
+        .send(Command::Complete { parts, ttl_ms: cx.config.upload_ttl_ms })
         .await?;
-    json(200, &part)
+    record.upload.object.ok_or_else(|| internal("complete", "no object after complete"))
 }
 
-/// `completeUpload`: idempotent; a repeat returns the same object.
-pub async fn complete(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    let body: CompleteUpload = cx.json_or_default().await?;
-    let record = handle(&cx, cx.param("uploadId"), &claims)?
-        .send(Command::Complete { parts: body.parts, ttl_ms: cx.config.upload_ttl_ms })
-        .await?;
-    let object = record.upload.object.ok_or_else(|| crate::error::internal("complete", "no object after complete"))?;
-    json(200, &object)
+/// Aborts the upload and frees its parts.
+pub async fn cancel(cx: &Ctx, upload_id: &str, caller: Caller) -> ApiResult<()> {
+    handle(cx, upload_id, caller)?.send(Command::Abort { ttl_ms: cx.config.upload_ttl_ms }).await?;
+    Ok(())
 }
 
-/// `abortUpload`: frees the parts; aborting twice is fine.
-pub async fn abort(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    handle(&cx, cx.param("uploadId"), &claims)?
-        .send(Command::Abort { ttl_ms: cx.config.upload_ttl_ms })
-        .await?;
-    no_content()
-}
-
-async fn fetch(cx: &Ctx, claims: &Claims) -> ApiResult<Record> {
-    handle(cx, cx.param("uploadId"), claims)?.send(Command::Get).await
-}
-
-fn handle(cx: &Ctx, upload_id: &str, claims: &Claims) -> ApiResult<UploadHandle> {
+fn handle(cx: &Ctx, upload_id: &str, caller: Caller) -> ApiResult<UploadHandle> {
     if !is_upload_id(upload_id) {
         return Err(ApiError::UploadNotFound);
     }
-    let caller = Caller { sub: claims.sub.clone(), prefix: claims.prefix.clone() };
     UploadHandle::new(&cx.env, upload_id, caller)
 }
 

@@ -85,7 +85,9 @@ impl Layout {
     }
 
     /// Checks, before asking R2, that the received parts (sorted by number, with their sizes) make
-    /// a whole object, and returns its size.
+    /// a whole object, and returns its size. With a declared size every part must have its
+    /// exact length; without one, `part_size` is only a maximum and R2's own rule applies: all
+    /// parts but the last have one size, at least [`MIN_PART_SIZE`], and the last is no larger.
     pub fn check_complete(&self, parts: &[(u16, u64)]) -> Result<u64, ApiError> {
         let last = match self.part_count() {
             Some(count) => count,
@@ -96,9 +98,13 @@ impl Layout {
         if !missing.is_empty() {
             return Err(ApiError::PartsMissing { missing });
         }
-        for &(n, len) in parts {
-            if n < last && len != self.part_size {
-                return Err(ApiError::PartSizeMismatch { part_number: n, expected: self.part_size, actual: len });
+        if self.size.is_none() && last > 1 {
+            let uniform = parts[0].1;
+            for &(n, len) in parts {
+                let expected = uniform.max(MIN_PART_SIZE);
+                if (n < last && len != expected) || (n == last && len > uniform) {
+                    return Err(ApiError::PartSizeMismatch { part_number: n, expected, actual: len });
+                }
             }
         }
         Ok(parts.iter().map(|&(_, len)| len).sum())
@@ -181,9 +187,12 @@ mod tests {
             declared.check_complete(&[(1, P), (3, 7)]),
             Err(ApiError::PartsMissing { missing: vec![2] })
         );
-        let open = Layout { part_size: P, size: None };
-        assert_eq!(open.check_complete(&[(1, P), (2, 3)]), Ok(P + 3));
+        let open = Layout { part_size: 2 * P, size: None };
+        assert_eq!(open.check_complete(&[(1, P), (2, P), (3, 3)]), Ok(2 * P + 3), "parts may be smaller than partSize");
+        assert_eq!(open.check_complete(&[(1, 7)]), Ok(7), "a single part may be small");
         assert!(matches!(open.check_complete(&[(1, 3), (2, 3)]), Err(ApiError::PartSizeMismatch { part_number: 1, .. })));
+        assert!(matches!(open.check_complete(&[(1, P), (2, P + 1), (3, 3)]), Err(ApiError::PartSizeMismatch { part_number: 2, .. })));
+        assert!(matches!(open.check_complete(&[(1, P), (2, P + 1)]), Err(ApiError::PartSizeMismatch { part_number: 2, .. })));
         assert_eq!(open.check_complete(&[]), Err(ApiError::PartsMissing { missing: vec![1] }));
     }
 

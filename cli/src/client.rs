@@ -1,0 +1,415 @@
+//! HTTP to the Worker: the one place that knows the endpoint, the token, how routes are spelled,
+//! which failures are worth retrying and how long to wait before trying again.
+//!
+//! Every request goes through [`Client::with_retries`]: connection errors, 408, 429, 5xx and
+//! `upload_completing` are retried with exponential backoff and full jitter (or the server's
+//! `Retry-After`), up to `--retries` times; other 4xx answers come back at once as
+//! [`Error::Refused`] with the server's problem document.
+
+use std::thread;
+use std::time::Duration;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use r2mpu_api::types::{CompleteUpload, CompletedObject, CreateUpload, ObjectList, Upload};
+use r2mpu_api::Problem;
+use serde::de::DeserializeOwned;
+use ureq::http::Response;
+use ureq::typestate::{WithBody, WithoutBody};
+use ureq::{Agent, Body, RequestBuilder};
+
+use crate::error::{Error, Result};
+use crate::progress;
+
+/// How many times to retry and how long to wait in between.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// The ceiling of the first wait; it doubles with each retry.
+    pub base: Duration,
+    /// No wait is longer than this, whatever the doubling or `Retry-After` say.
+    pub cap: Duration,
+}
+
+impl RetryPolicy {
+    pub fn new(retries: u32) -> RetryPolicy {
+        RetryPolicy { retries, base: Duration::from_millis(500), cap: Duration::from_secs(60) }
+    }
+
+    /// The wait before retry number `retry` (0 for the first). The server's `Retry-After` wins
+    /// when given; otherwise "full jitter": uniform in `[0, min(cap, base * 2^retry))`, so that
+    /// many clients failing together do not come back together. `unit` is a random number in
+    /// `[0, 1)`.
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
+        if let Some(after) = retry_after {
+            return after.min(self.cap);
+        }
+        let ceiling = self.base.saturating_mul(1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX)).min(self.cap);
+        ceiling.mul_f64(unit.clamp(0.0, 1.0))
+    }
+}
+
+/// How a single attempt failed.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Worth trying again, after the server's `Retry-After` if it sent one.
+    Transient { reason: String, retry_after: Option<Duration> },
+    /// Trying again will not help.
+    Fatal(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(error: Error) -> Attempt {
+        Attempt::Fatal(error)
+    }
+}
+
+/// Whether a status means "try again later" rather than "you asked for something wrong".
+pub fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429) || (500..=599).contains(&status)
+}
+
+/// Whether a transport failure might go away by itself.
+fn retryable_transport(error: &ureq::Error) -> bool {
+    use ureq::Error::*;
+    matches!(error, Io(_) | Timeout(_) | HostNotFound | ConnectionFailed | Protocol(_) | BodyStalled)
+}
+
+/// The Worker's base URL, the bearer token and a pool of connections.
+pub struct Client {
+    agent: Agent,
+    endpoint: String,
+    token: Option<String>,
+    pub retry: RetryPolicy,
+}
+
+impl Client {
+    /// `connections` is how many requests may be in flight at once (so idle ones are kept).
+    pub fn new(endpoint: &str, token: Option<String>, retry: RetryPolicy, connections: usize) -> Client {
+        let config = Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("r2mpu/", env!("CARGO_PKG_VERSION")))
+            .timeout_connect(Some(Duration::from_secs(10)))
+            // No total limit (a part may take minutes on a slow link), but a connection that
+            // stops moving for two minutes is dead.
+            .timeout_per_read(Some(Duration::from_secs(120)))
+            .timeout_per_write(Some(Duration::from_secs(120)))
+            .max_idle_connections_per_host(connections.max(1))
+            .build();
+        Client { agent: config.into(), endpoint: endpoint.trim_end_matches('/').to_owned(), token, retry }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.endpoint)
+    }
+
+    fn authorize<B>(&self, request: RequestBuilder<B>) -> RequestBuilder<B> {
+        match &self.token {
+            Some(token) => request.header("Authorization", format!("Bearer {token}")),
+            None => request,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder<WithoutBody> {
+        self.authorize(self.agent.get(self.url(path)))
+    }
+
+    pub fn head(&self, path: &str) -> RequestBuilder<WithoutBody> {
+        self.authorize(self.agent.head(self.url(path)))
+    }
+
+    pub fn delete(&self, path: &str) -> RequestBuilder<WithoutBody> {
+        self.authorize(self.agent.delete(self.url(path)))
+    }
+
+    pub fn post(&self, path: &str) -> RequestBuilder<WithBody> {
+        self.authorize(self.agent.post(self.url(path)))
+    }
+
+    pub fn put(&self, path: &str) -> RequestBuilder<WithBody> {
+        self.authorize(self.agent.put(self.url(path)))
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retries run out.
+    pub fn with_retries<T>(&self, what: &str, mut attempt: impl FnMut() -> Result<T, Attempt>) -> Result<T> {
+        let mut retry = 0;
+        loop {
+            match attempt() {
+                Ok(value) => return Ok(value),
+                Err(Attempt::Fatal(error)) => return Err(error),
+                Err(Attempt::Transient { reason, retry_after }) => {
+                    if retry >= self.retry.retries {
+                        let tries = if retry == 0 { "1 attempt".into() } else { format!("{} attempts", retry + 1) };
+                        return Err(Error::Unavailable(format!("{what}: {reason} (gave up after {tries})")));
+                    }
+                    let wait = self.retry.delay(retry, retry_after, random_unit());
+                    progress::note(format!("{what}: {reason}; retrying in {:.1}s", wait.as_secs_f64()));
+                    thread::sleep(wait);
+                    retry += 1;
+                }
+            }
+        }
+    }
+
+    /// `POST /uploads`.
+    pub fn create_upload(&self, body: &CreateUpload) -> Result<Upload> {
+        let json = serde_json::to_vec(body).expect("CreateUpload serializes");
+        self.with_retries("create upload", || {
+            let response = self.post("/uploads").header("Content-Type", "application/json").send(&json[..]);
+            read_json(check("create upload", response)?)
+        })
+    }
+
+    /// `GET /uploads/{uploadId}`.
+    pub fn get_upload(&self, upload_id: &str) -> Result<Upload> {
+        let what = format!("get upload {upload_id}");
+        self.with_retries(&what, || read_json(check(&what, self.get(&upload_path(upload_id)).call())?))
+    }
+
+    /// `POST /uploads/{uploadId}/complete`. Repeating it is harmless: a completed upload answers
+    /// with the same object.
+    pub fn complete_upload(&self, upload_id: &str, body: &CompleteUpload) -> Result<CompletedObject> {
+        let json = serde_json::to_vec(body).expect("CompleteUpload serializes");
+        let path = format!("{}/complete", upload_path(upload_id));
+        self.with_retries("complete upload", || {
+            let response = self.post(&path).header("Content-Type", "application/json").send(&json[..]);
+            read_json(check("complete upload", response)?)
+        })
+    }
+
+    /// `DELETE /uploads/{uploadId}`.
+    pub fn abort_upload(&self, upload_id: &str) -> Result<()> {
+        let what = format!("abort upload {upload_id}");
+        self.with_retries(&what, || check(&what, self.delete(&upload_path(upload_id)).call()).map(drop))
+    }
+
+    /// `HEAD /objects/{key}`: the object's size and (unquoted) ETag.
+    pub fn head_object(&self, key: &str) -> Result<(u64, String)> {
+        let what = format!("head {key}");
+        let response = self.with_retries(&what, || check(&what, self.head(&object_path(key)).call()))?;
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let size = header("content-length").and_then(|v| v.parse().ok());
+        let etag = header("etag").map(|v| crate::etag::unquote(v).to_owned());
+        match (size, etag) {
+            (Some(size), Some(etag)) => Ok((size, etag)),
+            _ => Err(Error::Unavailable(format!("{what}: the answer lacks Content-Length or ETag"))),
+        }
+    }
+
+    /// `DELETE /objects/{key}`.
+    pub fn delete_object(&self, key: &str) -> Result<()> {
+        let what = format!("delete {key}");
+        self.with_retries(&what, || check(&what, self.delete(&object_path(key)).call()).map(drop))
+    }
+
+    /// `GET /objects`: one page.
+    pub fn list_objects(&self, prefix: &str, cursor: Option<&str>) -> Result<ObjectList> {
+        self.with_retries("list objects", || {
+            let mut request = self.get("/objects").query("prefix", prefix);
+            if let Some(cursor) = cursor {
+                request = request.query("cursor", cursor);
+            }
+            read_json(check("list objects", request.call())?)
+        })
+    }
+}
+
+/// Characters kept as they are in a path segment: RFC 3986 unreserved.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `/objects/{key}` with each `/`-separated segment percent-encoded and `/` kept.
+pub fn object_path(key: &str) -> String {
+    let segments: Vec<String> = key.split('/').map(|s| utf8_percent_encode(s, SEGMENT).to_string()).collect();
+    format!("/objects/{}", segments.join("/"))
+}
+
+pub fn upload_path(upload_id: &str) -> String {
+    format!("/uploads/{}", utf8_percent_encode(upload_id, SEGMENT))
+}
+
+pub fn part_path(upload_id: &str, part_number: u16) -> String {
+    format!("{}/parts/{part_number}", upload_path(upload_id))
+}
+
+/// Sorts out what came back from one attempt: a 2xx (or 304) passes; anything else becomes a
+/// transient or fatal [`Attempt`] failure with the server's problem document read from its body.
+pub fn check(what: &str, result: Result<Response<Body>, ureq::Error>) -> Result<Response<Body>, Attempt> {
+    let mut response = match result {
+        Ok(response) => response,
+        Err(error) if retryable_transport(&error) => {
+            return Err(Attempt::Transient { reason: error.to_string(), retry_after: None })
+        }
+        Err(ureq::Error::BadUri(uri)) => return Err(Error::Usage(format!("the endpoint gives a bad URL: {uri}")).into()),
+        Err(error) => return Err(Error::Unavailable(format!("{what}: {error}")).into()),
+    };
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) || status == 304 {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.body_mut().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
+    let problem = serde_json::from_str::<Problem>(&body).ok().map(Box::new);
+    let transient = retryable_status(status) || problem.as_ref().is_some_and(|p| p.error.is_retryable());
+    if transient {
+        let reason = match &problem {
+            Some(p) => format!("{status} {}", p.error.code()),
+            None => format!("HTTP {status}"),
+        };
+        return Err(Attempt::Transient { reason, retry_after });
+    }
+    if (400..500).contains(&status) {
+        return Err(Error::Refused { what: what.to_owned(), status, problem }.into());
+    }
+    Err(Error::Unavailable(format!("{what}: unexpected HTTP {status}")).into())
+}
+
+/// Reads a JSON success body. A body cut short is worth retrying; one that is not the JSON the
+/// contract promises is not.
+pub fn read_json<T: DeserializeOwned>(mut response: Response<Body>) -> Result<T, Attempt> {
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| Attempt::Transient { reason: format!("reading the answer: {e}"), retry_after: None })?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Unavailable(format!("the server's answer is not what the API promises ({e}): {text:.200}")).into())
+}
+
+/// A random number in `[0, 1)` for jitter.
+fn random_unit() -> f64 {
+    let bits = getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15);
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_timeouts_throttling_and_server_errors_are_retried() {
+        for status in [408, 429, 500, 502, 503, 504, 599] {
+            assert!(retryable_status(status), "{status}");
+        }
+        for status in [200, 304, 400, 401, 403, 404, 409, 411, 413, 415, 416] {
+            assert!(!retryable_status(status), "{status}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_under_a_cap_and_jitters_down_to_zero() {
+        let policy = RetryPolicy { retries: 5, base: Duration::from_millis(500), cap: Duration::from_secs(10) };
+        assert_eq!(policy.delay(0, None, 0.0), Duration::ZERO);
+        assert_eq!(policy.delay(0, None, 0.5), Duration::from_millis(250));
+        assert!(policy.delay(0, None, 0.999_999) < Duration::from_millis(500));
+        assert!(policy.delay(3, None, 0.999_999) < Duration::from_secs(4));
+        assert!(policy.delay(3, None, 0.999_999) > Duration::from_millis(3_990));
+        assert_eq!(policy.delay(5, None, 1.0), Duration::from_secs(10));
+        assert_eq!(policy.delay(200, None, 1.0), Duration::from_secs(10));
+        for retry in 0..40 {
+            for unit in [0.0, 0.3, 0.7, 0.999] {
+                assert!(policy.delay(retry, None, unit) <= policy.cap);
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_wins_over_backoff_but_not_over_the_cap() {
+        let policy = RetryPolicy { retries: 5, base: Duration::from_millis(500), cap: Duration::from_secs(10) };
+        assert_eq!(policy.delay(0, Some(Duration::from_secs(3)), 0.0), Duration::from_secs(3));
+        assert_eq!(policy.delay(4, Some(Duration::from_secs(300)), 0.5), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn jitter_is_in_the_unit_interval() {
+        for _ in 0..1000 {
+            let unit = random_unit();
+            assert!((0.0..1.0).contains(&unit));
+        }
+    }
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Result<Response<Body>, ureq::Error> {
+        let mut builder = Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        Ok(builder.body(Body::builder().data(body)).unwrap())
+    }
+
+    fn problem(error: r2mpu_api::ApiError) -> String {
+        serde_json::to_string(&Problem::from(error)).unwrap()
+    }
+
+    #[test]
+    fn successes_pass_and_server_trouble_is_transient_with_its_retry_after() {
+        assert!(check("x", response(200, &[], "{}")).is_ok());
+        assert!(check("x", response(206, &[], "")).is_ok());
+        let busy = check("x", response(503, &[("Retry-After", "3")], ""));
+        assert!(matches!(busy, Err(Attempt::Transient { retry_after: Some(d), .. }) if d == Duration::from_secs(3)));
+        let internal = check("x", response(500, &[], &problem(r2mpu_api::ApiError::Internal)));
+        assert!(matches!(internal, Err(Attempt::Transient { reason, retry_after: None }) if reason == "500 internal"));
+        assert!(matches!(check("x", response(429, &[], "")), Err(Attempt::Transient { .. })));
+    }
+
+    #[test]
+    fn a_completing_upload_is_the_one_4xx_worth_waiting_for() {
+        let body = problem(r2mpu_api::ApiError::UploadCompleting);
+        let completing = check("x", response(409, &[("Retry-After", "1")], &body));
+        assert!(matches!(completing, Err(Attempt::Transient { retry_after: Some(_), .. })));
+        let body = problem(r2mpu_api::ApiError::UploadCompleted);
+        assert!(matches!(check("x", response(409, &[], &body)), Err(Attempt::Fatal(Error::Refused { status: 409, .. }))));
+    }
+
+    #[test]
+    fn client_errors_are_refused_at_once_with_the_problem_parsed() {
+        let body = problem(r2mpu_api::ApiError::UploadNotFound);
+        match check("get upload u", response(404, &[], &body)) {
+            Err(Attempt::Fatal(error)) => {
+                assert_eq!(error.problem(), Some(&r2mpu_api::ApiError::UploadNotFound));
+                assert_eq!(error.to_string(), "get upload u: refused with 404 upload_not_found: no such upload");
+            }
+            other => panic!("{other:?}"),
+        }
+        match check("head k", response(404, &[], "")) {
+            Err(Attempt::Fatal(Error::Refused { problem: None, .. })) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_client_that_gives_up_reports_every_attempt() {
+        let mut client = Client::new("http://127.0.0.1:1/", None, RetryPolicy::new(2), 1);
+        client.retry.base = Duration::from_millis(1);
+        assert_eq!(client.endpoint(), "http://127.0.0.1:1");
+        let mut attempts = 0;
+        let result: Result<()> = client.with_retries("thing", || {
+            attempts += 1;
+            Err(Attempt::Transient { reason: "flaky".into(), retry_after: None })
+        });
+        assert_eq!(attempts, 3);
+        assert_eq!(result.unwrap_err().to_string(), "thing: flaky (gave up after 3 attempts)");
+        let mut attempts = 0;
+        let result: Result<()> = client.with_retries("thing", || {
+            attempts += 1;
+            Err(Error::Usage("no".into()).into())
+        });
+        assert_eq!(attempts, 1);
+        assert!(matches!(result, Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn keys_are_encoded_segment_by_segment() {
+        assert_eq!(object_path("a/b.bin"), "/objects/a/b.bin");
+        assert_eq!(object_path("dir/with space/ü?#%.txt"), "/objects/dir/with%20space/%C3%BC%3F%23%25.txt");
+        assert_eq!(object_path("dir/"), "/objects/dir/");
+        assert_eq!(part_path("u 1", 7), "/uploads/u%201/parts/7");
+    }
+}

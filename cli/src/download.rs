@@ -1,0 +1,373 @@
+//! `r2mpu download`: parallel ranged GETs written in place into a preallocated file, resumable
+//! through a sidecar record, and checked against the object's ETag.
+//!
+//! Ranges are cut at the object's part boundaries when they can be known, so each range's MD5,
+//! computed while it is written, is the MD5 of one part and the multipart ETag can be recomputed
+//! without reading the file again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+
+use md5::{Digest as _, Md5};
+use r2mpu_api::layout::{default_part_size, Layout, MAX_PARTS};
+
+use crate::client::{check, object_path, Attempt, Client};
+use crate::error::{Error, Result};
+use crate::etag::{self, Digest, Etag};
+use crate::fileio::{md5_range, write_all_at, BUFFER};
+use crate::progress::{note, Progress};
+use crate::resume::{DownloadRecord, Journal};
+use crate::upload::part_len;
+
+pub struct DownloadArgs {
+    pub key: String,
+    pub file: Option<PathBuf>,
+    pub part_size: Option<u64>,
+    pub concurrency: usize,
+    pub force: bool,
+    pub quiet: bool,
+}
+
+/// What came down and how far it could be checked.
+pub struct Downloaded {
+    pub path: PathBuf,
+    pub size: u64,
+    pub etag: String,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The recomputed ETag matches; says how it was computed.
+    Verified(String),
+    /// Nothing contradicts the bytes, but the ETag could not be recomputed; says why.
+    NotVerified(String),
+}
+
+pub fn download(client: &Client, args: &DownloadArgs) -> Result<Downloaded> {
+    let (size, etag) = client.head_object(&args.key)?;
+    let path = match &args.file {
+        Some(file) => file.clone(),
+        None => default_file_name(&args.key)?,
+    };
+    let range_size = range_size(size, &etag, args.part_size)?;
+    let layout = Layout { part_size: range_size, size: Some(size) };
+    let count = layout.part_count().expect("the size is known");
+    let wanted = DownloadRecord {
+        endpoint: client.endpoint().to_owned(),
+        key: args.key.clone(),
+        size,
+        etag: etag.clone(),
+        range_size,
+    };
+
+    let (mut journal, file) = open_or_resume(&path, wanted, args)?;
+    let todo: Vec<u16> = (1..=count).filter(|&n| size > 0 && !journal.done.contains_key(&u32::from(n))).collect();
+    if !journal.done.is_empty() && !args.quiet {
+        note(format!("resumed: {} of {count} ranges already downloaded", journal.done.len()));
+    }
+    let already = size - todo.iter().map(|&n| part_len(&layout, n)).sum::<u64>();
+    let progress = Progress::start("download", "ranges", size, already, args.quiet);
+    let fetching = Fetching { client, file: &file, layout, key: &args.key, etag: &etag, progress: &progress };
+    fetching.run(&todo, args.concurrency, &mut journal)?;
+    progress.finish();
+    file.sync_all().map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+
+    let md5s: Vec<Digest> = match size {
+        0 => vec![etag::md5(b"")],
+        _ => (1..=u32::from(count)).map(|n| journal.done[&n]).collect(),
+    };
+    // Whatever the verdict, these ranges are done with; a rerun after a mismatch starts afresh.
+    journal.remove()?;
+    let verdict = verify(&etag, &md5s, range_size, args.part_size.is_some(), &file)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    match verdict {
+        Ok(verdict) => Ok(Downloaded { path, size, etag, verdict }),
+        Err(mismatch) => Err(Error::Integrity(format!("{}: {mismatch}", path.display()))),
+    }
+}
+
+/// The range size: `--part-size`, else the part size the ETag implies, else the uploader's
+/// default (the ETag will then not be checkable, but the download is as fast).
+fn range_size(size: u64, etag: &str, part_size: Option<u64>) -> Result<u64> {
+    let range_size = match (part_size, Etag::parse(etag)) {
+        (Some(part_size), _) => part_size,
+        (None, Etag::Multipart { parts }) => etag::guess_part_size(size, parts).unwrap_or(default_part_size(Some(size))),
+        (None, _) => default_part_size(Some(size)),
+    };
+    if range_size == 0 || size.div_ceil(range_size) > u64::from(MAX_PARTS) {
+        return Err(Error::Usage(format!(
+            "--part-size {range_size} cuts this {size}-byte object into more than {MAX_PARTS} ranges"
+        )));
+    }
+    Ok(range_size)
+}
+
+/// Resumes from the sidecar when it describes this object and the file is still there;
+/// otherwise starts a new sidecar and an empty file of the object's size.
+fn open_or_resume(path: &Path, wanted: DownloadRecord, args: &DownloadArgs) -> Result<(Journal<DownloadRecord>, File)> {
+    let sidecar = DownloadRecord::location(path);
+    let size = wanted.size;
+    let failed = |e| Error::io(format!("writing {}", path.display()), e);
+    let previous = Journal::<DownloadRecord>::open(&sidecar)?;
+    if let Some(journal) = previous {
+        let on_disk = fs::metadata(path).map(|m| m.len()).ok();
+        let stale = match journal.header.stale_because(&wanted) {
+            Some(reason) => Some(reason),
+            None if on_disk != Some(size) => Some("the partial file is missing or has the wrong size".into()),
+            None => None,
+        };
+        match stale {
+            None => {
+                let file = OpenOptions::new().write(true).read(true).open(path).map_err(failed)?;
+                return Ok((journal, file));
+            }
+            Some(reason) if !args.quiet => note(format!("starting over, not resuming the download: {reason}")),
+            Some(_) => {}
+        }
+    } else if path.exists() && !args.force {
+        return Err(Error::Usage(format!("{} exists; pass --force to overwrite it", path.display())));
+    }
+    let journal = Journal::create(&sidecar, wanted)?;
+    let file = OpenOptions::new().write(true).read(true).create(true).truncate(true).open(path).map_err(failed)?;
+    file.set_len(size).map_err(failed)?;
+    Ok((journal, file))
+}
+
+/// Checks the downloaded bytes against the ETag. The outer error is a local read failure; the
+/// inner one says how the bytes and the ETag disagree.
+fn verify(
+    etag: &str,
+    range_md5s: &[Digest],
+    range_size: u64,
+    part_size_given: bool,
+    file: &File,
+) -> std::io::Result<Result<Verdict, String>> {
+    Ok(match Etag::parse(etag) {
+        Etag::Multipart { parts } => check_multipart(etag, parts, range_md5s, range_size, part_size_given),
+        Etag::Plain(expected) => {
+            let got = md5_range(file, 0, file.metadata()?.len())?;
+            match got == expected {
+                true => Ok(Verdict::Verified("the MD5 matches the ETag".into())),
+                false => Err(format!("the MD5 {} of the downloaded bytes differs from the ETag {etag}", etag::hex(&got))),
+            }
+        }
+        Etag::Opaque => Ok(Verdict::NotVerified(format!("the ETag {etag} is not an MD5 we can recompute"))),
+    })
+}
+
+/// A multipart ETag can only be recomputed with the part size the object was uploaded with.
+/// A mismatch fails only when the user named that part size; a guessed one may simply be wrong.
+pub fn check_multipart(
+    etag: &str,
+    parts: u16,
+    range_md5s: &[Digest],
+    range_size: u64,
+    part_size_given: bool,
+) -> Result<Verdict, String> {
+    if range_md5s.len() != usize::from(parts) {
+        return Ok(Verdict::NotVerified(format!(
+            "the ETag says {parts} parts but {range_size}-byte parts make {}; pass the --part-size it was uploaded with",
+            range_md5s.len()
+        )));
+    }
+    let got = etag::multipart_etag(range_md5s);
+    if got == etag {
+        Ok(Verdict::Verified(format!("the multipart ETag matches ({parts} parts of {range_size} bytes)")))
+    } else if part_size_given {
+        Err(format!("the bytes make the ETag {got} with {range_size}-byte parts, not {etag}"))
+    } else {
+        Ok(Verdict::NotVerified(format!(
+            "the ETag does not match with a guessed part size of {range_size} bytes; pass --part-size to check"
+        )))
+    }
+}
+
+/// The last segment of the key, when it makes a sensible file name.
+fn default_file_name(key: &str) -> Result<PathBuf> {
+    match key.rsplit('/').next() {
+        Some(name) if !name.is_empty() && name != "." && name != ".." => Ok(PathBuf::from(name)),
+        _ => Err(Error::Usage(format!("`{key}` does not end in a file name; give FILE"))),
+    }
+}
+
+/// What every fetching thread shares.
+struct Fetching<'a> {
+    client: &'a Client,
+    file: &'a File,
+    layout: Layout,
+    key: &'a str,
+    /// The ETag from HEAD; every range must come from the same object.
+    etag: &'a str,
+    progress: &'a Progress,
+}
+
+impl Fetching<'_> {
+    /// Fetches `todo` with `concurrency` threads, journaling each finished range from this thread.
+    fn run(&self, todo: &[u16], concurrency: usize, journal: &mut Journal<DownloadRecord>) -> Result<()> {
+        let count = usize::from(self.layout.part_count().unwrap_or(0));
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let (sender, finished) = mpsc::channel::<(u16, Result<Digest>)>();
+        thread::scope(|scope| {
+            for _ in 0..concurrency.clamp(1, todo.len().max(1)) {
+                let sender = sender.clone();
+                let (next, stop) = (&next, &stop);
+                scope.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(&n) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                        if sender.send((n, self.fetch_range(n))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(sender);
+            let mut first_error = None;
+            let mut done = count - todo.len();
+            for (n, result) in finished {
+                match result.and_then(|md5| journal.record(u32::from(n), md5)) {
+                    Ok(()) => {
+                        done += 1;
+                        self.progress.piece_done(done, count);
+                    }
+                    Err(error) => {
+                        stop.store(true, Ordering::Relaxed);
+                        first_error.get_or_insert(error);
+                    }
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+    }
+
+    /// `GET /objects/{key}` with `Range`, written at its offset; returns the range's MD5.
+    fn fetch_range(&self, n: u16) -> Result<Digest> {
+        let (start, end) = self.layout.part_range(n);
+        let what = format!("GET range {n} (bytes {start}-{})", end - 1);
+        let path = object_path(self.key);
+        self.client.with_retries(&what, || {
+            let request = self.client.get(&path).header("Range", format!("bytes={start}-{}", end - 1));
+            let mut response = check(&what, request.call())?;
+            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            if let Some(now) = header("etag") {
+                if etag::unquote(&now) != self.etag {
+                    return Err(Error::Integrity(format!(
+                        "{}: the object changed during the download (ETag {} is now {}); run the command again",
+                        self.key,
+                        self.etag,
+                        etag::unquote(&now)
+                    ))
+                    .into());
+                }
+            }
+            let whole = start == 0 && Some(end) == self.layout.size;
+            let content_range = header("content-range");
+            let range_ok = match response.status().as_u16() {
+                206 => content_range.as_deref().is_some_and(|r| fits(r, start, end)),
+                200 => whole,
+                _ => false,
+            };
+            if !range_ok {
+                return Err(Error::Unavailable(format!(
+                    "{what}: the server answered {} with Content-Range {content_range:?}",
+                    response.status()
+                ))
+                .into());
+            }
+            let mut reader = response.body_mut().as_reader();
+            let (mut offset, mut md5, mut buf) = (start, Md5::new(), vec![0u8; BUFFER]);
+            let take_back = |offset: u64| self.progress.take_back(offset - start);
+            while offset < end {
+                let want = buf.len().min(usize::try_from(end - offset).unwrap_or(usize::MAX));
+                let n = match reader.read(&mut buf[..want]) {
+                    Ok(0) => {
+                        take_back(offset);
+                        let reason = format!("the body ended after {} of {} bytes", offset - start, end - start);
+                        return Err(Attempt::Transient { reason, retry_after: None });
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        take_back(offset);
+                        return Err(Attempt::Transient { reason: format!("reading the body: {e}"), retry_after: None });
+                    }
+                };
+                if let Err(e) = write_all_at(self.file, &buf[..n], offset) {
+                    take_back(offset);
+                    return Err(Error::io("writing the downloaded file", e).into());
+                }
+                md5.update(&buf[..n]);
+                offset += n as u64;
+                self.progress.add(n as u64);
+            }
+            Ok(md5.finalize().into())
+        })
+    }
+}
+
+/// Whether a `Content-Range` header says `bytes start-(end-1)/…`.
+fn fits(content_range: &str, start: u64, end: u64) -> bool {
+    let expected = format!("bytes {start}-{}/", end - 1);
+    content_range.trim().starts_with(&expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn ranges_follow_the_part_size_the_etag_implies() {
+        let multipart = "6805d11194c542d5bd8c0e56d87973cb-4";
+        assert_eq!(range_size(15 * MIB + 17, multipart, None).unwrap(), 5 * MIB);
+        assert_eq!(range_size(15 * MIB + 17, multipart, Some(8 * MIB)).unwrap(), 8 * MIB);
+        assert_eq!(range_size(100 * MIB, "d41d8cd98f00b204e9800998ecf8427e", None).unwrap(), 16 * MIB);
+        // 10 MiB in 3 parts has no whole-MiB part size: fall back to the default.
+        assert_eq!(range_size(10 * MIB, "6805d11194c542d5bd8c0e56d87973cb-3", None).unwrap(), 16 * MIB);
+        assert!(range_size(100 * MIB, multipart, Some(1)).is_err());
+        assert!(range_size(100 * MIB, multipart, Some(0)).is_err());
+    }
+
+    #[test]
+    fn a_multipart_mismatch_fails_only_when_the_part_size_was_given() {
+        let md5s = [etag::md5(b"hello "), etag::md5(b"world")];
+        let right = "e09e4fd6265b36115fe3db32df945d84-2";
+        let wrong = "00000000000000000000000000000000-2";
+        assert!(matches!(check_multipart(right, 2, &md5s, 6, false), Ok(Verdict::Verified(_))));
+        assert!(matches!(check_multipart(wrong, 2, &md5s, 6, false), Ok(Verdict::NotVerified(_))));
+        assert!(check_multipart(wrong, 2, &md5s, 6, true).is_err());
+        assert!(matches!(check_multipart(right, 3, &md5s, 6, true), Ok(Verdict::NotVerified(_))));
+    }
+
+    #[test]
+    fn a_plain_etag_is_checked_against_the_whole_file() {
+        use std::io::Write;
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"hello world").unwrap();
+        let right = etag::hex(&etag::md5(b"hello world"));
+        assert!(matches!(verify(&right, &[], 16 * MIB, false, &file).unwrap(), Ok(Verdict::Verified(_))));
+        let wrong = etag::hex(&etag::md5(b"hello"));
+        assert!(verify(&wrong, &[], 16 * MIB, false, &file).unwrap().is_err());
+        assert!(matches!(verify("opaque", &[], 16 * MIB, false, &file).unwrap(), Ok(Verdict::NotVerified(_))));
+    }
+
+    #[test]
+    fn content_ranges_must_be_the_range_asked_for() {
+        assert!(fits("bytes 0-5242879/15728657", 0, 5 * MIB));
+        assert!(!fits("bytes 0-5242878/15728657", 0, 5 * MIB));
+        assert!(!fits("bytes 1-5242879/15728657", 0, 5 * MIB));
+    }
+
+    #[test]
+    fn the_default_file_name_is_the_last_key_segment() {
+        assert_eq!(default_file_name("a/b/c.bin").unwrap(), PathBuf::from("c.bin"));
+        assert_eq!(default_file_name("c.bin").unwrap(), PathBuf::from("c.bin"));
+        assert!(default_file_name("a/b/").is_err());
+    }
+}

@@ -1,0 +1,295 @@
+//! `r2mpu`: resumable, verified multipart uploads into R2 through the r2mpu Worker, and the
+//! downloads, listings and development tokens that go with them.
+//!
+//! # Layout
+//!
+//! - `main.rs` (here): the command line (clap derive; the doc comments are `--help`) and the
+//!   one place errors become exit codes.
+//! - [`client`]: HTTP to the Worker: routes, bearer token, retries with backoff, problem parsing.
+//! - [`upload`] and [`download`]: the two transfers, each parallel, resumable and verified.
+//! - [`resume`]: the local journals that let a transfer continue after it was interrupted.
+//! - [`etag`]: R2's ETag arithmetic. [`fileio`]: positional, hashed file ranges.
+//! - [`manage`]: `status`, `abort`, `rm`, `ls`. [`token`]: `token` and `keygen`.
+//! - [`progress`]: bar or plain lines. [`units`]: `16MiB`, `12h`. [`error`]: the failure kinds.
+
+mod client;
+mod download;
+mod error;
+mod etag;
+mod fileio;
+mod manage;
+mod progress;
+mod resume;
+mod token;
+mod units;
+mod upload;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use r2mpu_api::auth::Scope;
+
+use crate::client::{Client, RetryPolicy};
+use crate::error::Error;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  usage: bad arguments or input files (including a FILE that exists without --force)
+  2  the server refused the request (4xx); its problem code and detail are printed
+  3  the network failed, or 408/429/5xx answers outlasted --retries
+  4  integrity: the bytes do not match their checksum (ETag or MD5)
+  5  local I/O: a file could not be read or written";
+
+/// Resumable, verified multipart uploads into Cloudflare R2 through the r2mpu Worker.
+#[derive(Debug, Parser)]
+#[command(name = "r2mpu", version, after_help = EXIT_CODES, max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+struct Connection {
+    /// Base URL of the r2mpu Worker.
+    #[arg(long, global = true, env = "R2MPU_ENDPOINT", default_value = "http://127.0.0.1:8787")]
+    endpoint: String,
+    /// Bearer token (a JWT; see `r2mpu token`). Prefer the environment variable: command lines
+    /// are visible to other users.
+    #[arg(long, global = true, env = "R2MPU_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// How many times to retry a request after a connection error, 408, 429 or 5xx, waiting
+    /// with exponential backoff and full jitter (or the server's Retry-After) in between. Other
+    /// 4xx answers are never retried.
+    #[arg(long, global = true, default_value_t = 5)]
+    retries: u32,
+    /// No progress output or informational notes on stderr; retries, warnings and errors are
+    /// still reported.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Upload FILE as KEY in parts, in parallel; resume an interrupted upload of it.
+    ///
+    /// Running the same command again continues where it stopped: a resume record (in
+    /// $R2MPU_STATE_DIR, else $XDG_STATE_HOME/r2mpu, else ~/.local/state/r2mpu; one per
+    /// endpoint, absolute path and key) holds the upload ID, the file's size and mtime, the part
+    /// size and the MD5 of every part sent. The rerun asks the server which parts it has and
+    /// sends only the others. The record is dropped, and the old upload aborted (best effort),
+    /// when the file's size or mtime changed, when --part-size differs, or when the server
+    /// says the upload is gone or aborted; the upload then starts over.
+    ///
+    /// Each part is hashed as it streams and R2's ETag is checked against those MD5s after
+    /// completion: a mismatch exits with 4. Prints the key, size and ETag.
+    #[command(after_long_help = EXIT_CODES)]
+    Upload {
+        /// The file to upload.
+        file: PathBuf,
+        /// The object key [default: the file's name].
+        key: Option<String>,
+        /// Bytes per part: 16MiB, 8M (binary units) or plain bytes; at least 5MiB. [default:
+        /// 16MiB, or the smallest whole MiB that fits the file in 10,000 parts]
+        #[arg(long, value_parser = units::parse_size)]
+        part_size: Option<u64>,
+        /// Parts sent at once. 4 saturates a local `wrangler dev` (workerd is CPU bound there,
+        /// so more does not help); over the internet more may.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+        /// Content-Type stored with the object.
+        #[arg(long)]
+        content_type: Option<String>,
+        /// Hash each part before sending it, so the server checks it on arrival (Content-MD5);
+        /// reads the file twice. Without it, Content-MD5 is sent only when a part is re-sent.
+        #[arg(long)]
+        verify_parts: bool,
+    },
+    /// Download KEY to FILE with parallel ranged GETs; resume an interrupted download of it.
+    ///
+    /// Finished ranges are recorded in FILE.r2mpu-download, which a rerun continues from (if
+    /// the object's ETag and size are unchanged) and which is removed on success. The result is
+    /// checked against the ETag: a plain MD5 ETag always; a multipart ETag (`…-N`) by
+    /// recomputing it with the part size the object was uploaded with. Without --part-size that
+    /// size is guessed (the uploader's default, or the smallest whole MiB giving N parts); if
+    /// the guess does not reproduce the ETag the result is reported as "not verified" rather
+    /// than failing. With --part-size a mismatch exits with 4.
+    #[command(after_long_help = EXIT_CODES)]
+    Download {
+        /// The object key.
+        key: String,
+        /// Where to write [default: the key's last segment, in the current directory].
+        file: Option<PathBuf>,
+        /// The part size the object was uploaded with (16MiB, 8M, bytes); also the range size.
+        #[arg(long, value_parser = units::parse_size)]
+        part_size: Option<u64>,
+        /// Ranges fetched at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+        /// Overwrite FILE if it exists (and is not a download being resumed).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show an upload's state on the server.
+    Status {
+        /// The upload ID (printed by `upload`).
+        upload_id: String,
+        /// Print the server's JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Abort an upload, discarding its parts, and forget its local resume record.
+    Abort {
+        /// The upload ID.
+        upload_id: String,
+    },
+    /// Delete an object (succeeds when it does not exist).
+    Rm {
+        /// The object key.
+        key: String,
+    },
+    /// List objects under PREFIX: size, uploaded, ETag and key, tab-separated.
+    Ls {
+        /// Only keys starting with this.
+        #[arg(default_value = "")]
+        prefix: String,
+    },
+    /// Mint a JWT from a private JWK Set, for development and tests. Prints the token.
+    ///
+    /// Claims: sub, scope, prefix (if given), iat, nbf, exp; the header carries the key's kid.
+    /// Signs with EdDSA for an OKP Ed25519 key, ES256 for an EC P-256 key, HS256 for an oct key.
+    Token {
+        /// The private JWK Set to sign with.
+        #[arg(long, env = "R2MPU_KEY", default_value = ".dev.key.json")]
+        key: PathBuf,
+        /// The subject: whose uploads these are.
+        #[arg(long, default_value = "dev")]
+        sub: String,
+        /// Scopes to grant, repeated or comma-separated. [default: all three]
+        #[arg(long, value_delimiter = ',', value_parser = ["uploads:write", "objects:read", "objects:delete"])]
+        scope: Vec<String>,
+        /// Restrict the token to keys starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Lifetime: seconds, or 90s, 30m, 12h, 7d.
+        #[arg(long, default_value = "1h", value_parser = units::parse_duration)]
+        ttl: std::time::Duration,
+        /// Sign with the key of this kid [default: the first private key in the file].
+        #[arg(long)]
+        kid: Option<String>,
+    },
+    /// Create an Ed25519 signing key with a random kid.
+    ///
+    /// Writes the private JWK Set to --out (mode 0600) and prints the public JWK Set on stdout,
+    /// ready for the Worker's AUTH_JWKS.
+    Keygen {
+        /// Where to write the private JWK Set.
+        #[arg(long, default_value = ".dev.key.json")]
+        out: PathBuf,
+        /// Replace --out if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("r2mpu: {error}");
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+fn exit_code(error: &Error) -> u8 {
+    match error {
+        Error::Usage(_) => 1,
+        Error::Refused { .. } => 2,
+        Error::Unavailable(_) => 3,
+        Error::Integrity(_) => 4,
+        Error::Io(_) => 5,
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let Connection { endpoint, token, retries, quiet } = cli.connection;
+    let client = |connections: u16| Client::new(&endpoint, token.clone(), RetryPolicy::new(retries), connections.into());
+    match cli.command {
+        Command::Upload { file, key, part_size, concurrency, content_type, verify_parts } => {
+            let args = upload::UploadArgs {
+                file,
+                key,
+                part_size,
+                concurrency: concurrency.into(),
+                content_type,
+                verify_parts,
+                quiet,
+            };
+            let object = upload::upload(&client(concurrency), &args)?;
+            println!("key: {}\nsize: {}\netag: {}", object.key, object.size, object.etag);
+        }
+        Command::Download { key, file, part_size, concurrency, force } => {
+            let args = download::DownloadArgs { key, file, part_size, concurrency: concurrency.into(), force, quiet };
+            let done = download::download(&client(concurrency), &args)?;
+            println!("file: {}\nsize: {}\netag: {}", done.path.display(), done.size, done.etag);
+            match done.verdict {
+                download::Verdict::Verified(how) => println!("verified: {how}"),
+                download::Verdict::NotVerified(why) => println!("not verified: {why}"),
+            }
+        }
+        Command::Status { upload_id, json } => manage::status(&client(1), &upload_id, json)?,
+        Command::Abort { upload_id } => manage::abort(&client(1), &upload_id)?,
+        Command::Rm { key } => manage::remove(&client(1), &key)?,
+        Command::Ls { prefix } => manage::list(&client(1), &prefix)?,
+        Command::Token { key, sub, scope, prefix, ttl, kid } => {
+            let scopes = match scope.is_empty() {
+                true => Scope::ALL.to_vec(),
+                false => Scope::parse_claim(&scope.join(" ")),
+            };
+            let grant = token::Grant { sub, scopes, prefix, ttl };
+            println!("{}", token::mint(&token::read_jwks(&key)?, kid.as_deref(), &grant)?);
+        }
+        Command::Keygen { out, force } => {
+            let set = token::keygen()?;
+            token::write_private(&out, &set, force)?;
+            if !quiet {
+                eprintln!("wrote the private key {} to {}", set.keys[0].kid.as_deref().unwrap_or(""), out.display());
+            }
+            println!("{}", serde_json::to_string(&set.public()).expect("a JWK Set serializes"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_and_scopes_parse_on_the_command_line() {
+        let cli = Cli::try_parse_from(["r2mpu", "upload", "f", "--part-size", "8M", "--concurrency", "2"]).unwrap();
+        assert!(matches!(cli.command, Command::Upload { part_size: Some(8_388_608), concurrency: 2, .. }));
+        let cli = Cli::try_parse_from(["r2mpu", "token", "--scope", "objects:read,uploads:write"]).unwrap();
+        assert!(matches!(cli.command, Command::Token { scope, .. } if scope.len() == 2));
+        assert!(Cli::try_parse_from(["r2mpu", "token", "--scope", "admin"]).is_err());
+        assert!(Cli::try_parse_from(["r2mpu", "upload", "f", "--concurrency", "0"]).is_err());
+    }
+}

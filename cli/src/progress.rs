@@ -1,0 +1,125 @@
+//! Progress of a transfer: an indicatif bar with rate and ETA when stderr is a terminal, a plain
+//! line per finished piece (at most one a second) when it is not (logs, CI), nothing with
+//! `--quiet`. Worker threads report bytes as they move; the coordinating thread reports pieces.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
+
+/// The bar on screen, if any, so that [`note`] can print above it instead of through it.
+static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Prints a line on stderr without tearing a progress bar.
+pub fn note(message: impl std::fmt::Display) {
+    match ACTIVE_BAR.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        Some(bar) => bar.println(message.to_string()),
+        None => eprintln!("{message}"),
+    }
+}
+
+pub struct Progress {
+    verb: &'static str,
+    /// What the pieces are called: parts, ranges.
+    pieces: &'static str,
+    total: u64,
+    /// Bytes done before this run (resumed), so the rate counts only what this run moved.
+    resumed: u64,
+    moved: AtomicU64,
+    started: Instant,
+    bar: Option<ProgressBar>,
+    /// When the last plain line was printed; `None` when plain lines are off.
+    last_line: Option<Mutex<Option<Instant>>>,
+}
+
+impl Progress {
+    /// Starts reporting a transfer of `total` bytes in `pieces`, of which `resumed` bytes were
+    /// moved by earlier runs.
+    pub fn start(verb: &'static str, pieces: &'static str, total: u64, resumed: u64, quiet: bool) -> Progress {
+        let terminal = !quiet && std::io::stderr().is_terminal();
+        let bar = terminal.then(|| {
+            let style = ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> ");
+            let bar = ProgressBar::new(total).with_style(style).with_prefix(verb).with_position(resumed);
+            bar.enable_steady_tick(Duration::from_millis(200));
+            *ACTIVE_BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+            bar
+        });
+        Progress {
+            verb,
+            pieces,
+            total,
+            resumed,
+            moved: AtomicU64::new(resumed),
+            started: Instant::now(),
+            bar,
+            last_line: (!quiet && !terminal).then(|| Mutex::new(None)),
+        }
+    }
+
+    /// Bytes sent or received (any thread).
+    pub fn add(&self, bytes: u64) {
+        self.moved.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc(bytes);
+        }
+    }
+
+    /// Bytes counted by an attempt that failed and will be moved again.
+    pub fn take_back(&self, bytes: u64) {
+        self.moved.fetch_sub(bytes, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.dec(bytes);
+        }
+    }
+
+    /// A piece finished: print a plain line if one is due.
+    pub fn piece_done(&self, done: usize, of: usize) {
+        let Some(last_line) = &self.last_line else { return };
+        let mut last_line = last_line.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last_line.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+        if due || done == of {
+            *last_line = Some(Instant::now());
+            eprintln!("{}", self.line(done, of));
+        }
+    }
+
+    fn line(&self, done: usize, of: usize) -> String {
+        let moved = self.moved.load(Ordering::Relaxed).min(self.total);
+        let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = (moved - self.resumed.min(moved)) as f64 / elapsed;
+        let percent = (moved * 100).checked_div(self.total).unwrap_or(100);
+        let mut line = format!(
+            "{}: {done}/{of} {}, {} of {} ({percent}%), {}/s",
+            self.verb,
+            self.pieces,
+            HumanBytes(moved),
+            HumanBytes(self.total),
+            HumanBytes(rate as u64)
+        );
+        if done < of && rate > 0.0 {
+            let eta = Duration::from_secs_f64((self.total - moved) as f64 / rate);
+            line.push_str(&format!(", ETA {}", HumanDuration(eta)));
+        }
+        line
+    }
+
+    /// Takes the bar off the screen.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+            *ACTIVE_BAR.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

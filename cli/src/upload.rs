@@ -1,0 +1,332 @@
+//! `r2mpu upload`: create (or resume) an upload, send the missing parts in parallel straight from
+//! the file, complete it, and check R2's ETag against the part MD5s computed while sending.
+//!
+//! `Content-MD5` travels in the headers, before the body, so it cannot come from the read that
+//! streams the body. Each part is therefore hashed as it streams; the server learns that hash
+//! on any re-send of the part, and the whole upload is checked at the end through R2's ETag,
+//! which is made of the MD5s of the bytes R2 actually received. `--verify-parts` hashes each
+//! part before sending it instead (the file is read twice) so the server checks every part on
+//! arrival.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, Metadata};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::UNIX_EPOCH;
+
+use r2mpu_api::key::check_key;
+use r2mpu_api::layout::{default_part_size, Layout};
+use r2mpu_api::types::{CompleteUpload, CompletedObject, CreateUpload, Part, PartRef, Upload, UploadStatus};
+use r2mpu_api::ApiError;
+use ureq::SendBody;
+
+use crate::client::{check, part_path, read_json, Attempt, Client};
+use crate::error::{Error, Result};
+use crate::etag::{self, Digest};
+use crate::fileio::{md5_range, RangeReader};
+use crate::progress::{note, Progress};
+use crate::resume::{state_dir, Journal, UploadRecord};
+
+pub struct UploadArgs {
+    pub file: PathBuf,
+    pub key: Option<String>,
+    pub part_size: Option<u64>,
+    pub concurrency: usize,
+    pub content_type: Option<String>,
+    pub verify_parts: bool,
+    pub quiet: bool,
+}
+
+/// Uploads `args.file`, continuing an earlier attempt when there is one, and returns the object.
+pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
+    let path = fs::canonicalize(&args.file).map_err(|e| Error::io(format!("reading {}", args.file.display()), e))?;
+    let file = File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let metadata = file.metadata().map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if !metadata.is_file() {
+        return Err(Error::Usage(format!("{} is not a regular file", path.display())));
+    }
+    let (size, mtime_ns) = (metadata.len(), modified_ns(&metadata, &path)?);
+    let key = match &args.key {
+        Some(key) => key.clone(),
+        None => file_name(&path)?,
+    };
+    check_key(&key).map_err(|reason| Error::Usage(format!("`{key}` cannot be a key: {reason}")))?;
+
+    let record_path = UploadRecord::location(&state_dir()?, client.endpoint(), &path, &key);
+    let wanted = UploadRecord {
+        endpoint: client.endpoint().to_owned(),
+        path: path.clone(),
+        key,
+        upload_id: String::new(),
+        size,
+        mtime_ns,
+        part_size: args.part_size.unwrap_or_else(|| default_part_size(Some(size))),
+    };
+    let (mut journal, upload, resumed) = start_or_resume(client, &record_path, wanted, args)?;
+    let id = upload.upload_id.clone();
+    let layout = Layout { part_size: upload.part_size, size: Some(size) };
+    let count = layout.part_count().expect("the size is declared");
+    if !args.quiet {
+        note(format!("upload {id}: {size} bytes in {count} parts of {} bytes", layout.part_size));
+    }
+
+    let object = match (upload.status, upload.object.clone()) {
+        (UploadStatus::Completed, Some(object)) => object,
+        _ => {
+            let known: Vec<u16> = journal.done.keys().filter_map(|&n| u16::try_from(n).ok()).collect();
+            let todo = missing_parts(&layout, &upload.parts, &known);
+            if resumed && !args.quiet {
+                note(format!("resumed: {} of {count} parts already on the server", usize::from(count) - todo.len()));
+            }
+            let mut etags: BTreeMap<u16, String> =
+                upload.parts.iter().map(|p| (p.part_number, p.etag.clone())).collect();
+            let already: u64 = (1..=count).filter(|n| !todo.contains(n)).map(|n| part_len(&layout, n)).sum();
+            let progress = Progress::start("upload", "parts", size, already, args.quiet);
+            let sending = Sending { client, file: &file, layout, upload_id: &id, verify: args.verify_parts, progress: &progress };
+            sending.run(&todo, args.concurrency, &mut journal, &mut etags)?;
+            progress.finish();
+            if !args.quiet {
+                note(format!("sent: {} parts", todo.len()));
+            }
+            let parts = etags.into_iter().map(|(part_number, etag)| PartRef { part_number, etag }).collect();
+            client.complete_upload(&id, &CompleteUpload { parts: Some(parts) })?
+        }
+    };
+
+    let md5s: Option<Vec<Digest>> = (1..=u32::from(count)).map(|n| journal.done.get(&n).copied()).collect();
+    let verdict = md5s.map(|md5s| etag::multipart_etag(&md5s));
+    journal.remove()?;
+    let unchanged = fs::metadata(&path).is_ok_and(|m| m.len() == size && modified_ns(&m, &path).ok() == Some(mtime_ns));
+    if !unchanged {
+        return Err(Error::Integrity(format!(
+            "{} changed while it was being uploaded; {} may mix old and new bytes: upload it again",
+            path.display(),
+            object.key
+        )));
+    }
+    match verdict {
+        Some(expected) if expected != etag::unquote(&object.etag) => Err(Error::Integrity(format!(
+            "{}: R2's ETag {} differs from {expected}, computed from the bytes sent; the object is corrupt",
+            object.key, object.etag
+        ))),
+        Some(_) => Ok(object),
+        None => {
+            note("not verified: the MD5s of some parts sent by an earlier run are unknown");
+            Ok(object)
+        }
+    }
+}
+
+/// Continues the upload in the record at `record_path` if it still fits the file and is alive
+/// on the server; otherwise aborts it (best effort) and creates a new one. Returns the record,
+/// the server's view of the upload, and whether it was resumed.
+fn start_or_resume(
+    client: &Client,
+    record_path: &Path,
+    wanted: UploadRecord,
+    args: &UploadArgs,
+) -> Result<(Journal<UploadRecord>, Upload, bool)> {
+    if let Some(journal) = Journal::<UploadRecord>::open(record_path)? {
+        let previous = &journal.header;
+        let id = previous.upload_id.clone();
+        let stale = previous.stale_because(wanted.size, wanted.mtime_ns, args.part_size);
+        let gone = match stale {
+            Some(reason) => Some(reason),
+            None => match client.get_upload(&id) {
+                Ok(upload) if upload.status == UploadStatus::Aborted => Some("it was aborted on the server".into()),
+                Ok(upload) if upload.part_size != previous.part_size || upload.size != Some(previous.size) => {
+                    Some("the server's layout differs from the record".into())
+                }
+                Ok(upload) => return Ok((journal, upload, true)),
+                Err(e) if matches!(e.problem(), Some(ApiError::UploadNotFound | ApiError::UploadAborted)) => {
+                    Some("it is gone from the server".into())
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        if let Some(reason) = gone {
+            if !args.quiet {
+                note(format!("starting over, not resuming upload {id}: {reason}"));
+            }
+            // Best effort: an upload left open is aborted by the server when it expires anyway.
+            let _ = client.abort_upload(&id);
+        }
+    }
+    let upload = client.create_upload(&CreateUpload {
+        key: wanted.key.clone(),
+        content_type: args.content_type.clone(),
+        metadata: None,
+        size: Some(wanted.size),
+        part_size: Some(wanted.part_size),
+    })?;
+    let record = UploadRecord { upload_id: upload.upload_id.clone(), part_size: upload.part_size, ..wanted };
+    Ok((Journal::create(record_path, record)?, upload, false))
+}
+
+/// The parts still to send, in order: those the server lacks (or holds at the wrong length),
+/// and those it holds but whose MD5 we do not know, since the final check needs every one.
+pub fn missing_parts(layout: &Layout, on_server: &[Part], md5_known: &[u16]) -> Vec<u16> {
+    let count = layout.part_count().unwrap_or(0);
+    (1..=count)
+        .filter(|&n| {
+            let held = on_server.iter().any(|p| p.part_number == n && p.size == part_len(layout, n));
+            !(held && md5_known.contains(&n))
+        })
+        .collect()
+}
+
+/// The length of part `n`: the width of [`Layout::part_range`].
+pub fn part_len(layout: &Layout, n: u16) -> u64 {
+    let (start, end) = layout.part_range(n);
+    end - start
+}
+
+/// What every sending thread shares.
+struct Sending<'a> {
+    client: &'a Client,
+    file: &'a File,
+    layout: Layout,
+    upload_id: &'a str,
+    verify: bool,
+    progress: &'a Progress,
+}
+
+impl Sending<'_> {
+    /// Sends `todo` with `concurrency` threads. This thread records each finished part in the
+    /// journal as it lands; the first failure stops the others from starting new parts.
+    fn run(
+        &self,
+        todo: &[u16],
+        concurrency: usize,
+        journal: &mut Journal<UploadRecord>,
+        etags: &mut BTreeMap<u16, String>,
+    ) -> Result<()> {
+        let count = usize::from(self.layout.part_count().unwrap_or(0));
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let (sender, finished) = mpsc::channel::<(u16, Result<(Part, Digest)>)>();
+        thread::scope(|scope| {
+            for _ in 0..concurrency.clamp(1, todo.len().max(1)) {
+                let sender = sender.clone();
+                let (next, stop) = (&next, &stop);
+                scope.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(&n) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                        if sender.send((n, self.send_part(n))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(sender);
+            let mut first_error = None;
+            let mut done = count - todo.len();
+            for (n, result) in finished {
+                let recorded = result.and_then(|(part, md5)| {
+                    journal.record(u32::from(n), md5)?;
+                    etags.insert(n, part.etag);
+                    Ok(())
+                });
+                match recorded {
+                    Ok(()) => {
+                        done += 1;
+                        self.progress.piece_done(done, count);
+                    }
+                    Err(error) => {
+                        stop.store(true, Ordering::Relaxed);
+                        first_error.get_or_insert(error);
+                    }
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+    }
+
+    /// `PUT /uploads/{id}/parts/{n}`, streamed from the file, with retries. Returns the server's
+    /// part and the MD5 of the bytes that went out.
+    fn send_part(&self, n: u16) -> Result<(Part, Digest)> {
+        let (start, end) = self.layout.part_range(n);
+        let len = end - start;
+        let read_failed = |e| Error::io(format!("reading part {n} of the file"), e);
+        let mut known = match self.verify {
+            true => Some(md5_range(self.file, start, len).map_err(read_failed)?),
+            false => None,
+        };
+        let what = format!("PUT part {n}");
+        let path = part_path(self.upload_id, n);
+        self.client.with_retries(&what, || {
+            let mut request = self
+                .client
+                .put(&path)
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Length", len.to_string());
+            if let Some(md5) = &known {
+                request = request.header("Content-MD5", etag::content_md5(md5));
+            }
+            let mut body = RangeReader::new(self.file, start, len, self.progress);
+            let response = request.send(SendBody::from_reader(&mut body));
+            if let Some(error) = body.local_error.take() {
+                self.progress.take_back(body.counted);
+                return Err(Attempt::Fatal(read_failed(error)));
+            }
+            let streamed = body.digest();
+            match check(&what, response).and_then(read_json::<Part>) {
+                Ok(part) => match streamed.or(known) {
+                    Some(md5) => Ok((part, md5)),
+                    None => Err(Error::Unavailable(format!("{what}: the server answered before the whole part was sent")).into()),
+                },
+                Err(failure) => {
+                    self.progress.take_back(body.counted);
+                    // The next attempt can tell the server what to expect.
+                    known = known.or(streamed);
+                    Err(failure)
+                }
+            }
+        })
+    }
+}
+
+fn modified_ns(metadata: &Metadata, path: &Path) -> Result<u64> {
+    let modified = metadata.modified().map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    Ok(modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
+}
+
+fn file_name(path: &Path) -> Result<String> {
+    match path.file_name().map(|name| name.to_str()) {
+        Some(Some(name)) => Ok(name.to_owned()),
+        _ => Err(Error::Usage(format!("{} has no UTF-8 file name to use as the key; give KEY", path.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: u64 = 5 << 20;
+
+    fn part(n: u16, size: u64) -> Part {
+        Part { part_number: n, etag: format!("e{n}"), size }
+    }
+
+    #[test]
+    fn a_fresh_upload_sends_every_part() {
+        let layout = Layout { part_size: P, size: Some(3 * P + 17) };
+        assert_eq!(missing_parts(&layout, &[], &[]), vec![1, 2, 3, 4]);
+        let empty = Layout { part_size: P, size: Some(0) };
+        assert_eq!(missing_parts(&empty, &[], &[]), vec![1]);
+    }
+
+    #[test]
+    fn a_resumed_upload_sends_only_parts_missing_or_of_unknown_md5() {
+        let layout = Layout { part_size: P, size: Some(3 * P + 17) };
+        let on_server = [part(1, P), part(2, P), part(4, 17)];
+        // Part 3 is missing; part 2 is there but its MD5 was lost with the record.
+        assert_eq!(missing_parts(&layout, &on_server, &[1, 4]), vec![2, 3]);
+        assert_eq!(missing_parts(&layout, &on_server, &[1, 2, 4]), vec![3]);
+        // A part the server holds at the wrong length goes again.
+        assert_eq!(missing_parts(&layout, &[part(1, P), part(2, P), part(3, P), part(4, 16)], &[1, 2, 3, 4]), vec![4]);
+        assert!(missing_parts(&layout, &[part(1, P), part(2, P), part(3, P), part(4, 17)], &[1, 2, 3, 4]).is_empty());
+    }
+}

@@ -1,0 +1,304 @@
+//! Issue #3: the `r2mpu` binary against a real `wrangler dev` (local R2 and Durable Objects).
+//! Every test drives the binary as a user would and checks bytes, exit codes and what it says.
+
+mod util;
+
+use std::fs;
+
+use r2mpu_api::types::UploadStatus;
+use util::{multipart_etag, sidecar_lines, wait_until, Env, Running, MIB, PART};
+
+const PART_SIZE: &str = "5MiB";
+
+/// Uploads `data` from `name` in 5 MiB parts and returns the reported ETag, after checking it
+/// against one computed here.
+fn upload(env: &Env, name: &str, data: &[u8], key: &str) -> String {
+    let run = env.run(&["upload", name, key, "--part-size", PART_SIZE]).expect(0);
+    assert_eq!(run.field("key"), key);
+    assert_eq!(run.field("size"), data.len().to_string());
+    assert_eq!(run.field("etag"), multipart_etag(data, PART));
+    run.field("etag").to_owned()
+}
+
+#[test]
+fn uploads_and_downloads_round_trip_byte_for_byte_around_part_boundaries() {
+    let env = Env::new("round-trip");
+    for size in [1, PART - 1, PART, PART + 1, 3 * PART + 17] {
+        let name = format!("boundary-{size}.bin");
+        let (_, data) = env.file(&name, size);
+        let key = format!("round-trip/{name}");
+        let etag = upload(&env, &name, &data, &key);
+
+        let out = format!("down-{size}.bin");
+        let run = env.run(&["download", &key, &out]).expect(0);
+        assert_eq!(run.field("etag"), etag);
+        assert!(run.field("verified").contains("multipart ETag matches"), "{}", run.stdout);
+        assert!(fs::read(env.path(&out)).unwrap() == data, "{size} bytes came back different");
+        assert_eq!(sidecar_lines(&env.path(&out)), 0, "the sidecar is removed on success");
+    }
+}
+
+#[test]
+fn the_key_defaults_to_the_file_name_and_the_file_name_to_the_key() {
+    let env = Env::new("defaults");
+    let (_, data) = env.file("defaults-42.bin", 42);
+    let run = env.run(&["upload", "defaults-42.bin"]).expect(0);
+    assert_eq!(run.field("key"), "defaults-42.bin");
+    // Default part size: one part.
+    assert_eq!(run.field("etag"), multipart_etag(&data, 16 * MIB));
+
+    fs::remove_file(env.path("defaults-42.bin")).unwrap();
+    env.run(&["download", "defaults-42.bin"]).expect(0);
+    assert!(fs::read(env.path("defaults-42.bin")).unwrap() == data);
+    // A second download will not overwrite what the first wrote, unless forced.
+    let run = env.run(&["download", "defaults-42.bin"]).expect(1);
+    assert!(run.error_line().contains("--force"), "{}", run.stderr);
+    env.run(&["download", "defaults-42.bin", "--force"]).expect(0);
+}
+
+#[test]
+fn an_empty_file_uploads_as_one_empty_part() {
+    let env = Env::new("empty");
+    let (_, data) = env.file("empty.bin", 0);
+    upload(&env, "empty.bin", &data, "empty/empty.bin");
+    let run = env.run(&["download", "empty/empty.bin", "back.bin"]).expect(0);
+    assert!(run.field("verified").contains("matches"), "{}", run.stdout);
+    assert_eq!(fs::read(env.path("back.bin")).unwrap().len(), 0);
+}
+
+#[test]
+fn parts_hashed_before_sending_carry_content_md5_and_still_round_trip() {
+    let env = Env::new("verify-parts");
+    let (_, data) = env.file("verify.bin", 2 * PART + 3);
+    let run = env.run(&["upload", "verify.bin", "verify/verify.bin", "--part-size", PART_SIZE, "--verify-parts"]).expect(0);
+    assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+}
+
+/// Starts an upload of `name` with one part at a time and SIGKILLs it once the server holds
+/// at least `parts` parts. Returns the upload ID.
+fn upload_and_kill(env: &Env, name: &str, key: &str, parts: usize) -> String {
+    let mut running = Running::start(env.command(&["upload", name, key, "--part-size", PART_SIZE, "--concurrency", "1"]));
+    let id = running.upload_id();
+    wait_until("parts on the server", || env.upload_state(&id).parts.len() >= parts);
+    assert!(running.kill(), "the upload finished before it could be killed; make the file larger");
+    id
+}
+
+/// The N of a `resumed: N of M parts` (or ranges) note.
+fn resumed(stderr: &str) -> (usize, usize) {
+    let line = stderr.lines().find(|l| l.starts_with("resumed: ")).unwrap_or_else(|| panic!("no resumed line in\n{stderr}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (words[1].parse().unwrap(), words[3].parse().unwrap())
+}
+
+fn sent(stderr: &str) -> usize {
+    let line = stderr.lines().find(|l| l.starts_with("sent: ")).unwrap_or_else(|| panic!("no sent line in\n{stderr}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_killed_upload_resumes_and_sends_only_the_missing_parts() {
+    let env = Env::new("resume");
+    let (_, data) = env.file("resume.bin", 12 * PART + 3);
+    let id = upload_and_kill(&env, "resume.bin", "resume/resume.bin", 3);
+    let on_server = env.upload_state(&id).parts.len();
+
+    let run = env.run(&["upload", "resume.bin", "resume/resume.bin", "--part-size", PART_SIZE]).expect(0);
+    let (already, of) = resumed(&run.stderr);
+    assert_eq!(of, 13);
+    // A part that landed just before the kill may not have reached the local record; it is
+    // then sent again. Nothing else is.
+    assert!(already >= 3.min(on_server - 1) && already <= on_server, "{already} of {on_server}\n{}", run.stderr);
+    assert_eq!(sent(&run.stderr), 13 - already, "{}", run.stderr);
+    assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+    assert_eq!(env.upload_state(&id).status, UploadStatus::Completed);
+
+    let run = env.run(&["download", "resume/resume.bin", "back.bin"]).expect(0);
+    assert!(run.field("verified").contains("matches"));
+    assert!(fs::read(env.path("back.bin")).unwrap() == data);
+}
+
+#[test]
+fn a_file_changed_since_the_interrupted_upload_starts_over_and_aborts_the_old_one() {
+    let env = Env::new("changed");
+    let (path, mut data) = env.file("changed.bin", 12 * PART);
+    let old = upload_and_kill(&env, "changed.bin", "changed/changed.bin", 2);
+    data.extend_from_slice(b"more");
+    fs::write(&path, &data).unwrap();
+
+    let run = env.run(&["upload", "changed.bin", "changed/changed.bin", "--part-size", PART_SIZE]).expect(0);
+    assert!(run.stderr.contains(&format!("starting over, not resuming upload {old}: the file's size changed")), "{}", run.stderr);
+    assert!(!run.stderr.contains("resumed:"), "{}", run.stderr);
+    assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+    assert_eq!(env.upload_state(&old).status, UploadStatus::Aborted);
+}
+
+#[test]
+fn an_upload_aborted_on_the_server_starts_over() {
+    let env = Env::new("aborted");
+    let (_, data) = env.file("aborted.bin", 12 * PART);
+    let old = upload_and_kill(&env, "aborted.bin", "aborted/aborted.bin", 2);
+    // Behind the CLI's back: its record still names the upload.
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let response = agent
+        .delete(format!("{}/uploads/{old}", env.worker.url))
+        .header("Authorization", format!("Bearer {}", env.token))
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), 204);
+
+    let run = env.run(&["upload", "aborted.bin", "aborted/aborted.bin", "--part-size", PART_SIZE]).expect(0);
+    assert!(run.stderr.contains(&format!("starting over, not resuming upload {old}")), "{}", run.stderr);
+    assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+}
+
+#[test]
+fn abort_discards_an_interrupted_upload_and_its_resume_record() {
+    let env = Env::new("abort");
+    env.file("abort.bin", 12 * PART);
+    let id = upload_and_kill(&env, "abort.bin", "abort/abort.bin", 2);
+    let run = env.run(&["status", &id]).expect(0);
+    assert_eq!(run.field("status"), "open");
+
+    env.run(&["abort", &id]).expect(0);
+    assert_eq!(env.run(&["status", &id]).expect(0).field("status"), "aborted");
+    // The record went with it: the next run starts a new upload without complaint.
+    let run = env.run(&["upload", "abort.bin", "abort/abort.bin", "--part-size", PART_SIZE]).expect(0);
+    assert!(!run.stderr.contains("resum"), "{}", run.stderr);
+}
+
+#[test]
+fn a_killed_download_resumes_from_its_sidecar() {
+    let env = Env::new("download-resume");
+    let (_, data) = env.file("big.bin", 16 * PART + 9);
+    upload(&env, "big.bin", &data, "download-resume/big.bin");
+
+    let out = env.path("back.bin");
+    let args = ["download", "download-resume/big.bin", "back.bin", "--concurrency", "1"];
+    let running = Running::start(env.command(&args));
+    // The sidecar holds its header line, then one line per finished range.
+    wait_until("ranges in the sidecar", || sidecar_lines(&out) >= 3);
+    assert!(running.kill(), "the download finished before it could be killed; make the file larger");
+
+    let run = env.run(&args).expect(0);
+    let (already, of) = resumed(&run.stderr);
+    assert_eq!(of, 17);
+    assert!(already >= 2, "{}", run.stderr);
+    assert!(run.field("verified").contains("matches"), "{}", run.stdout);
+    assert!(fs::read(&out).unwrap() == data);
+    assert_eq!(sidecar_lines(&out), 0);
+}
+
+#[test]
+fn a_download_checked_with_the_wrong_part_size_is_an_integrity_failure() {
+    let env = Env::new("integrity");
+    let (_, data) = env.file("four.bin", 3 * PART + 17);
+    upload(&env, "four.bin", &data, "integrity/four.bin");
+    // 4 MiB parts also make 4 parts, with other boundaries: the recomputed ETag must differ.
+    let run = env.run(&["download", "integrity/four.bin", "a.bin", "--part-size", "4MiB"]).expect(4);
+    assert!(run.error_line().contains("the bytes make the ETag"), "{}", run.stderr);
+    // Without --part-size the right one is found.
+    let run = env.run(&["download", "integrity/four.bin", "b.bin"]).expect(0);
+    assert!(run.field("verified").contains("4 parts of 5242880 bytes"), "{}", run.stdout);
+}
+
+#[test]
+fn bad_tokens_are_refused_with_exit_2_and_the_servers_code() {
+    let env = Env::new("refused");
+    env.file("small.bin", 10);
+    let run = env.run_with_token(Some("not.a.jwt"), &["upload", "small.bin"]).expect(2);
+    assert!(run.error_line().contains("401 invalid_token"), "{}", run.stderr);
+    let run = env.run_with_token(None, &["upload", "small.bin"]).expect(2);
+    assert!(run.error_line().contains("401 missing_token"), "{}", run.stderr);
+    let reader = env.worker.token("refused", &["objects:read"]);
+    let run = env.run_with_token(Some(&reader), &["upload", "small.bin"]).expect(2);
+    assert!(run.error_line().contains("403 insufficient_scope"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_input_gets_the_exit_code_of_its_kind() {
+    let env = Env::new("bad-input");
+    env.file("small.bin", 10);
+    // Usage.
+    env.run(&["upload"]).expect(1);
+    env.run(&["upload", "small.bin", "--part-size", "lots"]).expect(1);
+    let run = env.run(&["upload", "small.bin", "a/../b"]).expect(1);
+    assert!(run.error_line().contains("`a/../b` cannot be a key"), "{}", run.stderr);
+    // The server's rule: parts of at least 5 MiB.
+    let run = env.run(&["upload", "small.bin", "--part-size", "1MiB"]).expect(2);
+    assert!(run.error_line().contains("400 invalid_layout"), "{}", run.stderr);
+    let run = env.run(&["download", "bad-input/absent.bin"]).expect(2);
+    assert!(run.error_line().contains("404"), "{}", run.stderr);
+    let run = env.run(&["status", "0123456789abcdef0123456789abcdef"]).expect(2);
+    assert!(run.error_line().contains("404 upload_not_found"), "{}", run.stderr);
+    // Local I/O.
+    let run = env.run(&["upload", "no-such-file.bin"]).expect(5);
+    assert!(run.error_line().contains("no-such-file.bin"), "{}", run.stderr);
+}
+
+#[test]
+fn an_unreachable_endpoint_is_exit_3_after_the_retries() {
+    let env = Env::new("unreachable");
+    env.file("small.bin", 10);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut command = env.command(&["upload", "small.bin", "--retries", "2"]);
+    command.env("R2MPU_ENDPOINT", format!("http://{closed}"));
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("gave up after 3 attempts"), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.contains("retrying in")).count(), 2, "{stderr}");
+}
+
+#[test]
+fn ls_follows_the_listing_and_rm_deletes() {
+    let env = Env::new("listing");
+    for name in ["a.bin", "b.bin", "c.bin"] {
+        env.file(name, 3);
+        env.run(&["upload", name, &format!("listing/{name}")]).expect(0);
+    }
+    let run = env.run(&["ls", "listing/"]).expect(0);
+    let keys: Vec<&str> = run.stdout.lines().map(|l| l.rsplit('\t').next().unwrap()).collect();
+    assert_eq!(keys, ["listing/a.bin", "listing/b.bin", "listing/c.bin"]);
+    let first: Vec<&str> = run.stdout.lines().next().unwrap().split('\t').collect();
+    assert_eq!(first[0], "3");
+
+    env.run(&["rm", "listing/b.bin"]).expect(0);
+    env.run(&["rm", "listing/b.bin"]).expect(0);
+    let run = env.run(&["ls", "listing/"]).expect(0);
+    assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
+}
+
+#[test]
+fn tokens_minted_from_the_private_jwks_are_accepted_with_their_scopes() {
+    let env = Env::new("minted");
+    let key = env.worker.private_jwks_path();
+    let key = key.to_str().unwrap();
+    env.file("m.bin", 5);
+    for kid in ["test-ed", "test-es", "test-hs"] {
+        let run = env.run(&["token", "--key", key, "--kid", kid, "--sub", "minted", "--ttl", "10m"]).expect(0);
+        let token = run.stdout.trim();
+        env.run_with_token(Some(token), &["upload", "m.bin", "minted/m.bin"]).expect(0);
+    }
+    let run = env.run(&["token", "--key", key, "--sub", "minted", "--scope", "objects:read"]).expect(0);
+    let reader = run.stdout.trim();
+    env.run_with_token(Some(reader), &["ls", "minted/"]).expect(0);
+    env.run_with_token(Some(reader), &["rm", "minted/m.bin"]).expect(2);
+    let run = env.run(&["token", "--key", key, "--sub", "minted", "--prefix", "elsewhere/"]).expect(0);
+    let fenced = run.stdout.trim();
+    let run = env.run_with_token(Some(fenced), &["upload", "m.bin", "minted/m.bin"]).expect(2);
+    assert!(run.error_line().contains("403 key_outside_prefix"), "{}", run.stderr);
+}
+
+#[test]
+fn keygen_writes_a_private_key_and_prints_its_public_set() {
+    let env = Env::new("keygen");
+    let run = env.run(&["keygen", "--out", "k.json"]).expect(0);
+    let public: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(public["keys"][0]["kty"], "OKP");
+    assert!(public["keys"][0].get("d").is_none());
+    let private = fs::read_to_string(env.path("k.json")).unwrap();
+    assert!(private.contains("\"d\""));
+    env.run(&["keygen", "--out", "k.json"]).expect(1);
+    env.run(&["token", "--key", "k.json"]).expect(0);
+}

@@ -1,0 +1,236 @@
+//! Helpers for driving the real `r2mpu` binary against a real `wrangler dev`.
+
+#![allow(dead_code)] // not every test uses every helper
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
+use r2mpu_api::types::Upload;
+pub use r2mpu_testkit::{Worker, ALL_SCOPES};
+
+pub const MIB: usize = 1 << 20;
+/// R2's smallest part: what the tests upload with, so that files stay small.
+pub const PART: usize = 5 * MIB;
+
+/// One test's world: the shared Worker, a subject of its own, and private directories for data
+/// and resume records.
+pub struct Env {
+    pub worker: &'static Worker,
+    pub sub: String,
+    pub token: String,
+    pub dir: tempfile::TempDir,
+    pub state: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new(sub: &str) -> Env {
+        let worker = Worker::shared();
+        Env {
+            worker,
+            sub: sub.to_owned(),
+            token: worker.token(sub, ALL_SCOPES),
+            dir: tempfile::tempdir().unwrap(),
+            state: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `size` bytes of test data named `name` and returns the path and the bytes.
+    pub fn file(&self, name: &str, size: usize) -> (PathBuf, Vec<u8>) {
+        let data = data(size, name);
+        let path = self.path(name);
+        std::fs::write(&path, &data).unwrap();
+        (path, data)
+    }
+
+    /// `r2mpu ARGS` with this test's endpoint, token and state directory.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_r2mpu"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("R2MPU_ENDPOINT", &self.worker.url)
+            .env("R2MPU_TOKEN", &self.token)
+            .env("R2MPU_STATE_DIR", self.state.path())
+            .env_remove("R2MPU_KEY");
+        command
+    }
+
+    /// Runs `r2mpu ARGS` to the end.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::of(self.command(args))
+    }
+
+    /// Runs `r2mpu ARGS` with another token (or none).
+    pub fn run_with_token(&self, token: Option<&str>, args: &[&str]) -> Run {
+        let mut command = self.command(args);
+        match token {
+            Some(token) => command.env("R2MPU_TOKEN", token),
+            None => command.env_remove("R2MPU_TOKEN"),
+        };
+        Run::of(command)
+    }
+
+    /// `GET /uploads/{id}` as this test's subject.
+    pub fn upload_state(&self, upload_id: &str) -> Upload {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut response = agent
+            .get(format!("{}/uploads/{upload_id}", self.worker.url))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call()
+            .unwrap();
+        let text = response.body_mut().read_to_string().unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET /uploads/{upload_id}: {e}: {text}"))
+    }
+}
+
+/// A finished run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn of(mut command: Command) -> Run {
+        let output = command.output().expect("running r2mpu");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts the exit code, showing the output when it is another.
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "exit code\n--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// The value of a `name: value` line on stdout.
+    #[track_caller]
+    pub fn field(&self, name: &str) -> &str {
+        field(&self.stdout, name).unwrap_or_else(|| panic!("no `{name}:` line in\n{}", self.stdout))
+    }
+
+    /// The one error line on stderr.
+    #[track_caller]
+    pub fn error_line(&self) -> &str {
+        let errors: Vec<&str> = self.stderr.lines().filter(|l| l.starts_with("r2mpu: ")).collect();
+        assert_eq!(errors.len(), 1, "one error line expected in\n{}", self.stderr);
+        errors[0]
+    }
+}
+
+pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+}
+
+/// A running `r2mpu`, its stderr read line by line as it comes.
+pub struct Running {
+    pub child: Child,
+    lines: Receiver<String>,
+    pub stderr: Vec<String>,
+}
+
+impl Running {
+    pub fn start(mut command: Command) -> Running {
+        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines, stderr: Vec::new() }
+    }
+
+    /// Waits for a stderr line that `pick` accepts and returns what it picked.
+    pub fn wait_for<T>(&mut self, mut pick: impl FnMut(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let picked = pick(&line);
+                    self.stderr.push(line);
+                    if let Some(picked) = picked {
+                        return picked;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("the line never came; stderr so far:\n{}", self.stderr.join("\n"));
+    }
+
+    /// The upload ID from the `upload ID: …` note.
+    pub fn upload_id(&mut self) -> String {
+        self.wait_for(|line| Some(line.strip_prefix("upload ")?.split_once(':')?.0.to_owned()))
+    }
+
+    /// SIGKILL, as a crash or a pulled plug would; returns whether it was still running.
+    pub fn kill(mut self) -> bool {
+        let running = self.child.try_wait().unwrap().is_none();
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        running
+    }
+}
+
+/// Polls until `done` holds, for up to two minutes.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Deterministic bytes that differ per name and never repeat at part boundaries.
+pub fn data(size: usize, name: &str) -> Vec<u8> {
+    let mut state = name.bytes().fold(0x9e37_79b9_7f4a_7c15_u64, |s, b| (s ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// R2's multipart ETag of `data` uploaded in parts of `part_size`, computed here independently.
+pub fn multipart_etag(data: &[u8], part_size: usize) -> String {
+    let mut outer = Md5::new();
+    let mut parts = 0;
+    for chunk in data.chunks(part_size) {
+        outer.update(Md5::digest(chunk));
+        parts += 1;
+    }
+    if parts == 0 {
+        outer.update(Md5::digest(b""));
+        parts = 1;
+    }
+    let hex: String = outer.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}-{parts}")
+}
+
+/// The lines of a download's sidecar record, or 0 without one.
+pub fn sidecar_lines(file: &Path) -> usize {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".r2mpu-download");
+    std::fs::read_to_string(name).map(|t| t.lines().count()).unwrap_or(0)
+}
