@@ -4,6 +4,7 @@
 //! - [`routes`]: the route table, every endpoint in one place; start reading here.
 //! - [`http`]: the machinery under it: matchit matching, the auth layer, the request context.
 //! - [`auth`]: bearer JWTs verified against the `AUTH_JWKS` key set.
+//! - [`digest`]: a part's `Content-MD5`, checked inside the runtime as the part streams to R2.
 //! - [`uploads`] and [`objects`]: the handlers, one module per resource.
 //! - [`compat`]: the guide's `/{key}?action=` protocol, on the same table and state.
 //! - [`state`]: the `UploadState` Durable Object, one per upload, holding its parts and life cycle.
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod compat;
 pub mod config;
+pub mod digest;
 pub mod error;
 pub mod http;
 pub mod meta;

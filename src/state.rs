@@ -59,6 +59,8 @@ pub enum Command {
     },
     Get,
     RecordPart { part: Part, ttl_ms: u64 },
+    /// R2 holds bytes for this part that failed their check: drop what we recorded for it.
+    ForgetPart { part_number: u16 },
     Complete { parts: Option<Vec<PartRef>>, ttl_ms: u64 },
     Abort { ttl_ms: u64 },
 }
@@ -229,6 +231,10 @@ impl UploadState {
             Command::Create { .. } => unreachable!("handled above"),
             Command::Get => self.record(),
             Command::RecordPart { part, ttl_ms } => self.record_part(row, part, ttl_ms).await,
+            Command::ForgetPart { part_number } => {
+                self.sql("DELETE FROM parts WHERE part_number = ?", vec![i64::from(part_number).into()])?;
+                self.record()
+            }
             Command::Complete { parts, ttl_ms } => self.complete(parts, ttl_ms).await,
             Command::Abort { ttl_ms } => self.abort(row, ttl_ms).await,
         }

@@ -7,6 +7,7 @@ use r2mpu_api::types::{CompleteUpload, CompletedObject, CreateUpload, Part, Part
 use worker::{Data, Response};
 
 use crate::auth::Claims;
+use crate::digest::{parse_content_md5, Md5Of};
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::http::{json, no_content, Ctx};
 use crate::state::{Caller, Command, Record, UploadHandle};
@@ -66,7 +67,9 @@ pub async fn start(cx: &Ctx, claims: &Claims, body: CreateUpload, layout: Layout
 }
 
 /// Streams the request body straight into R2's `uploadPart` (the bytes never enter wasm), then
-/// records the part. Re-sending a part replaces it.
+/// records the part. Re-sending a part replaces it. With `Content-MD5`, a part whose bytes do
+/// not match is refused and not recorded (any earlier copy of it is forgotten too, since R2
+/// now holds the bad one).
 pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: Caller) -> ApiResult<Part> {
     if let Some(media) = cx.header("content-type") {
         let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -80,10 +83,15 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
     record.ensure_open()?;
     record.layout().check_part(part_number, length)?;
 
-    let body = match cx.req.inner().body() {
-        Some(stream) if length > 0 => Data::ReadableStream(stream),
-        _ => Data::Bytes(Vec::new()),
+    let declared_md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
+    let (stream, md5) = match declared_md5 {
+        Some(_) => {
+            let (stream, md5) = Md5Of::tee(cx.req.inner().body(), length)?;
+            (stream, Some(md5))
+        }
+        None => (cx.req.inner().body().filter(|_| length > 0), None),
     };
+    let body = stream.map_or(Data::Bytes(Vec::new()), Data::ReadableStream);
     let multipart = bucket(cx)?
         .resume_multipart_upload(record.upload.key.clone(), record.r2_upload_id.clone())
         .or_internal("R2 resumeMultipartUpload")?;
@@ -95,6 +103,12 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
             return Err(internal("R2 uploadPart", e));
         }
     };
+    if let (Some(md5), Some(declared)) = (md5, declared_md5) {
+        if md5.finish().await? != declared {
+            upload.send(Command::ForgetPart { part_number }).await?;
+            return Err(ApiError::DigestMismatch { part_number });
+        }
+    }
     let part = Part { part_number, etag: uploaded.etag(), size: length };
     upload.send(Command::RecordPart { part: part.clone(), ttl_ms: cx.config.upload_ttl_ms }).await?;
     Ok(part)

@@ -183,6 +183,39 @@ fn create_answers_201_with_location_defaults_and_metadata() {
     assert_eq!(got.body, b"hello");
 }
 
+#[test]
+fn a_part_whose_content_md5_does_not_match_is_refused_and_not_recorded() {
+    use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
+    use md5::{Digest, Md5};
+    let md5 = |bytes: &[u8]| Base64::encode_to_string(Md5::digest(bytes)).unwrap();
+    let api = api("content-md5");
+    let data = random_bytes(PART + 77, 61);
+    let (first, last) = data.split_at(PART);
+    let id = api.create_id(json!({"key": "md5/file.bin", "size": data.len(), "partSize": PART}));
+    let put = |n: u16, bytes: &[u8], digest: &str| {
+        api.send("PUT", &format!("/uploads/{id}/parts/{n}"), &[("content-md5", digest)], Some(bytes))
+    };
+
+    assert_eq!(put(1, first, &md5(first)).status, 200);
+    put(2, last, &md5(b"something else")).assert_problem(400, "digest_mismatch");
+    let parts = |state: serde_json::Value| -> Vec<u64> {
+        state["parts"].as_array().unwrap().iter().map(|p| p["partNumber"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(parts(api.state(&id).json()), vec![1], "the bad part was not recorded");
+
+    // A corrupted re-send of a recorded part voids the earlier copy too: R2 holds the bad bytes.
+    let mut corrupted = first.to_vec();
+    corrupted[0] ^= 1;
+    put(1, &corrupted, &md5(first)).assert_problem(400, "digest_mismatch");
+    assert!(parts(api.state(&id).json()).is_empty());
+    put(1, first, "not base64").assert_problem(400, "invalid_request");
+
+    assert_eq!(put(1, first, &md5(first)).status, 200);
+    assert_eq!(put(2, last, &md5(last)).status, 200);
+    assert_eq!(api.complete(&id, None).status, 200);
+    assert!(api.object("md5/file.bin", &[]).body == data);
+}
+
 // ---- Validation at the door -----------------------------------------------------------------
 
 #[test]

@@ -1,0 +1,96 @@
+//! Checking a part's `Content-MD5` without its bytes entering wasm: the body is teed inside the
+//! runtime, one branch into `crypto.DigestStream`, the other, through a `FixedLengthStream` so
+//! that R2 still knows its length, into R2.
+
+use jwt_simple::reexports::ct_codecs::{Base64, Decoder};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::ReadableStream;
+use worker::worker_sys::FixedLengthStream;
+
+use crate::error::{ApiError, ApiResult, OrInternal};
+
+#[wasm_bindgen(js_namespace = crypto)]
+extern "C" {
+    /// workerd's `crypto.DigestStream`: a WritableStream that hashes what is written to it.
+    #[wasm_bindgen(extends = web_sys::WritableStream)]
+    type DigestStream;
+
+    #[wasm_bindgen(constructor, catch)]
+    fn new(algorithm: &str) -> Result<DigestStream, JsValue>;
+
+    #[wasm_bindgen(method, getter)]
+    fn digest(this: &DigestStream) -> js_sys::Promise;
+}
+
+/// MD5 of nothing: what an empty part must declare.
+const EMPTY_MD5: [u8; 16] = [
+    0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e,
+];
+
+/// Reads a `Content-MD5` header: base64 of the 16-byte digest.
+pub fn parse_content_md5(header: &str) -> ApiResult<[u8; 16]> {
+    let invalid = || ApiError::InvalidRequest {
+        errors: [("Content-MD5".to_string(), vec!["must be the base64 of a 16-byte MD5 digest".to_string()])].into(),
+    };
+    let bytes = Base64::decode_to_vec(header.trim(), None).map_err(|_| invalid())?;
+    bytes.try_into().map_err(|_| invalid())
+}
+
+/// The running MD5 of one branch of a teed body.
+pub struct Md5Of {
+    piped: Option<(js_sys::Promise, DigestStream)>,
+}
+
+impl Md5Of {
+    /// Splits `body` (`length` bytes, possibly none) into a stream for R2 and its running MD5.
+    pub fn tee(body: Option<ReadableStream>, length: u64) -> ApiResult<(Option<ReadableStream>, Md5Of)> {
+        let Some(body) = body.filter(|_| length > 0) else {
+            return Ok((None, Md5Of { piped: None }));
+        };
+        let branches = body.tee();
+        let to_r2: ReadableStream = branches.get(0).unchecked_into();
+        let to_digest: ReadableStream = branches.get(1).unchecked_into();
+        let fixed = FixedLengthStream::new_big_int(js_sys::BigInt::from(length)).or_internal_js("FixedLengthStream")?;
+        // Settles as R2 reads; a failure surfaces in R2's uploadPart.
+        let _ = to_r2.pipe_to(&fixed.writable());
+        let digest = DigestStream::new("MD5").or_internal_js("DigestStream")?;
+        let piped = to_digest.pipe_to(&digest);
+        Ok((Some(fixed.readable()), Md5Of { piped: Some((piped, digest)) }))
+    }
+
+    /// The digest, once the whole body has gone through.
+    pub async fn finish(self) -> ApiResult<[u8; 16]> {
+        let Some((piped, digest)) = self.piped else {
+            return Ok(EMPTY_MD5);
+        };
+        JsFuture::from(piped).await.or_internal_js("digesting the part")?;
+        let buffer = JsFuture::from(digest.digest()).await.or_internal_js("part digest")?;
+        let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
+        bytes.try_into().map_err(|_| crate::error::internal("part digest", "not 16 bytes"))
+    }
+}
+
+trait OrInternalJs<T> {
+    fn or_internal_js(self, context: &str) -> ApiResult<T>;
+}
+
+impl<T> OrInternalJs<T> for Result<T, JsValue> {
+    fn or_internal_js(self, context: &str) -> ApiResult<T> {
+        self.map_err(|e| worker::Error::from(e)).or_internal(context)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_md5_is_base64_of_sixteen_bytes() {
+        assert_eq!(parse_content_md5("1B2M2Y8AsgTpgAmY7PhCfg==").unwrap(), EMPTY_MD5);
+        for bad in ["", "not base64!", "AAAA", "1B2M2Y8AsgTpgAmY7PhCfg"] {
+            assert!(parse_content_md5(bad).is_err(), "{bad:?}");
+        }
+    }
+}
