@@ -78,7 +78,7 @@ trait OrInternalJs<T> {
 
 impl<T> OrInternalJs<T> for Result<T, JsValue> {
     fn or_internal_js(self, context: &str) -> ApiResult<T> {
-        self.map_err(|e| worker::Error::from(e)).or_internal(context)
+        self.map_err(worker::Error::from).or_internal(context)
     }
 }
 

@@ -45,18 +45,22 @@ impl Caller {
     }
 }
 
+/// An upload to start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewUpload {
+    pub upload_id: String,
+    pub key: String,
+    pub content_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub size: Option<u64>,
+    pub part_size: u64,
+    pub ttl_ms: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum Command {
-    Create {
-        upload_id: String,
-        key: String,
-        content_type: Option<String>,
-        metadata: BTreeMap<String, String>,
-        size: Option<u64>,
-        part_size: u64,
-        ttl_ms: u64,
-    },
+    Create(NewUpload),
     Get,
     RecordPart { part: Part, ttl_ms: u64 },
     /// R2 holds bytes for this part that failed their check: drop what we recorded for it.
@@ -215,8 +219,8 @@ impl DurableObject for UploadState {
 
 impl UploadState {
     async fn apply(&self, Envelope { caller, command }: Envelope) -> ApiResult<Record> {
-        if let Command::Create { upload_id, key, content_type, metadata, size, part_size, ttl_ms } = command {
-            return self.create(caller, upload_id, key, content_type, metadata, size, part_size, ttl_ms).await;
+        if let Command::Create(new) = command {
+            return self.create(caller, new).await;
         }
         let row = self.row()?.ok_or(ApiError::UploadNotFound)?;
         if row.owner != caller.sub || caller.key.as_ref().is_some_and(|key| *key != row.key) {
@@ -228,7 +232,7 @@ impl UploadState {
             }
         }
         match command {
-            Command::Create { .. } => unreachable!("handled above"),
+            Command::Create(_) => unreachable!("handled above"),
             Command::Get => self.record(),
             Command::RecordPart { part, ttl_ms } => self.record_part(row, part, ttl_ms).await,
             Command::ForgetPart { part_number } => {
@@ -240,18 +244,8 @@ impl UploadState {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn create(
-        &self,
-        caller: Caller,
-        upload_id: String,
-        key: String,
-        content_type: Option<String>,
-        metadata: BTreeMap<String, String>,
-        size: Option<u64>,
-        part_size: u64,
-        ttl_ms: u64,
-    ) -> ApiResult<Record> {
+    async fn create(&self, caller: Caller, new: NewUpload) -> ApiResult<Record> {
+        let NewUpload { upload_id, key, content_type, metadata, size, part_size, ttl_ms } = new;
         if self.row()?.is_some() {
             return Err(crate::error::internal("create", "upload id collision"));
         }

@@ -10,7 +10,7 @@ use crate::auth::Claims;
 use crate::digest::{parse_content_md5, Md5Of};
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::http::{json, no_content, Ctx};
-use crate::state::{Caller, Command, Record, UploadHandle};
+use crate::state::{Caller, Command, NewUpload, Record, UploadHandle};
 
 /// `createUpload`: fixes the layout, starts the R2 multipart upload, answers with its state.
 pub async fn create(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
@@ -54,7 +54,7 @@ pub async fn start(cx: &Ctx, claims: &Claims, body: CreateUpload, layout: Layout
     claims.check_key(&body.key)?;
     let upload_id = new_upload_id()?;
     handle(cx, &upload_id, Caller::of(claims))?
-        .send(Command::Create {
+        .send(Command::Create(NewUpload {
             upload_id: upload_id.clone(),
             key: body.key,
             content_type: body.content_type,
@@ -62,7 +62,7 @@ pub async fn start(cx: &Ctx, claims: &Claims, body: CreateUpload, layout: Layout
             size: layout.size,
             part_size: layout.part_size,
             ttl_ms: cx.config.upload_ttl_ms,
-        })
+        }))
         .await
 }
 
