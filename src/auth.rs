@@ -57,7 +57,23 @@ pub struct Verifier {
     options: VerificationOptions,
 }
 
+thread_local! {
+    /// The verifier for the configuration last seen: parsed once per isolate, not per request.
+    static CACHED: std::cell::RefCell<Option<(String, std::rc::Rc<Verifier>)>> = const { std::cell::RefCell::new(None) };
+}
+
 impl Verifier {
+    /// [`Verifier::new`], reused while `AUTH_JWKS`, `AUTH_ISSUER` and `AUTH_AUDIENCE` stay the same.
+    pub fn cached(jwks: &str, issuer: Option<&str>, audience: Option<&str>) -> Result<std::rc::Rc<Verifier>, String> {
+        let config = format!("{jwks}\n{issuer:?}\n{audience:?}");
+        if let Some(verifier) = CACHED.with_borrow(|c| c.as_ref().filter(|(k, _)| *k == config).map(|(_, v)| v.clone())) {
+            return Ok(verifier);
+        }
+        let verifier = std::rc::Rc::new(Verifier::new(jwks, issuer, audience)?);
+        CACHED.with_borrow_mut(|c| *c = Some((config, verifier.clone())));
+        Ok(verifier)
+    }
+
     /// Parses a JWK Set. Any key it cannot use is a configuration error, reported whole.
     pub fn new(jwks: &str, issuer: Option<&str>, audience: Option<&str>) -> Result<Verifier, String> {
         let set: JwkSet = serde_json::from_str(jwks).map_err(|e| format!("AUTH_JWKS is not a JWK Set: {e}"))?;

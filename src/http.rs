@@ -111,8 +111,12 @@ impl Table {
             Some(endpoint) => Ok((endpoint, params)),
             None if same_method().next().is_some() => Err(ApiError::NotFound),
             None => {
-                let mut allow: Vec<String> = endpoints.iter().map(|e| e.method.to_string()).collect();
-                allow.dedup();
+                let mut allow: Vec<String> = Vec::new();
+                for name in endpoints.iter().map(|e| e.method.to_string()) {
+                    if !allow.contains(&name) {
+                        allow.push(name);
+                    }
+                }
                 Err(ApiError::MethodNotAllowed { allow })
             }
         }
@@ -201,7 +205,7 @@ impl Ctx {
         let header = self.header("authorization");
         let token = bearer(header.as_deref())?;
         let jwks = self.env.var("AUTH_JWKS").map(|v| v.to_string()).map_err(|_| internal("configuration", "AUTH_JWKS is not set"))?;
-        let verifier = Verifier::new(&jwks, self.config.issuer.as_deref(), self.config.audience.as_deref())
+        let verifier = Verifier::cached(&jwks, self.config.issuer.as_deref(), self.config.audience.as_deref())
             .map_err(|e| internal("configuration", e))?;
         verifier.verify(token)
     }

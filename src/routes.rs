@@ -65,6 +65,11 @@ mod tests {
             ApiError::MethodNotAllowed { allow: vec!["GET".into(), "DELETE".into()] }
         );
         assert!(matches!(table.route_of("QUERY", "/uploads/abc"), Err(ApiError::MethodNotAllowed { .. })));
+        assert_eq!(
+            table.route_of("PATCH", "/some/key").unwrap_err(),
+            ApiError::MethodNotAllowed { allow: vec!["POST".into(), "PUT".into(), "DELETE".into(), "GET".into()] },
+            "each method once, though several actions share it"
+        );
     }
 
     #[test]
