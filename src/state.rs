@@ -200,18 +200,23 @@ impl DurableObject for UploadState {
             self.state.storage().set_alarm(Duration::from_millis(row.expires_ms as u64 - now)).await?;
             return Response::empty();
         }
-        match row.status.as_str() {
-            "open" | "completing" => {
-                let ttl = row.expires_ms - row.updated_ms;
+        let failed = |e: ApiError| worker::Error::RustError(e.to_string());
+        match self.live_status(&row) {
+            // A complete is under way: never abort under it; look again when its lease ends.
+            UploadStatus::Completing => {
+                self.state.storage().set_alarm(Duration::from_millis(COMPLETING_LEASE_MS)).await?;
+            }
+            UploadStatus::Open => {
+                let ttl = (row.expires_ms - row.updated_ms) as u64;
                 self.abort_in_r2(&row).await;
-                self.set_status("aborted", now, now + ttl as u64).map_err(|e| worker::Error::RustError(e.to_string()))?;
-                self.state.storage().set_alarm(Duration::from_millis(ttl as u64)).await?;
+                self.set_status("aborted", now, now + ttl).map_err(failed)?;
+                self.state.storage().set_alarm(Duration::from_millis(ttl)).await?;
             }
             // Forget it. Rows, not `deleteAll()`: that would also drop the schema this live
             // instance was constructed with.
-            _ => self
-                .sql("DELETE FROM parts; DELETE FROM upload;", vec![])
-                .map_err(|e| worker::Error::RustError(e.to_string()))?,
+            UploadStatus::Completed | UploadStatus::Aborted => {
+                self.sql("DELETE FROM parts; DELETE FROM upload;", vec![]).map_err(failed)?
+            }
         }
         Response::empty()
     }
