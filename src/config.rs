@@ -1,6 +1,7 @@
 //! Deployment settings, read from the Worker's environment (wrangler.toml `[vars]` and secrets).
 
 use r2mpu_api::layout::{DEFAULT_MAX_PART_SIZE, MIN_PART_SIZE};
+use r2mpu_api::units::{parse_duration, parse_size};
 use worker::Env;
 
 /// How long an upload may sit idle before its alarm aborts it, unless `UPLOAD_TTL` says otherwise.
@@ -8,7 +9,8 @@ pub const DEFAULT_UPLOAD_TTL_MS: u64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// `MAX_PART_SIZE`: the largest part accepted, in bytes (suffixes `KiB`, `MiB`, `GiB` allowed).
+    /// `MAX_PART_SIZE`: the largest part accepted, in bytes (`100MiB`, `100M`; see
+    /// [`parse_size`]).
     pub max_part_size: u64,
     /// `UPLOAD_TTL`: idle time after which an open upload is aborted, and after which a finished
     /// upload's record is forgotten (`90s`, `30m`, `24h`, `7d`, or seconds).
@@ -26,16 +28,25 @@ impl Config {
     /// Reads the settings. A malformed value is a deployment mistake: it fails every request
     /// loudly (500, logged) rather than falling back to a default nobody chose.
     pub fn from_env(env: &Env) -> Result<Config, String> {
-        let text = |name: &str| env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty());
+        Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))
+    }
+
+    /// [`Config::from_env`] over any source of variables; a blank value counts as unset.
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let text = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let max_part_size = match text("MAX_PART_SIZE") {
-            Some(v) => parse_bytes(&v).ok_or_else(|| format!("MAX_PART_SIZE `{v}` is not a size"))?,
+            Some(v) => parse_size(&v).map_err(|_| format!("MAX_PART_SIZE `{v}` is not a size"))?,
             None => DEFAULT_MAX_PART_SIZE,
         };
         if max_part_size < MIN_PART_SIZE {
             return Err(format!("MAX_PART_SIZE must be at least {MIN_PART_SIZE} (R2's minimum part)"));
         }
+        // `parse_duration` refuses zero: an upload must not be aborted the moment it is created.
         let upload_ttl_ms = match text("UPLOAD_TTL") {
-            Some(v) => parse_duration_ms(&v).ok_or_else(|| format!("UPLOAD_TTL `{v}` is not a duration"))?,
+            Some(v) => parse_duration(&v)
+                .ok()
+                .and_then(|ttl| u64::try_from(ttl.as_millis()).ok())
+                .ok_or_else(|| format!("UPLOAD_TTL `{v}` is not a duration"))?,
             None => DEFAULT_UPLOAD_TTL_MS,
         };
         let action_protocol = match text("ACTION_PROTOCOL").as_deref() {
@@ -53,56 +64,53 @@ impl Config {
     }
 }
 
-/// `104857600`, `100MiB`, `512KiB`, `1GiB`.
-pub fn parse_bytes(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return None,
-    };
-    number.parse::<u64>().ok()?.checked_mul(scale)
-}
-
-/// `86400` (seconds), `90s`, `30m`, `24h`, `7d`, in milliseconds; never zero.
-pub fn parse_duration_ms(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let seconds = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    let ms = number.parse::<u64>().ok()?.checked_mul(seconds * 1000)?;
-    (ms > 0).then_some(ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn sizes_take_binary_suffixes() {
-        assert_eq!(parse_bytes("104857600"), Some(100 << 20));
-        assert_eq!(parse_bytes("100MiB"), Some(100 << 20));
-        assert_eq!(parse_bytes("1GiB"), Some(1 << 30));
-        assert_eq!(parse_bytes("5MB"), None);
-        assert_eq!(parse_bytes("-1"), None);
+    fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
+        Config::from_vars(|name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned()))
     }
 
     #[test]
-    fn durations_take_unit_suffixes_and_are_never_zero() {
-        assert_eq!(parse_duration_ms("86400"), Some(DEFAULT_UPLOAD_TTL_MS));
-        assert_eq!(parse_duration_ms("24h"), Some(DEFAULT_UPLOAD_TTL_MS));
-        assert_eq!(parse_duration_ms("3s"), Some(3000));
-        assert_eq!(parse_duration_ms("0"), None);
-        assert_eq!(parse_duration_ms("1w"), None);
+    fn unset_and_blank_settings_take_the_defaults() {
+        let defaults = Config {
+            max_part_size: DEFAULT_MAX_PART_SIZE,
+            upload_ttl_ms: DEFAULT_UPLOAD_TTL_MS,
+            issuer: None,
+            audience: None,
+            action_protocol: true,
+        };
+        assert_eq!(config(&[]), Ok(defaults.clone()));
+        assert_eq!(config(&[("MAX_PART_SIZE", " "), ("UPLOAD_TTL", ""), ("AUTH_ISSUER", "")]), Ok(defaults));
+    }
+
+    #[test]
+    fn sizes_and_durations_take_the_shared_units() {
+        let parsed = config(&[("MAX_PART_SIZE", "100MiB"), ("UPLOAD_TTL", "24h")]).unwrap();
+        assert_eq!((parsed.max_part_size, parsed.upload_ttl_ms), (100 << 20, DEFAULT_UPLOAD_TTL_MS));
+        let parsed = config(&[("MAX_PART_SIZE", "104857600"), ("UPLOAD_TTL", "86400")]).unwrap();
+        assert_eq!((parsed.max_part_size, parsed.upload_ttl_ms), (100 << 20, DEFAULT_UPLOAD_TTL_MS));
+        assert_eq!(config(&[("UPLOAD_TTL", "3s")]).unwrap().upload_ttl_ms, 3000);
+    }
+
+    #[test]
+    fn malformed_settings_say_which_and_why() {
+        assert_eq!(config(&[("MAX_PART_SIZE", "-1")]), Err("MAX_PART_SIZE `-1` is not a size".into()));
+        // `MB` is decimal: 5MB is under R2's 5 MiB minimum.
+        assert_eq!(
+            config(&[("MAX_PART_SIZE", "5MB")]),
+            Err(format!("MAX_PART_SIZE must be at least {MIN_PART_SIZE} (R2's minimum part)"))
+        );
+        assert_eq!(config(&[("UPLOAD_TTL", "1w")]), Err("UPLOAD_TTL `1w` is not a duration".into()));
+        let protocol = config(&[("ACTION_PROTOCOL", "yes")]);
+        assert_eq!(protocol, Err("ACTION_PROTOCOL must be `on` or `off`, not `yes`".into()));
+    }
+
+    #[test]
+    fn a_zero_upload_ttl_is_refused() {
+        for zero in ["0", "0s", "0h"] {
+            assert_eq!(config(&[("UPLOAD_TTL", zero)]), Err(format!("UPLOAD_TTL `{zero}` is not a duration")));
+        }
     }
 }

@@ -7,6 +7,8 @@
 //! - [`key`]: which object keys are acceptable.
 //! - [`auth`]: the JWT claims and scopes a token carries.
 //! - [`time`]: RFC 3339 rendering of the millisecond timestamps the Worker stores.
+//! - [`units`]: sizes and durations as people type them (`16MiB`, `8M`, `24h`), for the CLI's
+//!   flags and the Worker's settings alike.
 
 pub mod auth;
 pub mod error;
@@ -14,5 +16,6 @@ pub mod key;
 pub mod layout;
 pub mod time;
 pub mod types;
+pub mod units;
 
 pub use error::{ApiError, Problem};

@@ -8,9 +8,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::thread;
 
 use md5::{Digest as _, Md5};
 use r2mpu_api::layout::{default_part_size, Layout, MAX_PARTS};
@@ -19,6 +16,7 @@ use crate::client::{check, object_path, Attempt, Client};
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest, Etag};
 use crate::fileio::{md5_range, write_all_at, BUFFER};
+use crate::pool;
 use crate::progress::{note, Progress};
 use crate::resume::{DownloadRecord, Journal};
 use crate::upload::part_len;
@@ -210,38 +208,8 @@ impl Fetching<'_> {
     /// Fetches `todo` with `concurrency` threads, journaling each finished range from this thread.
     fn run(&self, todo: &[u16], concurrency: usize, journal: &mut Journal<DownloadRecord>) -> Result<()> {
         let count = usize::from(self.layout.part_count().unwrap_or(0));
-        let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        let (sender, finished) = mpsc::channel::<(u16, Result<Digest>)>();
-        thread::scope(|scope| {
-            for _ in 0..concurrency.clamp(1, todo.len().max(1)) {
-                let sender = sender.clone();
-                let (next, stop) = (&next, &stop);
-                scope.spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let Some(&n) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                        if sender.send((n, self.fetch_range(n))).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            drop(sender);
-            let mut first_error = None;
-            let mut done = count - todo.len();
-            for (n, result) in finished {
-                match result.and_then(|md5| journal.record(u32::from(n), md5)) {
-                    Ok(()) => {
-                        done += 1;
-                        self.progress.piece_done(done, count);
-                    }
-                    Err(error) => {
-                        stop.store(true, Ordering::Relaxed);
-                        first_error.get_or_insert(error);
-                    }
-                }
-            }
-            first_error.map_or(Ok(()), Err)
+        pool::run(todo, count, concurrency, self.progress, |n| self.fetch_range(n), |n, md5| {
+            journal.record(u32::from(n), md5?)
         })
     }
 

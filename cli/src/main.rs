@@ -7,10 +7,12 @@
 //!   one place errors become exit codes.
 //! - [`client`]: HTTP to the Worker: routes, bearer token, retries with backoff, problem parsing.
 //! - [`upload`] and [`download`]: the two transfers, each parallel, resumable and verified.
+//! - [`pool`]: the threads both transfers send or fetch their parts with.
 //! - [`resume`]: the local journals that let a transfer continue after it was interrupted.
 //! - [`etag`]: R2's ETag arithmetic. [`fileio`]: positional, hashed file ranges.
 //! - [`manage`]: `status`, `abort`, `rm`, `ls`. [`token`]: `token` and `keygen`.
-//! - [`progress`]: bar or plain lines. [`units`]: `16MiB`, `12h`. [`error`]: the failure kinds.
+//! - [`progress`]: bar or plain lines. [`error`]: the failure kinds. Sizes and durations
+//!   (`16MiB`, `12h`) parse with [`units`], shared with the Worker.
 
 mod client;
 mod download;
@@ -18,10 +20,10 @@ mod error;
 mod etag;
 mod fileio;
 mod manage;
+mod pool;
 mod progress;
 mod resume;
 mod token;
-mod units;
 mod upload;
 
 use std::path::PathBuf;
@@ -29,6 +31,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use r2mpu_api::auth::Scope;
+use r2mpu_api::units;
 
 use crate::client::{Client, RetryPolicy};
 use crate::error::Error;

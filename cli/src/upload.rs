@@ -11,9 +11,6 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, Metadata};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::thread;
 use std::time::UNIX_EPOCH;
 
 use r2mpu_api::key::check_key;
@@ -26,6 +23,7 @@ use crate::client::{check, part_path, read_json, Attempt, Client};
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest};
 use crate::fileio::{md5_range, RangeReader};
+use crate::pool;
 use crate::progress::{note, Progress};
 use crate::resume::{state_dir, Journal, UploadRecord};
 
@@ -204,43 +202,11 @@ impl Sending<'_> {
         etags: &mut BTreeMap<u16, String>,
     ) -> Result<()> {
         let count = usize::from(self.layout.part_count().unwrap_or(0));
-        let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        let (sender, finished) = mpsc::channel::<(u16, Result<(Part, Digest)>)>();
-        thread::scope(|scope| {
-            for _ in 0..concurrency.clamp(1, todo.len().max(1)) {
-                let sender = sender.clone();
-                let (next, stop) = (&next, &stop);
-                scope.spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let Some(&n) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                        if sender.send((n, self.send_part(n))).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            drop(sender);
-            let mut first_error = None;
-            let mut done = count - todo.len();
-            for (n, result) in finished {
-                let recorded = result.and_then(|(part, md5)| {
-                    journal.record(u32::from(n), md5)?;
-                    etags.insert(n, part.etag);
-                    Ok(())
-                });
-                match recorded {
-                    Ok(()) => {
-                        done += 1;
-                        self.progress.piece_done(done, count);
-                    }
-                    Err(error) => {
-                        stop.store(true, Ordering::Relaxed);
-                        first_error.get_or_insert(error);
-                    }
-                }
-            }
-            first_error.map_or(Ok(()), Err)
+        pool::run(todo, count, concurrency, self.progress, |n| self.send_part(n), |n, sent| {
+            let (part, md5) = sent?;
+            journal.record(u32::from(n), md5)?;
+            etags.insert(n, part.etag);
+            Ok(())
         })
     }
 

@@ -1,4 +1,6 @@
-//! Sizes and durations as people type them on a command line.
+//! Sizes and durations as people type them, one way for both sides: the CLI's flags
+//! (`--part-size 8M`, `--ttl 12h`) and the Worker's settings (`MAX_PART_SIZE = "100MiB"`,
+//! `UPLOAD_TTL = "24h"`).
 
 use std::time::Duration;
 
@@ -23,8 +25,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     number.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))
 }
 
-/// Parses `3600` (seconds), `90s`, `30m`, `12h`, `7d`. Zero is refused: a token or timeout that
-/// is over before it starts is a mistake.
+/// Parses `3600` (seconds), `90s`, `30m`, `12h`, `7d`; a space before the unit does not matter.
+/// Zero is refused: a token, timeout or TTL that is over before it starts is a mistake.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -53,13 +55,16 @@ mod tests {
     #[test]
     fn sizes_take_bytes_and_binary_or_decimal_units() {
         assert_eq!(parse_size("5242880"), Ok(5 * MIB));
+        assert_eq!(parse_size("104857600"), Ok(100 * MIB));
         assert_eq!(parse_size("16MiB"), Ok(16 * MIB));
+        assert_eq!(parse_size("100MiB"), Ok(100 * MIB));
         assert_eq!(parse_size("8M"), Ok(8 * MIB));
         assert_eq!(parse_size("8m"), Ok(8 * MIB));
         assert_eq!(parse_size("16 MiB"), Ok(16 * MIB));
         assert_eq!(parse_size("512k"), Ok(512 * 1024));
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert_eq!(parse_size("100MB"), Ok(100_000_000));
+        assert_eq!(parse_size("5MB"), Ok(5_000_000));
         assert_eq!(parse_size("0"), Ok(0));
     }
 
@@ -73,10 +78,13 @@ mod tests {
     #[test]
     fn durations_take_unit_suffixes_and_are_never_zero() {
         assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("86400"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        for bad in ["0", "0h", "1w", "h", "-5s", "1.5h"] {
+        for bad in ["0", "0h", "1w", "h", "-5s", "1.5h", "99999999999999999999", "999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }
