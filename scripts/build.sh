@@ -7,10 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The OpenAPI document is served as a static asset (wrangler.toml [assets]), not from the wasm.
+mkdir -p build/assets && cp openapi.yaml build/assets/openapi.yaml
+
 # Up to date? Then skip: worker-build re-runs wasm-bindgen and wasm-opt (~20 s) even when
 # cargo has nothing to do, and every `wrangler dev` start runs this script.
 stamp=build/index_bg.wasm
-if [ -f "$stamp" ] && [ -z "$(find src api Cargo.toml Cargo.lock openapi.yaml wrangler.toml "$0" -newer "$stamp" -print -quit)" ]; then
+if [ -f "$stamp" ] && [ -z "$(find src api Cargo.toml Cargo.lock wrangler.toml "$0" -newer "$stamp" -print -quit)" ]; then
   echo "build: up to date"
   exit 0
 fi

@@ -75,8 +75,7 @@ pub async fn delete(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 
 /// `listObjects`: one page of objects under `prefix` (within the token's own prefix).
 pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    let url = cx.req.url().or_internal("url")?;
-    let query = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    let query = |name: &str| cx.query(name);
     let prefix = query("prefix").or_else(|| claims.prefix.clone()).unwrap_or_default();
     claims.check_key(&prefix)?;
     let limit = match query("limit") {

@@ -18,7 +18,7 @@ use worker::{
     Response, State, UploadedPart,
 };
 
-use crate::error::{problem_response, ApiError, ApiResult, OrInternal};
+use crate::error::{ApiError, ApiResult, OrInternal};
 
 /// How long a complete may wait for a concurrent one before giving up with `upload_completing`.
 const COMPLETE_WAIT: Duration = Duration::from_secs(30);
@@ -126,8 +126,7 @@ impl UploadHandle {
         if response.status_code() == 200 {
             serde_json::from_str(&text).or_internal("decoding record")
         } else {
-            let problem: r2mpu_api::Problem = serde_json::from_str(&text).or_internal("decoding problem")?;
-            Err(problem.error)
+            Err(serde_json::from_str::<ApiError>(&text).or_internal("decoding error")?)
         }
     }
 }
@@ -183,9 +182,10 @@ impl DurableObject for UploadState {
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let envelope: Envelope = req.json().await?;
+        // Errors travel to the Worker as the bare ApiError; the Worker renders the problem.
         Ok(match self.apply(envelope).await {
             Ok(record) => Response::from_json(&record)?,
-            Err(error) => problem_response(error),
+            Err(error) => Response::from_json(&error)?.with_status(error.status()),
         })
     }
 

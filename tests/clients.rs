@@ -1,6 +1,7 @@
 //! openapi.yaml is the contract: it is valid OpenAPI, clients generated from it by standard
 //! generators do whole uploads against the real Worker, and the live Worker conforms to it.
-//! The Python tools come from `.venv` (scripts/install.sh, pinned in tests/requirements.txt).
+//! The Python tools come from `.venv` (scripts/install.sh, pinned in tests/requirements.txt),
+//! the TypeScript ones from `node_modules` (pinned in package.json).
 
 mod util;
 
@@ -57,6 +58,47 @@ fn a_generated_python_client_uploads_and_downloads_a_file_intact() {
         .env("PYTHONPATH", &client)
         .env("R2MPU_URL", &worker.url)
         .env("R2MPU_TOKEN", worker.token("python-client", ALL_SCOPES))
+        .env("PART_SIZE", PART.to_string()));
+    assert!(std::fs::read(&out).unwrap() == data, "the downloaded bytes differ");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("etag={}", multipart_etag(&data, PART))), "{stdout}");
+}
+
+/// A tool from `node_modules` (not `npx`, which may fetch what is missing).
+fn node_tool(tool: &str) -> PathBuf {
+    repo_root().join("node_modules/.bin").join(tool)
+}
+
+/// Generates the TypeScript types into `dir` (schema.d.ts), type-checks
+/// tests/clients/ts_upload.ts against them and bundles it for node; returns the bundle.
+fn build_typescript_client(dir: &Path) -> PathBuf {
+    run(Command::new(node_tool("openapi-typescript")).arg("openapi.yaml").arg("-o").arg(dir.join("schema.d.ts")));
+    let config = serde_json::json!({ "extends": repo_root().join("tests/clients/tsconfig.json") });
+    std::fs::write(dir.join("tsconfig.json"), config.to_string()).unwrap();
+    run(Command::new(node_tool("tsc")).arg("--project").arg(dir).args(["--noEmit", "--strict"]));
+    let bundle = dir.join("ts_upload.mjs");
+    run(Command::new(node_tool("esbuild"))
+        .args(["tests/clients/ts_upload.ts", "--bundle", "--platform=node", "--format=esm", "--log-level=warning"])
+        .arg(format!("--outfile={}", bundle.display())));
+    bundle
+}
+
+#[test]
+fn a_generated_typescript_client_uploads_and_downloads_a_file_intact() {
+    let worker = Worker::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = build_typescript_client(dir.path());
+    let data = random_bytes(2 * PART + 4321, 43);
+    let (file, out) = (dir.path().join("in.bin"), dir.path().join("out.bin"));
+    std::fs::write(&file, &data).unwrap();
+
+    let output = run(Command::new("node")
+        .arg(&bundle)
+        .arg(&file)
+        .arg("generated/typescript/ünï code.bin")
+        .arg(&out)
+        .env("R2MPU_URL", &worker.url)
+        .env("R2MPU_TOKEN", worker.token("typescript-client", ALL_SCOPES))
         .env("PART_SIZE", PART.to_string()));
     assert!(std::fs::read(&out).unwrap() == data, "the downloaded bytes differ");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -100,14 +100,38 @@ impl ApiError {
         }
     }
 
-    /// The stable machine code, as sent in the problem's `code` member.
-    pub fn code(&self) -> String {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(map)) => match map.get("code") {
-                Some(serde_json::Value::String(code)) => code.clone(),
-                _ => unreachable!("ApiError always serializes with a string code"),
-            },
-            _ => unreachable!("ApiError always serializes to an object"),
+    /// The stable machine code, as sent in the problem's `code` member: the serde tag (a test
+    /// holds the two together).
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            MissingToken => "missing_token",
+            InvalidToken { .. } => "invalid_token",
+            InsufficientScope { .. } => "insufficient_scope",
+            KeyOutsidePrefix { .. } => "key_outside_prefix",
+            NotFound => "not_found",
+            MethodNotAllowed { .. } => "method_not_allowed",
+            UploadNotFound => "upload_not_found",
+            ObjectNotFound => "object_not_found",
+            InvalidJson { .. } => "invalid_json",
+            InvalidRequest { .. } => "invalid_request",
+            InvalidKey { .. } => "invalid_key",
+            UnsupportedMediaType { .. } => "unsupported_media_type",
+            BodyTooLarge { .. } => "body_too_large",
+            LengthRequired => "length_required",
+            InvalidPartNumber { .. } => "invalid_part_number",
+            PartSizeMismatch { .. } => "part_size_mismatch",
+            InvalidLayout { .. } => "invalid_layout",
+            DigestMismatch { .. } => "digest_mismatch",
+            PartsMissing { .. } => "parts_missing",
+            PartNotUploaded { .. } => "part_not_uploaded",
+            EtagMismatch { .. } => "etag_mismatch",
+            DuplicatePart { .. } => "duplicate_part",
+            UploadCompleted => "upload_completed",
+            UploadAborted => "upload_aborted",
+            UploadCompleting => "upload_completing",
+            RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            Internal => "internal",
         }
     }
 
@@ -220,6 +244,43 @@ mod tests {
         assert_eq!(json["partNumber"], 3, "fields are camelCase like the rest of the API");
         let back: Problem = serde_json::from_value(json).unwrap();
         assert_eq!(back, problem);
+    }
+
+    #[test]
+    fn every_code_is_the_serde_tag_of_its_variant() {
+        use ApiError::*;
+        let every_variant = [
+            MissingToken,
+            InvalidToken { reason: String::new() },
+            InsufficientScope { scope: String::new() },
+            KeyOutsidePrefix { prefix: String::new() },
+            NotFound,
+            MethodNotAllowed { allow: vec![] },
+            UploadNotFound,
+            ObjectNotFound,
+            InvalidJson { reason: String::new() },
+            InvalidRequest { errors: BTreeMap::new() },
+            InvalidKey { reason: String::new() },
+            UnsupportedMediaType { accept: String::new() },
+            BodyTooLarge { limit: 1 },
+            LengthRequired,
+            InvalidPartNumber { reason: String::new() },
+            PartSizeMismatch { part_number: 1, expected: 1, actual: 1 },
+            InvalidLayout { reason: String::new() },
+            DigestMismatch { part_number: 1 },
+            PartsMissing { missing: vec![] },
+            PartNotUploaded { part_number: 1 },
+            EtagMismatch { part_number: 1 },
+            DuplicatePart { part_number: 1 },
+            UploadCompleted,
+            UploadAborted,
+            UploadCompleting,
+            RangeNotSatisfiable { size: 1 },
+            Internal,
+        ];
+        for error in every_variant {
+            assert_eq!(serde_json::to_value(&error).unwrap()["code"], error.code(), "{error:?}");
+        }
     }
 
     #[test]
