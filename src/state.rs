@@ -415,28 +415,19 @@ impl UploadState {
     }
 
     fn row(&self) -> ApiResult<Option<UploadRow>> {
-        let rows: Vec<UploadRow> = self
-            .state
-            .storage()
-            .sql()
-            .exec("SELECT * FROM upload WHERE id = 1", None)
-            .and_then(|c| c.to_array())
-            .or_internal("reading upload")?;
-        Ok(rows.into_iter().next())
+        Ok(self.select::<UploadRow>("SELECT * FROM upload WHERE id = 1")?.into_iter().next())
     }
 
     fn parts(&self) -> ApiResult<Vec<Part>> {
-        let rows: Vec<PartRow> = self
-            .state
-            .storage()
-            .sql()
-            .exec("SELECT part_number, etag, size FROM parts ORDER BY part_number", None)
-            .and_then(|c| c.to_array())
-            .or_internal("reading parts")?;
+        let rows = self.select::<PartRow>("SELECT part_number, etag, size FROM parts ORDER BY part_number")?;
         Ok(rows
             .into_iter()
             .map(|r| Part { part_number: r.part_number as u16, etag: r.etag, size: r.size as u64 })
             .collect())
+    }
+
+    fn select<T: serde::de::DeserializeOwned>(&self, query: &str) -> ApiResult<Vec<T>> {
+        self.state.storage().sql().exec(query, None).and_then(|c| c.to_array()).or_internal("reading upload state")
     }
 
     fn sql(&self, query: &str, bindings: Vec<worker::SqlStorageValue>) -> ApiResult<()> {

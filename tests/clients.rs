@@ -41,27 +41,34 @@ fn generate_python_client(dir: &Path) -> PathBuf {
     dir.join("client")
 }
 
-#[test]
-fn a_generated_python_client_uploads_and_downloads_a_file_intact() {
+/// Runs a generated-client script (`FILE KEY OUT`, env `R2MPU_URL`, `R2MPU_TOKEN`,
+/// `PART_SIZE`) on three parts of random data and checks that the download is the upload and
+/// that the script saw R2's multipart ETag.
+fn round_trip_through(client: &mut Command, key: &str, seed: u64) {
     let worker = Worker::shared();
     let dir = tempfile::tempdir().unwrap();
-    let client = generate_python_client(dir.path());
-    let data = random_bytes(2 * PART + 4321, 41);
+    let data = random_bytes(2 * PART + 4321, seed);
     let (file, out) = (dir.path().join("in.bin"), dir.path().join("out.bin"));
     std::fs::write(&file, &data).unwrap();
-
-    let output = run(Command::new(venv("python"))
-        .arg("tests/clients/python_upload.py")
+    let output = run(client
         .arg(&file)
-        .arg("generated/python/ünï code.bin")
+        .arg(key)
         .arg(&out)
-        .env("PYTHONPATH", &client)
         .env("R2MPU_URL", &worker.url)
-        .env("R2MPU_TOKEN", worker.token("python-client", ALL_SCOPES))
+        .env("R2MPU_TOKEN", worker.token("generated-client", ALL_SCOPES))
         .env("PART_SIZE", PART.to_string()));
     assert!(std::fs::read(&out).unwrap() == data, "the downloaded bytes differ");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(&format!("etag={}", multipart_etag(&data, PART))), "{stdout}");
+}
+
+#[test]
+fn a_generated_python_client_uploads_and_downloads_a_file_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = generate_python_client(dir.path());
+    let mut script = Command::new(venv("python"));
+    script.arg("tests/clients/python_upload.py").env("PYTHONPATH", &client);
+    round_trip_through(&mut script, "generated/python/ünï code.bin", 41);
 }
 
 /// A tool from `node_modules` (not `npx`, which may fetch what is missing).
@@ -85,24 +92,9 @@ fn build_typescript_client(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_generated_typescript_client_uploads_and_downloads_a_file_intact() {
-    let worker = Worker::shared();
     let dir = tempfile::tempdir().unwrap();
     let bundle = build_typescript_client(dir.path());
-    let data = random_bytes(2 * PART + 4321, 43);
-    let (file, out) = (dir.path().join("in.bin"), dir.path().join("out.bin"));
-    std::fs::write(&file, &data).unwrap();
-
-    let output = run(Command::new("node")
-        .arg(&bundle)
-        .arg(&file)
-        .arg("generated/typescript/ünï code.bin")
-        .arg(&out)
-        .env("R2MPU_URL", &worker.url)
-        .env("R2MPU_TOKEN", worker.token("typescript-client", ALL_SCOPES))
-        .env("PART_SIZE", PART.to_string()));
-    assert!(std::fs::read(&out).unwrap() == data, "the downloaded bytes differ");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains(&format!("etag={}", multipart_etag(&data, PART))), "{stdout}");
+    round_trip_through(Command::new("node").arg(&bundle), "generated/typescript/ünï code.bin", 43);
 }
 
 /// Every answer the live Worker gives to schemathesis' generated requests (valid and invalid)
