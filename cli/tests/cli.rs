@@ -6,7 +6,7 @@ mod util;
 use std::fs;
 
 use r2mpu_api::types::UploadStatus;
-use util::{multipart_etag, sidecar_lines, wait_until, Env, Running, MIB, PART};
+use util::{multipart_etag, sidecar_lines, wait_until, Env, FlakyProxy, Run, Running, MIB, PART};
 
 const PART_SIZE: &str = "5MiB";
 
@@ -248,6 +248,21 @@ fn an_unreachable_endpoint_is_exit_3_after_the_retries() {
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("gave up after 3 attempts"), "{stderr}");
     assert_eq!(stderr.lines().filter(|l| l.contains("retrying in")).count(), 2, "{stderr}");
+}
+
+#[test]
+fn transient_failures_are_retried_and_the_upload_still_lands_intact() {
+    for status in ["503 Service Unavailable", "429 Too Many Requests"] {
+        let env = Env::new("flaky");
+        let (_, data) = env.file("flaky.bin", 2 * PART + 3);
+        let proxy = FlakyProxy::start(&env.worker.url, 3, status);
+        let mut command = env.command(&["upload", "flaky.bin", "flaky/flaky.bin", "--part-size", PART_SIZE]);
+        command.env("R2MPU_ENDPOINT", &proxy.url);
+        let run = Run::of(command).expect(0);
+        assert_eq!(run.stderr.lines().filter(|l| l.contains("retrying in")).count(), 3, "{status}: {}", run.stderr);
+        let download = env.run(&["download", "flaky/flaky.bin", "back.bin"]).expect(0);
+        assert!(std::fs::read(env.path("back.bin")).unwrap() == data, "{status}: {}", download.stderr);
+    }
 }
 
 #[test]

@@ -100,7 +100,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn of(mut command: Command) -> Run {
+    pub fn of(mut command: Command) -> Run {
         let output = command.output().expect("running r2mpu");
         Run {
             code: output.status.code().unwrap_or(-1),
@@ -233,4 +233,48 @@ pub fn sidecar_lines(file: &Path) -> usize {
     let mut name = file.as_os_str().to_owned();
     name.push(".r2mpu-download");
     std::fs::read_to_string(name).map(|t| t.lines().count()).unwrap_or(0)
+}
+
+/// A loopback TCP proxy in front of the Worker that answers the first `failures` connections
+/// itself, with `status` and `Retry-After: 0`, and pipes every later one through untouched:
+/// transient failures injected where the CLI cannot tell them from the real thing.
+pub struct FlakyProxy {
+    pub url: String,
+}
+
+impl FlakyProxy {
+    pub fn start(upstream: &str, failures: usize, status: &'static str) -> FlakyProxy {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let counter = AtomicUsize::new(0);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if counter.load(Ordering::SeqCst) < failures {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let mut client = client;
+                    let mut head = [0u8; 1024];
+                    let _ = client.read(&mut head);
+                    let reply = format!("HTTP/1.1 {status}\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let _ = client.write_all(reply.as_bytes());
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else { continue };
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut client, mut server) = (client, server);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut s2);
+                    let _ = s2.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        FlakyProxy { url }
+    }
 }
