@@ -78,16 +78,16 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
         }
     }
     let length = content_length(cx)?;
+    let declared_md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
     let upload = handle(cx, upload_id, caller)?;
     let record = upload.send(Command::Get).await?;
     record.ensure_open()?;
     record.layout().check_part(part_number, length)?;
 
-    let declared_md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
-    let (stream, md5) = match declared_md5 {
-        Some(_) => {
+    let (stream, check) = match declared_md5 {
+        Some(declared) => {
             let (stream, md5) = Md5Of::tee(cx.req.inner().body(), length)?;
-            (stream, Some(md5))
+            (stream, Some((md5, declared)))
         }
         None => (cx.req.inner().body().filter(|_| length > 0), None),
     };
@@ -103,7 +103,7 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
             return Err(internal("R2 uploadPart", e));
         }
     };
-    if let (Some(md5), Some(declared)) = (md5, declared_md5) {
+    if let Some((md5, declared)) = check {
         if md5.finish().await? != declared {
             upload.send(Command::ForgetPart { part_number }).await?;
             return Err(ApiError::DigestMismatch { part_number });
