@@ -60,7 +60,5 @@ fn upload_of(cx: &Ctx, claims: &Claims) -> ApiResult<(String, Caller)> {
 }
 
 fn required(cx: &Ctx, name: &str) -> ApiResult<String> {
-    cx.query(name).ok_or_else(|| ApiError::InvalidRequest {
-        errors: [(name.to_string(), vec!["this query parameter is required".to_string()])].into(),
-    })
+    cx.query(name).ok_or_else(|| ApiError::invalid_field(name, "this query parameter is required"))
 }

@@ -31,9 +31,7 @@ const EMPTY_MD5: [u8; 16] = [
 
 /// Reads a `Content-MD5` header: base64 of the 16-byte digest.
 pub fn parse_content_md5(header: &str) -> ApiResult<[u8; 16]> {
-    let invalid = || ApiError::InvalidRequest {
-        errors: [("Content-MD5".to_string(), vec!["must be the base64 of a 16-byte MD5 digest".to_string()])].into(),
-    };
+    let invalid = || ApiError::invalid_field("Content-MD5", "must be the base64 of a 16-byte MD5 digest");
     let bytes = Base64::decode_to_vec(header.trim(), None).map_err(|_| invalid())?;
     bytes.try_into().map_err(|_| invalid())
 }

@@ -194,6 +194,17 @@ impl Ctx {
         query_param(&self.req, name)
     }
 
+    /// The body's media type without parameters, lower-cased (`application/json`), if any.
+    pub fn media_type(&self) -> Option<String> {
+        let header = self.header("content-type")?;
+        Some(header.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    }
+
+    /// The R2 bucket objects land in.
+    pub fn bucket(&self) -> ApiResult<worker::Bucket> {
+        self.env.bucket("BUCKET").or_internal("BUCKET binding")
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         self.req.headers().get(name).ok().flatten()
     }
@@ -217,9 +228,7 @@ impl Ctx {
         if bytes.is_empty() && optional {
             return Ok(T::default());
         }
-        let media = self.header("content-type").unwrap_or_default();
-        let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if essence != "application/json" {
+        if self.media_type().as_deref() != Some("application/json") {
             return Err(ApiError::UnsupportedMediaType { accept: "application/json".into() });
         }
         let value: T = serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson { reason: e.to_string() })?;

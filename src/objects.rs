@@ -18,7 +18,7 @@ const MAX_LIST: u32 = 1000;
 /// `getObject`: the object or a `Range` of it, `304` when `If-None-Match` matches.
 pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let key = object_key(&cx, &claims)?;
-    let bucket = bucket(&cx)?;
+    let bucket = cx.bucket()?;
     let range = cx.header("range").and_then(|h| parse_range(&h));
     let mut request = bucket.get(key.clone());
     if let Some(range) = &range {
@@ -59,7 +59,7 @@ pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 /// `headObject`: the object's headers, without its body.
 pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let key = object_key(&cx, &claims)?;
-    let object = bucket(&cx)?.head(key).await.or_internal("R2 head")?.ok_or(ApiError::ObjectNotFound)?;
+    let object = cx.bucket()?.head(key).await.or_internal("R2 head")?.ok_or(ApiError::ObjectNotFound)?;
     let headers = object_headers(&object)?;
     let matches = cx.header("if-none-match").as_deref().and_then(first_etag) == Some(object.etag());
     let status = if matches { 304 } else { 200 };
@@ -69,7 +69,7 @@ pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 /// `deleteObject`: `204` whether or not the object existed, so retries are safe.
 pub async fn delete(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let key = object_key(&cx, &claims)?;
-    bucket(&cx)?.delete(key).await.or_internal("R2 delete")?;
+    cx.bucket()?.delete(key).await.or_internal("R2 delete")?;
     no_content()
 }
 
@@ -82,13 +82,10 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         None => MAX_LIST,
         Some(text) => match text.parse::<u32>() {
             Ok(n) if (1..=MAX_LIST).contains(&n) => n,
-            _ => {
-                let message = format!("limit must be an integer from 1 to {MAX_LIST}");
-                return Err(ApiError::InvalidRequest { errors: [("limit".to_string(), vec![message])].into() });
-            }
+            _ => return Err(ApiError::invalid_field("limit", format!("must be an integer from 1 to {MAX_LIST}"))),
         },
     };
-    let bucket = bucket(&cx)?;
+    let bucket = cx.bucket()?;
     let mut request = bucket.list().prefix(prefix).limit(limit);
     let cursor = query("cursor");
     if let Some(cursor) = &cursor {
@@ -96,10 +93,7 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     }
     let page = match request.execute().await {
         Ok(page) => page,
-        Err(_) if cursor.is_some() => {
-            let message = "not a cursor from a previous page".to_string();
-            return Err(ApiError::InvalidRequest { errors: [("cursor".to_string(), vec![message])].into() });
-        }
+        Err(_) if cursor.is_some() => return Err(ApiError::invalid_field("cursor", "not a cursor from a previous page")),
         Err(e) => return Err(internal("R2 list", e)),
     };
     let objects = page
@@ -144,10 +138,6 @@ fn object_headers(object: &Object) -> ApiResult<Headers> {
 
 fn set(headers: &Headers, name: &str, value: &str) -> ApiResult<()> {
     headers.set(name, value).or_internal("header")
-}
-
-fn bucket(cx: &Ctx) -> ApiResult<worker::Bucket> {
-    cx.env.bucket("BUCKET").or_internal("BUCKET binding")
 }
 
 /// A single `bytes=` range; anything else (several ranges, other units, nonsense) is ignored

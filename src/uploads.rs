@@ -71,11 +71,8 @@ pub async fn start(cx: &Ctx, claims: &Claims, body: CreateUpload, layout: Layout
 /// not match is refused and not recorded (any earlier copy of it is forgotten too, since R2
 /// now holds the bad one).
 pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: Caller) -> ApiResult<Part> {
-    if let Some(media) = cx.header("content-type") {
-        let essence = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if essence != "application/octet-stream" {
-            return Err(ApiError::UnsupportedMediaType { accept: "application/octet-stream".into() });
-        }
+    if cx.media_type().is_some_and(|media| media != "application/octet-stream") {
+        return Err(ApiError::UnsupportedMediaType { accept: "application/octet-stream".into() });
     }
     let length = content_length(cx)?;
     let declared_md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
@@ -92,7 +89,7 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
         None => (cx.req.inner().body().filter(|_| length > 0), None),
     };
     let body = stream.map_or(Data::Bytes(Vec::new()), Data::ReadableStream);
-    let multipart = bucket(cx)?
+    let multipart = cx.bucket()?
         .resume_multipart_upload(record.upload.key.clone(), record.r2_upload_id.clone())
         .or_internal("R2 resumeMultipartUpload")?;
     let uploaded = match multipart.upload_part(part_number, body).await {
@@ -133,10 +130,6 @@ fn handle(cx: &Ctx, upload_id: &str, caller: Caller) -> ApiResult<UploadHandle> 
         return Err(ApiError::UploadNotFound);
     }
     UploadHandle::new(&cx.env, upload_id, caller)
-}
-
-fn bucket(cx: &Ctx) -> ApiResult<worker::Bucket> {
-    cx.env.bucket("BUCKET").or_internal("BUCKET binding")
 }
 
 /// R2 must know a part's length before the first byte, so chunked bodies are refused.

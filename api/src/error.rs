@@ -135,6 +135,11 @@ impl ApiError {
         }
     }
 
+    /// `invalid_request` for one field (or query parameter, or header) and one message.
+    pub fn invalid_field(name: &str, message: impl Into<String>) -> ApiError {
+        ApiError::InvalidRequest { errors: [(name.to_string(), vec![message.into()])].into() }
+    }
+
     /// Whether a client may retry the same request and expect another outcome.
     pub fn is_retryable(&self) -> bool {
         matches!(self, ApiError::UploadCompleting | ApiError::Internal)
