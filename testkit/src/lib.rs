@@ -264,3 +264,32 @@ impl Drop for Worker {
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// `len` pseudo-random bytes (xorshift; `seed` picks the sequence): incompressible, cheap, and
+/// different at every part boundary.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// R2's ETag for `data` uploaded in parts of `part_size`, computed independently of the code
+/// under test: MD5 of the parts' binary MD5s, then `-N`. An empty object is one empty part.
+pub fn multipart_etag(data: &[u8], part_size: usize) -> String {
+    use md5::{Digest, Md5};
+    let empty: &[u8] = &[];
+    let parts: Vec<&[u8]> = if data.is_empty() { vec![empty] } else { data.chunks(part_size).collect() };
+    let mut outer = Md5::new();
+    for part in &parts {
+        outer.update(Md5::digest(part));
+    }
+    let hex: String = outer.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}-{}", parts.len())
+}

@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use md5::{Digest, Md5};
 use serde_json::Value;
 use ureq::http::{Method, Request};
 
 #[allow(unused_imports)]
-pub use r2mpu_testkit::{claims, Options, Worker, ALL_SCOPES};
+pub use r2mpu_testkit::{claims, multipart_etag, random_bytes, Options, Worker, ALL_SCOPES};
 
 pub const MIB: usize = 1 << 20;
 /// R2's smallest part (but the last): the part size the tests use.
@@ -170,30 +169,4 @@ pub fn encode_key(key: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// `len` pseudo-random bytes (xorshift; `seed` picks the sequence). Not compressible, cheap.
-pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// R2's ETag for a multipart object: MD5 of the parts' binary MD5s, then `-N`.
-pub fn multipart_etag(data: &[u8], part_size: usize) -> String {
-    let mut outer = Md5::new();
-    let mut count = 0;
-    for chunk in chunks(data, part_size) {
-        outer.update(Md5::digest(chunk));
-        count += 1;
-    }
-    let hex: String = outer.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}-{count}")
 }

@@ -8,9 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use md5::{Digest, Md5};
 use r2mpu_api::types::Upload;
-pub use r2mpu_testkit::{Worker, ALL_SCOPES};
+pub use r2mpu_testkit::{multipart_etag, random_bytes, Worker, ALL_SCOPES};
 
 pub const MIB: usize = 1 << 20;
 /// R2's smallest part: what the tests upload with, so that files stay small.
@@ -199,33 +198,10 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Deterministic bytes that differ per name and never repeat at part boundaries.
+/// Deterministic bytes that differ per name.
 pub fn data(size: usize, name: &str) -> Vec<u8> {
-    let mut state = name.bytes().fold(0x9e37_79b9_7f4a_7c15_u64, |s, b| (s ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
-/// R2's multipart ETag of `data` uploaded in parts of `part_size`, computed here independently.
-pub fn multipart_etag(data: &[u8], part_size: usize) -> String {
-    let mut outer = Md5::new();
-    let mut parts = 0;
-    for chunk in data.chunks(part_size) {
-        outer.update(Md5::digest(chunk));
-        parts += 1;
-    }
-    if parts == 0 {
-        outer.update(Md5::digest(b""));
-        parts = 1;
-    }
-    let hex: String = outer.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}-{parts}")
+    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |s, b| (s ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    random_bytes(size, seed)
 }
 
 /// The lines of a download's sidecar record, or 0 without one.
