@@ -222,15 +222,14 @@ impl FlakyProxy {
     pub fn start(upstream: &str, failures: usize, status: &'static str) -> FlakyProxy {
         use std::io::{Read, Write};
         use std::net::{TcpListener, TcpStream};
-        use std::sync::atomic::{AtomicUsize, Ordering};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_string();
-        let counter = AtomicUsize::new(0);
+        let mut refused = 0;
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                if counter.load(Ordering::SeqCst) < failures {
-                    counter.fetch_add(1, Ordering::SeqCst);
+                if refused < failures {
+                    refused += 1;
                     let mut client = client;
                     let mut head = [0u8; 1024];
                     let _ = client.read(&mut head);
