@@ -1,9 +1,11 @@
 # Two commands for a fresh clone: `make dev` and `make test`. Both install what is missing first.
-.PHONY: dev test install build cli unit integration
+.PHONY: dev test install build cli lint unit integration
 
 PORT ?= 8787
 PERSIST_DIR ?= .wrangler/state
 export WRANGLER_SEND_METRICS = false
+# wrangler needs a newer Node.js than the machine may have: the pinned one is in node_modules.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 install:
 	@scripts/install.sh
@@ -18,8 +20,13 @@ cli: install
 dev: build cli
 	@PORT=$(PORT) PERSIST_DIR=$(PERSIST_DIR) scripts/dev.sh
 
-# Everything: fast unit tests first, then the integration suites against a real `wrangler dev`.
-test: unit integration
+# Everything: formatting and lints, fast unit tests, then the integration suites against a
+# real `wrangler dev`.
+test: lint unit integration
+
+lint: install
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
 
 unit: install
 	cargo test --workspace --lib --bins

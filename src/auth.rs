@@ -66,7 +66,8 @@ impl Verifier {
     /// [`Verifier::new`], reused while `AUTH_JWKS`, `AUTH_ISSUER` and `AUTH_AUDIENCE` stay the same.
     pub fn cached(jwks: &str, issuer: Option<&str>, audience: Option<&str>) -> Result<std::rc::Rc<Verifier>, String> {
         let config = format!("{jwks}\n{issuer:?}\n{audience:?}");
-        if let Some(verifier) = CACHED.with_borrow(|c| c.as_ref().filter(|(k, _)| *k == config).map(|(_, v)| v.clone())) {
+        if let Some(verifier) = CACHED.with_borrow(|c| c.as_ref().filter(|(k, _)| *k == config).map(|(_, v)| v.clone()))
+        {
             return Ok(verifier);
         }
         let verifier = std::rc::Rc::new(Verifier::new(jwks, issuer, audience)?);
@@ -117,11 +118,7 @@ impl Verifier {
         }
         let sub = claims.subject.filter(|s| !s.is_empty()).ok_or_else(|| invalid("the token has no sub"))?;
         let custom = claims.custom;
-        Ok(Claims {
-            sub,
-            scopes: Scope::parse_claim(custom.scope.as_deref().unwrap_or("")),
-            prefix: custom.prefix,
-        })
+        Ok(Claims { sub, scopes: Scope::parse_claim(custom.scope.as_deref().unwrap_or("")), prefix: custom.prefix })
     }
 }
 
@@ -139,7 +136,8 @@ fn verifying_key(jwk: &Jwk) -> Result<VerifyingKey, String> {
     let name = jwk.kid.as_deref().unwrap_or("(no kid)");
     let member = |value: &Option<String>, member: &str| -> Result<Vec<u8>, String> {
         let text = value.as_deref().ok_or_else(|| format!("key {name}: missing `{member}`"))?;
-        Base64UrlSafeNoPadding::decode_to_vec(text, None).map_err(|_| format!("key {name}: `{member}` is not base64url"))
+        Base64UrlSafeNoPadding::decode_to_vec(text, None)
+            .map_err(|_| format!("key {name}: `{member}` is not base64url"))
     };
     let check_alg = |expected: &str| match jwk.alg.as_deref() {
         Some(alg) if alg != expected => Err(format!("key {name}: alg {alg} does not fit a {} key", jwk.kty)),
@@ -213,8 +211,11 @@ mod tests {
     }
 
     fn claims(scope: &str) -> JWTClaims<TokenClaims> {
-        jwt_simple::prelude::Claims::with_custom_claims(TokenClaims { scope: Some(scope.into()), prefix: Some("p/".into()) }, Duration::from_mins(5))
-            .with_subject("alice")
+        jwt_simple::prelude::Claims::with_custom_claims(
+            TokenClaims { scope: Some(scope.into()), prefix: Some("p/".into()) },
+            Duration::from_mins(5),
+        )
+        .with_subject("alice")
     }
 
     #[test]
@@ -227,7 +228,10 @@ mod tests {
             k.hs.authenticate(claims("uploads:write")).unwrap(),
         ] {
             let got = verifier.verify(&token).unwrap();
-            assert_eq!(got, super::Claims { sub: "alice".into(), scopes: vec![Scope::UploadsWrite], prefix: Some("p/".into()) });
+            assert_eq!(
+                got,
+                super::Claims { sub: "alice".into(), scopes: vec![Scope::UploadsWrite], prefix: Some("p/".into()) }
+            );
         }
     }
 
@@ -239,8 +243,11 @@ mod tests {
         assert!(verifier.verify(&stranger.sign(claims("x")).unwrap()).is_err());
         let mut old = claims("x");
         old.expires_at = Some(Clock::now_since_epoch() - Duration::from_secs(CLOCK_SKEW_SECS + 60));
-        assert!(matches!(verifier.verify(&k.ed.sign(old).unwrap()), Err(ApiError::InvalidToken { reason }) if reason.contains("expired")));
-        let none = format!("{}.{}.", b64(br#"{"alg":"none","kid":"ed"}"#), b64(br#"{"sub":"alice","exp":99999999999}"#));
+        assert!(
+            matches!(verifier.verify(&k.ed.sign(old).unwrap()), Err(ApiError::InvalidToken { reason }) if reason.contains("expired"))
+        );
+        let none =
+            format!("{}.{}.", b64(br#"{"alg":"none","kid":"ed"}"#), b64(br#"{"sub":"alice","exp":99999999999}"#));
         assert!(verifier.verify(&none).is_err());
         let mut forever = claims("x");
         forever.expires_at = None;

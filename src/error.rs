@@ -15,7 +15,10 @@ pub fn problem_response(error: ApiError) -> Response {
     let _ = headers.set("content-type", "application/problem+json");
     match &error {
         ApiError::MissingToken => {
-            let _ = headers.set("www-authenticate", r#"Bearer realm="r2mpu", error="invalid_token", error_description="missing bearer token""#);
+            let _ = headers.set(
+                "www-authenticate",
+                r#"Bearer realm="r2mpu", error="invalid_token", error_description="missing bearer token""#,
+            );
         }
         ApiError::InvalidToken { reason } => {
             let reason = reason.replace('"', "'");

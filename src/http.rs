@@ -212,7 +212,11 @@ impl Ctx {
     fn authenticate(&self) -> ApiResult<Claims> {
         let header = self.header("authorization");
         let token = bearer(header.as_deref())?;
-        let jwks = self.env.var("AUTH_JWKS").map(|v| v.to_string()).map_err(|_| internal("configuration", "AUTH_JWKS is not set"))?;
+        let jwks = self
+            .env
+            .var("AUTH_JWKS")
+            .map(|v| v.to_string())
+            .map_err(|_| internal("configuration", "AUTH_JWKS is not set"))?;
         let verifier = Verifier::cached(&jwks, self.config.issuer.as_deref(), self.config.audience.as_deref())
             .map_err(|e| internal("configuration", e))?;
         verifier.verify(token)
@@ -257,7 +261,8 @@ impl Ctx {
         }
         let mut stream = self.req.stream().or_internal("request body")?;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::InvalidJson { reason: format!("the body could not be read: {e}") })?;
+            let chunk =
+                chunk.map_err(|e| ApiError::InvalidJson { reason: format!("the body could not be read: {e}") })?;
             if (bytes.len() + chunk.len()) as u64 > limit {
                 return Err(too_large);
             }
@@ -281,10 +286,8 @@ fn validation_error(errors: ValidationErrors) -> ApiError {
     let mut fields = BTreeMap::new();
     for (field, list) in errors.field_errors() {
         let name = camel_case(&field);
-        let messages = list
-            .iter()
-            .map(|e| e.message.as_ref().map_or_else(|| e.code.to_string(), |m| m.to_string()))
-            .collect();
+        let messages =
+            list.iter().map(|e| e.message.as_ref().map_or_else(|| e.code.to_string(), |m| m.to_string())).collect();
         fields.insert(name, messages);
     }
     ApiError::InvalidRequest { errors: fields }

@@ -93,13 +93,20 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     }
     let page = match request.execute().await {
         Ok(page) => page,
-        Err(_) if cursor.is_some() => return Err(ApiError::invalid_field("cursor", "not a cursor from a previous page")),
+        Err(_) if cursor.is_some() => {
+            return Err(ApiError::invalid_field("cursor", "not a cursor from a previous page"))
+        }
         Err(e) => return Err(internal("R2 list", e)),
     };
     let objects = page
         .objects()
         .iter()
-        .map(|o| ObjectInfo { key: o.key(), size: o.size(), etag: o.etag(), uploaded: rfc3339(o.uploaded().as_millis()) })
+        .map(|o| ObjectInfo {
+            key: o.key(),
+            size: o.size(),
+            etag: o.etag(),
+            uploaded: rfc3339(o.uploaded().as_millis()),
+        })
         .collect();
     let cursor = if page.truncated() { page.cursor() } else { None };
     json(200, &ObjectList { objects, cursor })

@@ -35,7 +35,7 @@ pub fn table() -> Table {
 mod tests {
     use super::table;
     use crate::error::ApiError;
-    
+
     #[test]
     fn the_table_builds_and_routes_each_path_to_its_resource() {
         let table = table();

@@ -14,8 +14,8 @@ use r2mpu_api::time::rfc3339;
 use r2mpu_api::types::{CompletedObject, Part, PartRef, Upload, UploadStatus};
 use serde::{Deserialize, Serialize};
 use worker::{
-    durable_object, Bucket, Date, Delay, DurableObject, Env, HttpMetadata, Method, Request, RequestInit,
-    Response, State, UploadedPart,
+    durable_object, Bucket, Date, Delay, DurableObject, Env, HttpMetadata, Method, Request, RequestInit, Response,
+    State, UploadedPart,
 };
 
 use crate::error::{ApiError, ApiResult, OrInternal};
@@ -62,11 +62,21 @@ pub struct NewUpload {
 pub enum Command {
     Create(NewUpload),
     Get,
-    RecordPart { part: Part, ttl_ms: u64 },
+    RecordPart {
+        part: Part,
+        ttl_ms: u64,
+    },
     /// R2 holds bytes for this part that failed their check: drop what we recorded for it.
-    ForgetPart { part_number: u16 },
-    Complete { parts: Option<Vec<PartRef>>, ttl_ms: u64 },
-    Abort { ttl_ms: u64 },
+    ForgetPart {
+        part_number: u16,
+    },
+    Complete {
+        parts: Option<Vec<PartRef>>,
+        ttl_ms: u64,
+    },
+    Abort {
+        ttl_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,7 +127,8 @@ impl UploadHandle {
     }
 
     pub async fn send(&self, command: Command) -> ApiResult<Record> {
-        let body = serde_json::to_string(&Envelope { caller: self.caller.clone(), command }).or_internal("encoding command")?;
+        let body = serde_json::to_string(&Envelope { caller: self.caller.clone(), command })
+            .or_internal("encoding command")?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post).with_body(Some(body.into()));
         let request = Request::new_with_init("https://upload-state/", &init).or_internal("state request")?;
@@ -257,9 +268,14 @@ impl UploadState {
         let bucket = self.bucket()?;
         let mut builder = bucket.create_multipart_upload(key.clone());
         if let Some(content_type) = &content_type {
-            builder = builder.http_metadata(HttpMetadata { content_type: Some(content_type.clone()), ..Default::default() });
+            builder =
+                builder.http_metadata(HttpMetadata { content_type: Some(content_type.clone()), ..Default::default() });
         }
-        let multipart = builder.custom_metadata(metadata.clone().into_iter().collect::<std::collections::HashMap<_, _>>()).execute().await.or_internal("R2 createMultipartUpload")?;
+        let multipart = builder
+            .custom_metadata(metadata.clone().into_iter().collect::<std::collections::HashMap<_, _>>())
+            .execute()
+            .await
+            .or_internal("R2 createMultipartUpload")?;
         let r2_upload_id = multipart.upload_id().await;
         let now = now_ms();
         self.sql(
@@ -330,7 +346,12 @@ impl UploadState {
             Ok(object) => {
                 self.sql(
                     "UPDATE upload SET status = 'completed', etag = ?, object_size = ?, updated_ms = ?, expires_ms = ?",
-                    vec![object.etag().into(), (object.size() as i64).into(), (now as i64).into(), ((now + ttl_ms) as i64).into()],
+                    vec![
+                        object.etag().into(),
+                        (object.size() as i64).into(),
+                        (now as i64).into(),
+                        ((now + ttl_ms) as i64).into(),
+                    ],
                 )?;
                 self.state.storage().set_alarm(Duration::from_millis(ttl_ms)).await.or_internal("set alarm")?;
                 self.record()
@@ -394,7 +415,9 @@ impl UploadState {
         let status = self.live_status(&row);
         let layout = Layout { part_size: row.part_size as u64, size: row.size.map(|s| s as u64) };
         let object = match (&row.etag, row.object_size) {
-            (Some(etag), Some(size)) => Some(CompletedObject { key: row.key.clone(), etag: etag.clone(), size: size as u64 }),
+            (Some(etag), Some(size)) => {
+                Some(CompletedObject { key: row.key.clone(), etag: etag.clone(), size: size as u64 })
+            }
             _ => None,
         };
         let upload = Upload {
@@ -488,7 +511,10 @@ mod tests {
     fn a_listed_part_must_have_been_recorded_with_the_same_etag_and_only_once() {
         let recorded = vec![part(1, "a"), part(2, "b")];
         assert_eq!(choose_parts(&recorded, Some(vec![listed(2, "\"b\""), listed(1, "a")])), Ok(recorded.clone()));
-        assert_eq!(choose_parts(&recorded, Some(vec![listed(3, "c")])), Err(ApiError::PartNotUploaded { part_number: 3 }));
+        assert_eq!(
+            choose_parts(&recorded, Some(vec![listed(3, "c")])),
+            Err(ApiError::PartNotUploaded { part_number: 3 })
+        );
         assert_eq!(choose_parts(&recorded, Some(vec![listed(1, "x")])), Err(ApiError::EtagMismatch { part_number: 1 }));
         assert_eq!(
             choose_parts(&recorded, Some(vec![listed(1, "a"), listed(1, "a")])),

@@ -89,7 +89,8 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
         None => (cx.req.inner().body().filter(|_| length > 0), None),
     };
     let body = stream.map_or(Data::Bytes(Vec::new()), Data::ReadableStream);
-    let multipart = cx.bucket()?
+    let multipart = cx
+        .bucket()?
         .resume_multipart_upload(record.upload.key.clone(), record.r2_upload_id.clone())
         .or_internal("R2 resumeMultipartUpload")?;
     let uploaded = match multipart.upload_part(part_number, body).await {
@@ -112,10 +113,14 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
 }
 
 /// Completes the upload from the listed parts, or from all recorded ones.
-pub async fn finish(cx: &Ctx, upload_id: &str, parts: Option<Vec<PartRef>>, caller: Caller) -> ApiResult<CompletedObject> {
-    let record = handle(cx, upload_id, caller)?
-        .send(Command::Complete { parts, ttl_ms: cx.config.upload_ttl_ms })
-        .await?;
+pub async fn finish(
+    cx: &Ctx,
+    upload_id: &str,
+    parts: Option<Vec<PartRef>>,
+    caller: Caller,
+) -> ApiResult<CompletedObject> {
+    let record =
+        handle(cx, upload_id, caller)?.send(Command::Complete { parts, ttl_ms: cx.config.upload_ttl_ms }).await?;
     record.upload.object.ok_or_else(|| internal("complete", "no object after complete"))
 }
 

@@ -100,9 +100,11 @@ fn complete_checks_a_client_part_list_against_the_recorded_parts() {
     let e2 = api.put_part(&id, 2, &data[PART..]).json()["etag"].as_str().unwrap().to_string();
 
     let listed = |parts: serde_json::Value| api.complete(&id, Some(json!({ "parts": parts })));
-    listed(json!([{"partNumber": 1, "etag": e1}, {"partNumber": 2, "etag": "nope"}])).assert_problem(400, "etag_mismatch");
+    listed(json!([{"partNumber": 1, "etag": e1}, {"partNumber": 2, "etag": "nope"}]))
+        .assert_problem(400, "etag_mismatch");
     listed(json!([{"partNumber": 1, "etag": e1}, {"partNumber": 1, "etag": e1}])).assert_problem(400, "duplicate_part");
-    listed(json!([{"partNumber": 1, "etag": e1}, {"partNumber": 3, "etag": e2}])).assert_problem(400, "part_not_uploaded");
+    listed(json!([{"partNumber": 1, "etag": e1}, {"partNumber": 3, "etag": e2}]))
+        .assert_problem(400, "part_not_uploaded");
     listed(json!([{"partNumber": 2, "etag": e2}])).assert_problem(400, "parts_missing");
     listed(json!([])).assert_problem(400, "invalid_request");
 
@@ -236,7 +238,10 @@ fn parts_of_the_wrong_size_are_refused_before_reaching_r2() {
     let id = api.create_id(json!({"key": "ps/file.bin", "size": PART + 10, "partSize": PART}));
     let reply = api.put_part(&id, 1, &random_bytes(PART - 1, 1));
     reply.assert_problem(400, "part_size_mismatch");
-    assert_eq!((reply.json()["expected"].as_u64(), reply.json()["actual"].as_u64()), (Some(PART as u64), Some(PART as u64 - 1)));
+    assert_eq!(
+        (reply.json()["expected"].as_u64(), reply.json()["actual"].as_u64()),
+        (Some(PART as u64), Some(PART as u64 - 1))
+    );
     api.put_part(&id, 2, &random_bytes(11, 1)).assert_problem(400, "part_size_mismatch");
 
     let open = api.create_id(json!({"key": "ps/open.bin", "partSize": PART}));
@@ -270,16 +275,23 @@ fn a_part_needs_a_content_length_and_a_binary_content_type() {
     assert_eq!(chunked.0, 411, "{}", chunked.1);
     assert!(chunked.1.contains("\"code\":\"length_required\""));
 
-    api.send("PUT", &format!("/uploads/{id}/parts/1"), &[("content-type", "multipart/form-data; boundary=x")], Some(b"x"))
-        .assert_problem(415, "unsupported_media_type");
+    api.send(
+        "PUT",
+        &format!("/uploads/{id}/parts/1"),
+        &[("content-type", "multipart/form-data; boundary=x")],
+        Some(b"x"),
+    )
+    .assert_problem(415, "unsupported_media_type");
     assert_eq!(api.send("PUT", &format!("/uploads/{id}/parts/1"), &[], Some(b"no content type is fine")).status, 200);
 }
 
 #[test]
 fn create_refuses_bad_json_keys_and_layouts_with_their_own_codes() {
     let api = api("create-validation");
-    api.send("POST", "/uploads", &[("content-type", "application/json")], Some(b"{not json")).assert_problem(400, "invalid_json");
-    api.send("POST", "/uploads", &[("content-type", "text/plain")], Some(br#"{"key":"a"}"#)).assert_problem(415, "unsupported_media_type");
+    api.send("POST", "/uploads", &[("content-type", "application/json")], Some(b"{not json"))
+        .assert_problem(400, "invalid_json");
+    api.send("POST", "/uploads", &[("content-type", "text/plain")], Some(br#"{"key":"a"}"#))
+        .assert_problem(415, "unsupported_media_type");
     api.create(json!({"key": "a", "partsize": 1})).assert_problem(400, "invalid_json");
     api.create(json!({"key": 5})).assert_problem(400, "invalid_json");
     api.create(json!({"key": "a", "size": -1})).assert_problem(400, "invalid_json");
@@ -295,7 +307,8 @@ fn create_refuses_bad_json_keys_and_layouts_with_their_own_codes() {
 
     api.create(json!({"key": "a", "partSize": PART - 1})).assert_problem(400, "invalid_layout");
     api.create(json!({"key": "a", "partSize": 101 * MIB})).assert_problem(400, "invalid_layout");
-    api.create(json!({"key": "a", "size": 10_001u64 * PART as u64, "partSize": PART})).assert_problem(400, "invalid_layout");
+    api.create(json!({"key": "a", "size": 10_001u64 * PART as u64, "partSize": PART}))
+        .assert_problem(400, "invalid_layout");
 
     let huge = json!({"key": "a", "metadata": {"pad": "x".repeat(3 * MIB)}});
     api.create(huge).assert_problem(413, "body_too_large");
@@ -378,7 +391,8 @@ fn objects_are_listed_by_prefix_and_deleted_idempotently() {
     let page = api.send("GET", "/objects?prefix=listing/&limit=2", &[], None).json();
     assert_eq!(page["objects"].as_array().unwrap().len(), 2);
     let cursor = page["cursor"].as_str().expect("a cursor for the next page").to_string();
-    let next = api.send("GET", &format!("/objects?prefix=listing/&limit=2&cursor={}", encode_key(&cursor)), &[], None).json();
+    let next =
+        api.send("GET", &format!("/objects?prefix=listing/&limit=2&cursor={}", encode_key(&cursor)), &[], None).json();
     let keys: Vec<&str> = next["objects"].as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap()).collect();
     assert_eq!(keys, vec!["listing/c"]);
     assert!(next.get("cursor").is_none());

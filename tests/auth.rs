@@ -36,7 +36,8 @@ fn requests_without_a_valid_token_are_401_with_a_bearer_challenge() {
     let valid = worker.token("auth", ALL_SCOPES);
     let (head, rest) = valid.split_once('.').unwrap();
     let (_, signature) = rest.split_once('.').unwrap();
-    let tampered = format!("{head}.{}.{signature}", b64(br#"{"sub":"admin","scope":"uploads:write","exp":9999999999}"#));
+    let tampered =
+        format!("{head}.{}.{signature}", b64(br#"{"sub":"admin","scope":"uploads:write","exp":9999999999}"#));
     let mut no_kid_header = claims("auth", ALL_SCOPES);
     no_kid_header.subject = Some("auth".into());
     let wrong_kid = Ed25519KeyPair::from_bytes(&worker.keys.ed25519.to_bytes()).unwrap().with_key_id("rotated-away");
@@ -124,7 +125,9 @@ fn issuer_and_audience_are_checked_when_configured() {
     let api = |claims: JWTClaims<_>| Api::new(&worker, Some(worker.sign(claims))).create(json!({"key": "iss/x"}));
     let right = claims("iss", ALL_SCOPES).with_issuer("https://issuer.test").with_audience("r2mpu");
     assert_eq!(api(right).status, 201);
-    api(claims("iss", ALL_SCOPES).with_issuer("https://evil.test").with_audience("r2mpu")).assert_problem(401, "invalid_token");
-    api(claims("iss", ALL_SCOPES).with_issuer("https://issuer.test").with_audience("other")).assert_problem(401, "invalid_token");
+    api(claims("iss", ALL_SCOPES).with_issuer("https://evil.test").with_audience("r2mpu"))
+        .assert_problem(401, "invalid_token");
+    api(claims("iss", ALL_SCOPES).with_issuer("https://issuer.test").with_audience("other"))
+        .assert_problem(401, "invalid_token");
     api(claims("iss", ALL_SCOPES)).assert_problem(401, "invalid_token");
 }

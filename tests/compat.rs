@@ -27,7 +27,11 @@ fn the_guides_own_client_uploads_a_file_that_comes_back_identical() {
         .output()
         .expect("python (run `make install`)");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && stdout.contains("successfully completed"), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success() && stdout.contains("successfully completed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let via_action = api.send("GET", "/guide-file.bin?action=get", &[], None);
     assert_eq!(via_action.status, 200);
@@ -59,9 +63,16 @@ fn the_guides_protocol_shares_auth_state_and_validation_with_the_rest_api() {
     Api::of(worker, "someone-else")
         .send("PUT", &format!("/guide/a.bin?action=mpu-uploadpart&uploadId={id}&partNumber=2"), &[], Some(b"x"))
         .assert_problem(404, "upload_not_found");
-    Api::new(worker, None).send("POST", "/guide/b.bin?action=mpu-create", &[], None).assert_problem(401, "missing_token");
-    api.send("POST", "/guide/a.bin?action=mpu-complete", &[("content-type", "application/json")], Some(b"{\"parts\":[]}"))
-        .assert_problem(400, "invalid_request");
+    Api::new(worker, None)
+        .send("POST", "/guide/b.bin?action=mpu-create", &[], None)
+        .assert_problem(401, "missing_token");
+    api.send(
+        "POST",
+        "/guide/a.bin?action=mpu-complete",
+        &[("content-type", "application/json")],
+        Some(b"{\"parts\":[]}"),
+    )
+    .assert_problem(400, "invalid_request");
 
     assert_eq!(api.send("DELETE", &format!("/guide/a.bin?action=mpu-abort&uploadId={id}"), &[], None).status, 204);
     assert_eq!(api.state(&id).json()["status"], "aborted");

@@ -14,11 +14,12 @@ use r2mpu_testkit::repo_root;
 /// Cloudflare allows far more (3 MiB on Free); startup time grows with the size.
 const GZIP_BUDGET: usize = 300 * 1024;
 
-/// Runs `wrangler deploy --dry-run --outdir out` with nothing of the caller's environment but
-/// `PATH` and `HOME`, and returns its output (stdout, then stderr).
+/// Runs `npx wrangler deploy --dry-run --outdir out`, as a user would from a fresh shell: with
+/// nothing of the caller's environment but `PATH` and `HOME`. Returns its output (stdout, then
+/// stderr).
 fn dry_run_deploy(out: &Path) -> String {
-    let mut command = Command::new(repo_root().join("node_modules/.bin/wrangler"));
-    command.args(["deploy", "--dry-run", "--outdir"]).arg(out).current_dir(repo_root()).env_clear();
+    let mut command = Command::new("npx");
+    command.args(["--no-install", "wrangler", "deploy", "--dry-run", "--outdir"]).arg(out).current_dir(repo_root()).env_clear();
     for name in ["PATH", "HOME"] {
         if let Some(value) = std::env::var_os(name) {
             command.env(name, value);
@@ -62,7 +63,11 @@ fn a_dry_run_deploy_bundles_the_worker_with_its_bindings_within_the_size_budget(
 
     let files = modules(out.path());
     let is = |ext: &str| files.iter().filter(|f| f.extension().is_some_and(|e| e == ext)).count();
-    assert!(is("js") == 1 && is("wasm") == 1, "expected one JS and one wasm module in {}: {files:?}", out.path().display());
+    assert!(
+        is("js") == 1 && is("wasm") == 1,
+        "expected one JS and one wasm module in {}: {files:?}",
+        out.path().display()
+    );
 
     let mut all = Vec::new();
     for file in &files {
@@ -72,7 +77,12 @@ fn a_dry_run_deploy_bundles_the_worker_with_its_bindings_within_the_size_budget(
         all.extend(bytes);
     }
     let gzip = gzip_len(&all);
-    eprintln!("bundle: total: {} bytes, {gzip} gzip ({:.1} KiB; budget {} KiB)", all.len(), gzip as f64 / 1024.0, GZIP_BUDGET / 1024);
+    eprintln!(
+        "bundle: total: {} bytes, {gzip} gzip ({:.1} KiB; budget {} KiB)",
+        all.len(),
+        gzip as f64 / 1024.0,
+        GZIP_BUDGET / 1024
+    );
     if let Some(line) = log.lines().find(|line| line.contains("Total Upload")) {
         eprintln!("bundle: wrangler says {}", line.trim());
     }

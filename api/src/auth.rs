@@ -26,10 +26,7 @@ impl Scope {
 
     /// Reads a `scope` claim; names it does not know are ignored, as RFC 8693 suggests.
     pub fn parse_claim(claim: &str) -> Vec<Scope> {
-        claim
-            .split_ascii_whitespace()
-            .filter_map(|name| Scope::ALL.into_iter().find(|s| s.as_str() == name))
-            .collect()
+        claim.split_ascii_whitespace().filter_map(|name| Scope::ALL.into_iter().find(|s| s.as_str() == name)).collect()
     }
 }
 
@@ -77,12 +74,7 @@ pub struct JwkSet {
 impl JwkSet {
     /// The same set without private halves (`d`, and `oct` keys, which are all secret).
     pub fn public(&self) -> JwkSet {
-        let keys = self
-            .keys
-            .iter()
-            .filter(|k| k.kty != "oct")
-            .map(|k| Jwk { d: None, ..k.clone() })
-            .collect();
+        let keys = self.keys.iter().filter(|k| k.kty != "oct").map(|k| Jwk { d: None, ..k.clone() }).collect();
         JwkSet { keys }
     }
 }

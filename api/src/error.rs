@@ -41,11 +41,7 @@ pub enum ApiError {
     /// 400: the part number is not an integer in 1..=10000 (or beyond the declared size).
     InvalidPartNumber { reason: String },
     /// 400: the part's length breaks the upload's layout.
-    PartSizeMismatch {
-        part_number: u16,
-        expected: u64,
-        actual: u64,
-    },
+    PartSizeMismatch { part_number: u16, expected: u64, actual: u64 },
     /// 400: the declared size and part size need more than 10,000 parts, or the part size is
     /// outside the server's limits.
     InvalidLayout { reason: String },
@@ -175,10 +171,9 @@ impl fmt::Display for ApiError {
             BodyTooLarge { limit } => write!(f, "the body is larger than {limit} bytes"),
             LengthRequired => write!(f, "a part needs a Content-Length header; chunked bodies are refused"),
             InvalidPartNumber { reason } => write!(f, "invalid part number: {reason}"),
-            PartSizeMismatch { part_number, expected, actual } => write!(
-                f,
-                "part {part_number} is {actual} bytes; this upload's layout needs {expected}"
-            ),
+            PartSizeMismatch { part_number, expected, actual } => {
+                write!(f, "part {part_number} is {actual} bytes; this upload's layout needs {expected}")
+            }
             InvalidLayout { reason } => write!(f, "invalid upload layout: {reason}"),
             DigestMismatch { part_number } => {
                 write!(f, "part {part_number} does not match its Content-MD5; it was not stored")
@@ -236,11 +231,7 @@ mod tests {
 
     #[test]
     fn a_problem_carries_the_code_and_fields_beside_the_standard_members() {
-        let problem = Problem::from(ApiError::PartSizeMismatch {
-            part_number: 3,
-            expected: 5_242_880,
-            actual: 10,
-        });
+        let problem = Problem::from(ApiError::PartSizeMismatch { part_number: 3, expected: 5_242_880, actual: 10 });
         let json = serde_json::to_value(&problem).unwrap();
         assert_eq!(json["code"], "part_size_mismatch");
         assert_eq!(json["status"], 400);

@@ -24,9 +24,7 @@ pub fn check_key(key: &str) -> Result<(), String> {
 
 /// [`check_key`] in the shape `validator` wants for `#[validate(custom(...))]`.
 pub fn validate_key(key: &str) -> Result<(), validator::ValidationError> {
-    check_key(key).map_err(|reason| {
-        validator::ValidationError::new("invalid_key").with_message(reason.into())
-    })
+    check_key(key).map_err(|reason| validator::ValidationError::new("invalid_key").with_message(reason.into()))
 }
 
 #[cfg(test)]

@@ -119,9 +119,8 @@ pub fn default_part_size(size: Option<u64>) -> u64 {
 
 /// Parses a part number from a path segment: decimal digits only, 1..=10000.
 pub fn parse_part_number(segment: &str) -> Result<u16, ApiError> {
-    let invalid = || ApiError::InvalidPartNumber {
-        reason: format!("`{segment}` is not an integer from 1 to {MAX_PARTS}"),
-    };
+    let invalid =
+        || ApiError::InvalidPartNumber { reason: format!("`{segment}` is not an integer from 1 to {MAX_PARTS}") };
     if segment.is_empty() || segment.len() > 5 || !segment.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid());
     }
@@ -183,16 +182,22 @@ mod tests {
     fn complete_needs_every_part_and_full_parts_before_the_last() {
         let declared = Layout { part_size: P, size: Some(2 * P + 7) };
         assert_eq!(declared.check_complete(&[(1, P), (2, P), (3, 7)]), Ok(2 * P + 7));
-        assert_eq!(
-            declared.check_complete(&[(1, P), (3, 7)]),
-            Err(ApiError::PartsMissing { missing: vec![2] })
-        );
+        assert_eq!(declared.check_complete(&[(1, P), (3, 7)]), Err(ApiError::PartsMissing { missing: vec![2] }));
         let open = Layout { part_size: 2 * P, size: None };
         assert_eq!(open.check_complete(&[(1, P), (2, P), (3, 3)]), Ok(2 * P + 3), "parts may be smaller than partSize");
         assert_eq!(open.check_complete(&[(1, 7)]), Ok(7), "a single part may be small");
-        assert!(matches!(open.check_complete(&[(1, 3), (2, 3)]), Err(ApiError::PartSizeMismatch { part_number: 1, .. })));
-        assert!(matches!(open.check_complete(&[(1, P), (2, P + 1), (3, 3)]), Err(ApiError::PartSizeMismatch { part_number: 2, .. })));
-        assert!(matches!(open.check_complete(&[(1, P), (2, P + 1)]), Err(ApiError::PartSizeMismatch { part_number: 2, .. })));
+        assert!(matches!(
+            open.check_complete(&[(1, 3), (2, 3)]),
+            Err(ApiError::PartSizeMismatch { part_number: 1, .. })
+        ));
+        assert!(matches!(
+            open.check_complete(&[(1, P), (2, P + 1), (3, 3)]),
+            Err(ApiError::PartSizeMismatch { part_number: 2, .. })
+        ));
+        assert!(matches!(
+            open.check_complete(&[(1, P), (2, P + 1)]),
+            Err(ApiError::PartSizeMismatch { part_number: 2, .. })
+        ));
         assert_eq!(open.check_complete(&[]), Err(ApiError::PartsMissing { missing: vec![1] }));
     }
 

@@ -21,7 +21,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "gb" => 1_000_000_000,
         _ => return Err(format!("`{text}` is not a size: use bytes, or a number with KiB, MiB or GiB")),
     };
-    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size: it must start with a whole number"))?;
+    let number: u64 =
+        number.parse().map_err(|_| format!("`{text}` is not a size: it must start with a whole number"))?;
     number.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))
 }
 
@@ -38,7 +39,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => 86_400,
         _ => return Err(format!("`{text}` is not a duration: use seconds, or a number with s, m, h or d")),
     };
-    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration: it must start with a whole number"))?;
+    let number: u64 =
+        number.parse().map_err(|_| format!("`{text}` is not a duration: it must start with a whole number"))?;
     match number.checked_mul(seconds) {
         Some(0) => Err("the duration must be longer than zero".into()),
         Some(total) => Ok(Duration::from_secs(total)),

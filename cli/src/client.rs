@@ -244,7 +244,9 @@ pub fn check(what: &str, result: Result<Response<Body>, ureq::Error>) -> Result<
         Err(error) if retryable_transport(&error) => {
             return Err(Attempt::Transient { reason: error.to_string(), retry_after: None })
         }
-        Err(ureq::Error::BadUri(uri)) => return Err(Error::Usage(format!("the endpoint gives a bad URL: {uri}")).into()),
+        Err(ureq::Error::BadUri(uri)) => {
+            return Err(Error::Usage(format!("the endpoint gives a bad URL: {uri}")).into())
+        }
         Err(error) => return Err(Error::Unavailable(format!("{what}: {error}")).into()),
     };
     let status = response.status().as_u16();
@@ -280,8 +282,9 @@ pub fn read_json<T: DeserializeOwned>(mut response: Response<Body>) -> Result<T,
         .body_mut()
         .read_to_string()
         .map_err(|e| Attempt::Transient { reason: format!("reading the answer: {e}"), retry_after: None })?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Unavailable(format!("the server's answer is not what the API promises ({e}): {text:.200}")).into())
+    serde_json::from_str(&text).map_err(|e| {
+        Error::Unavailable(format!("the server's answer is not what the API promises ({e}): {text:.200}")).into()
+    })
 }
 
 /// A random number in `[0, 1)` for jitter.
@@ -365,7 +368,10 @@ mod tests {
         let completing = check("x", response(409, &[("Retry-After", "1")], &body));
         assert!(matches!(completing, Err(Attempt::Transient { retry_after: Some(_), .. })));
         let body = problem(r2mpu_api::ApiError::UploadCompleted);
-        assert!(matches!(check("x", response(409, &[], &body)), Err(Attempt::Fatal(Error::Refused { status: 409, .. }))));
+        assert!(matches!(
+            check("x", response(409, &[], &body)),
+            Err(Attempt::Fatal(Error::Refused { status: 409, .. }))
+        ));
     }
 
     #[test]

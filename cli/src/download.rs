@@ -94,7 +94,9 @@ pub fn download(client: &Client, args: &DownloadArgs) -> Result<Downloaded> {
 fn range_size(size: u64, etag: &str, part_size: Option<u64>) -> Result<u64> {
     let range_size = match (part_size, Etag::parse(etag)) {
         (Some(part_size), _) => part_size,
-        (None, Etag::Multipart { parts }) => etag::guess_part_size(size, parts).unwrap_or(default_part_size(Some(size))),
+        (None, Etag::Multipart { parts }) => {
+            etag::guess_part_size(size, parts).unwrap_or(default_part_size(Some(size)))
+        }
         (None, _) => default_part_size(Some(size)),
     };
     if range_size == 0 || size.div_ceil(range_size) > u64::from(MAX_PARTS) {
@@ -151,7 +153,9 @@ fn verify(
             let got = md5_range(file, 0, file.metadata()?.len())?;
             match got == expected {
                 true => Ok(Verdict::Verified("the MD5 matches the ETag".into())),
-                false => Err(format!("the MD5 {} of the downloaded bytes differs from the ETag {etag}", etag::hex(&got))),
+                false => {
+                    Err(format!("the MD5 {} of the downloaded bytes differs from the ETag {etag}", etag::hex(&got)))
+                }
             }
         }
         Etag::Opaque => Ok(Verdict::NotVerified(format!("the ETag {etag} is not an MD5 we can recompute"))),
@@ -208,9 +212,14 @@ impl Fetching<'_> {
     /// Fetches `todo` with `concurrency` threads, journaling each finished range from this thread.
     fn run(&self, todo: &[u16], concurrency: usize, journal: &mut Journal<DownloadRecord>) -> Result<()> {
         let count = usize::from(self.layout.part_count().unwrap_or(0));
-        pool::run(todo, count, concurrency, self.progress, |n| self.fetch_range(n), |n, md5| {
-            journal.record(u32::from(n), md5?)
-        })
+        pool::run(
+            todo,
+            count,
+            concurrency,
+            self.progress,
+            |n| self.fetch_range(n),
+            |n, md5| journal.record(u32::from(n), md5?),
+        )
     }
 
     /// `GET /objects/{key}` with `Range`, written at its offset; returns the range's MD5.

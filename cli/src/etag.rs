@@ -125,9 +125,15 @@ mod tests {
         assert_eq!(Etag::parse("\"e09e4fd6265b36115fe3db32df945d84-2\""), Etag::Multipart { parts: 2 });
         assert_eq!(Etag::parse("e09e4fd6265b36115fe3db32df945d84-10000"), Etag::Multipart { parts: 10_000 });
         assert_eq!(Etag::parse("W/\"d41d8cd98f00b204e9800998ecf8427e\""), Etag::Plain(md5(b"")));
-        for opaque in ["", "\"\"", "abc", "e09e4fd6265b36115fe3db32df945d84-0", "e09e4fd6265b36115fe3db32df945d84-10001",
-            "e09e4fd6265b36115fe3db32df945d84-+2", "zz9e4fd6265b36115fe3db32df945d84-2"]
-        {
+        for opaque in [
+            "",
+            "\"\"",
+            "abc",
+            "e09e4fd6265b36115fe3db32df945d84-0",
+            "e09e4fd6265b36115fe3db32df945d84-10001",
+            "e09e4fd6265b36115fe3db32df945d84-+2",
+            "zz9e4fd6265b36115fe3db32df945d84-2",
+        ] {
             assert_eq!(Etag::parse(opaque), Etag::Opaque, "{opaque:?}");
         }
     }

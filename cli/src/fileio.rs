@@ -71,7 +71,9 @@ impl Read for RangeReader<'_> {
         let n = loop {
             match read_at(self.file, &mut buf[..want], self.offset) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(0) => break Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was being sent")),
+                Ok(0) => {
+                    break Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was being sent"))
+                }
                 other => break other,
             }
         };

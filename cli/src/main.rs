@@ -228,7 +228,8 @@ fn exit_code(error: &Error) -> u8 {
 
 fn run(cli: Cli) -> Result<(), Error> {
     let Connection { endpoint, token, retries, quiet } = cli.connection;
-    let client = |connections: u16| Client::new(&endpoint, token.clone(), RetryPolicy::new(retries), connections.into());
+    let client =
+        |connections: u16| Client::new(&endpoint, token.clone(), RetryPolicy::new(retries), connections.into());
     match cli.command {
         Command::Upload { file, key, part_size, concurrency, content_type, verify_parts } => {
             let args = upload::UploadArgs {

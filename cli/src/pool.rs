@@ -76,12 +76,19 @@ mod tests {
         let todo: Vec<u16> = (3..=40).collect();
         let here = thread::current().id();
         let mut seen = BTreeSet::new();
-        let result = run(&todo, 40, 8, &quiet(), |n| Ok(u32::from(n) * 2), |n, doubled| {
-            assert_eq!(thread::current().id(), here);
-            assert_eq!(doubled?, u32::from(n) * 2);
-            assert!(seen.insert(n), "part {n} came back twice");
-            Ok(())
-        });
+        let result = run(
+            &todo,
+            40,
+            8,
+            &quiet(),
+            |n| Ok(u32::from(n) * 2),
+            |n, doubled| {
+                assert_eq!(thread::current().id(), here);
+                assert_eq!(doubled?, u32::from(n) * 2);
+                assert!(seen.insert(n), "part {n} came back twice");
+                Ok(())
+            },
+        );
         assert!(result.is_ok());
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), todo);
     }

@@ -22,7 +22,8 @@ pub struct Grant {
 
 /// Reads a JWK Set file.
 pub fn read_jwks(path: &Path) -> Result<JwkSet> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io(format!("reading the key file {}", path.display()), e))?;
+    let text =
+        fs::read_to_string(path).map_err(|e| Error::io(format!("reading the key file {}", path.display()), e))?;
     serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{} is not a JWK Set: {e}", path.display())))
 }
 
@@ -51,7 +52,9 @@ pub fn mint(set: &JwkSet, kid: Option<&str>, grant: &Grant) -> Result<String> {
             };
             key.authenticate(claims)
         }
-        (kty, crv) => return Err(Error::Usage(format!("key {name}: cannot sign with a {kty} {} key", crv.unwrap_or("")))),
+        (kty, crv) => {
+            return Err(Error::Usage(format!("key {name}: cannot sign with a {kty} {} key", crv.unwrap_or(""))))
+        }
     };
     token.map_err(unusable)
 }

@@ -82,7 +82,8 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
                 upload.parts.iter().map(|p| (p.part_number, p.etag.clone())).collect();
             let already: u64 = (1..=count).filter(|n| !todo.contains(n)).map(|n| part_len(&layout, n)).sum();
             let progress = Progress::start("upload", "parts", size, already, args.quiet);
-            let sending = Sending { client, file: &file, layout, upload_id: &id, verify: args.verify_parts, progress: &progress };
+            let sending =
+                Sending { client, file: &file, layout, upload_id: &id, verify: args.verify_parts, progress: &progress };
             sending.run(&todo, args.concurrency, &mut journal, &mut etags)?;
             progress.finish();
             if !args.quiet {
@@ -202,12 +203,19 @@ impl Sending<'_> {
         etags: &mut BTreeMap<u16, String>,
     ) -> Result<()> {
         let count = usize::from(self.layout.part_count().unwrap_or(0));
-        pool::run(todo, count, concurrency, self.progress, |n| self.send_part(n), |n, sent| {
-            let (part, md5) = sent?;
-            journal.record(u32::from(n), md5)?;
-            etags.insert(n, part.etag);
-            Ok(())
-        })
+        pool::run(
+            todo,
+            count,
+            concurrency,
+            self.progress,
+            |n| self.send_part(n),
+            |n, sent| {
+                let (part, md5) = sent?;
+                journal.record(u32::from(n), md5)?;
+                etags.insert(n, part.etag);
+                Ok(())
+            },
+        )
     }
 
     /// `PUT /uploads/{id}/parts/{n}`, streamed from the file, with retries. Returns the server's
@@ -241,7 +249,10 @@ impl Sending<'_> {
             match check(&what, response).and_then(read_json::<Part>) {
                 Ok(part) => match streamed.or(known) {
                     Some(md5) => Ok((part, md5)),
-                    None => Err(Error::Unavailable(format!("{what}: the server answered before the whole part was sent")).into()),
+                    None => {
+                        Err(Error::Unavailable(format!("{what}: the server answered before the whole part was sent"))
+                            .into())
+                    }
                 },
                 Err(failure) => {
                     self.progress.take_back(body.counted);

@@ -70,14 +70,16 @@ fn an_empty_file_uploads_as_one_empty_part() {
 fn parts_hashed_before_sending_carry_content_md5_and_still_round_trip() {
     let env = Env::new("verify-parts");
     let (_, data) = env.file("verify.bin", 2 * PART + 3);
-    let run = env.run(&["upload", "verify.bin", "verify/verify.bin", "--part-size", PART_SIZE, "--verify-parts"]).expect(0);
+    let run =
+        env.run(&["upload", "verify.bin", "verify/verify.bin", "--part-size", PART_SIZE, "--verify-parts"]).expect(0);
     assert_eq!(run.field("etag"), multipart_etag(&data, PART));
 }
 
 /// Starts an upload of `name` with one part at a time and SIGKILLs it once the server holds
 /// at least `parts` parts. Returns the upload ID.
 fn upload_and_kill(env: &Env, name: &str, key: &str, parts: usize) -> String {
-    let mut running = Running::start(env.command(&["upload", name, key, "--part-size", PART_SIZE, "--concurrency", "1"]));
+    let mut running =
+        Running::start(env.command(&["upload", name, key, "--part-size", PART_SIZE, "--concurrency", "1"]));
     let id = running.upload_id();
     wait_until("parts on the server", || env.upload_state(&id).parts.len() >= parts);
     assert!(running.kill(), "the upload finished before it could be killed; make the file larger");
@@ -86,7 +88,8 @@ fn upload_and_kill(env: &Env, name: &str, key: &str, parts: usize) -> String {
 
 /// The N of a `resumed: N of M parts` (or ranges) note.
 fn resumed(stderr: &str) -> (usize, usize) {
-    let line = stderr.lines().find(|l| l.starts_with("resumed: ")).unwrap_or_else(|| panic!("no resumed line in\n{stderr}"));
+    let line =
+        stderr.lines().find(|l| l.starts_with("resumed: ")).unwrap_or_else(|| panic!("no resumed line in\n{stderr}"));
     let words: Vec<&str> = line.split_whitespace().collect();
     (words[1].parse().unwrap(), words[3].parse().unwrap())
 }
@@ -127,7 +130,11 @@ fn a_file_changed_since_the_interrupted_upload_starts_over_and_aborts_the_old_on
     fs::write(&path, &data).unwrap();
 
     let run = env.run(&["upload", "changed.bin", "changed/changed.bin", "--part-size", PART_SIZE]).expect(0);
-    assert!(run.stderr.contains(&format!("starting over, not resuming upload {old}: the file's size changed")), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("starting over, not resuming upload {old}: the file's size changed")),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("resumed:"), "{}", run.stderr);
     assert_eq!(run.field("etag"), multipart_etag(&data, PART));
     assert_eq!(env.upload_state(&old).status, UploadStatus::Aborted);

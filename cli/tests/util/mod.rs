@@ -233,7 +233,9 @@ impl FlakyProxy {
                     let mut client = client;
                     let mut head = [0u8; 1024];
                     let _ = client.read(&mut head);
-                    let reply = format!("HTTP/1.1 {status}\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let reply = format!(
+                        "HTTP/1.1 {status}\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
                     let _ = client.write_all(reply.as_bytes());
                     continue;
                 }
