@@ -1,0 +1,29 @@
+// A reload in the middle of a large upload, then the same file chosen again: the page asks
+// the Worker which parts it holds (GET /uploads/{id}) and sends only the others.
+import { env, run, screenshot, countParts } from "./browser.mjs";
+
+await run(async (page) => {
+  const file = env("FILE");
+  await page.goto(`${env("WORKER_URL")}/#token=${env("TOKEN")}`);
+  const before = countParts(page);
+  await page.setInputFiles("#file-input", file);
+  while (before.stored.length < Number(env("RELOAD_AFTER"))) await page.waitForTimeout(20);
+  await page.reload();
+  await page.locator("#pending li").first().waitFor();
+  const pending = await page.locator("#pending li").first().textContent();
+  await screenshot(page, "page-after-reload");
+
+  const after = countParts(page);
+  const resumeState = page.waitForResponse((r) => r.request().method() === "GET" && /\/uploads\/[0-9a-f]+$/.test(r.url()));
+  await page.setInputFiles("#file-input", file);
+  const seen = await (await resumeState).json();
+  await page.locator("li.file[data-state=done]").waitFor({ timeout: 180_000 });
+  await screenshot(page, "page-resumed");
+  return {
+    storedBeforeReload: before.stored,
+    pending,
+    resumedFrom: seen.parts.map((p) => p.partNumber),
+    sentAfterReload: after.sent,
+    status: await page.locator("li.file .status").first().textContent(),
+  };
+});
