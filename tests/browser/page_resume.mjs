@@ -8,6 +8,7 @@ await run(async (page) => {
   const before = countParts(page);
   await page.setInputFiles("#file-input", file);
   while (before.stored.length < Number(env("RELOAD_AFTER"))) await page.waitForTimeout(20);
+  const storedBeforeReload = [...before.stored];
   await page.reload();
   await page.locator("#pending li").first().waitFor();
   const pending = await page.locator("#pending li").first().textContent();
@@ -20,7 +21,7 @@ await run(async (page) => {
   await page.locator("li.file[data-state=done]").waitFor({ timeout: 180_000 });
   await screenshot(page, "page-resumed");
   return {
-    storedBeforeReload: before.stored,
+    storedBeforeReload,
     pending,
     resumedFrom: seen.parts.map((p) => p.partNumber),
     sentAfterReload: after.sent,
