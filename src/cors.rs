@@ -33,9 +33,8 @@ impl Cors {
     /// nothing here; the request itself then fails loudly on the same setting.
     pub fn of(req: &Request, env: &Env) -> Cors {
         let origin = req.headers().get("origin").ok().flatten();
-        let granted = origin.filter(|origin| {
-            Config::from_env(env).is_ok_and(|config| config.allowed_origins.allows(origin.as_str()))
-        });
+        let granted = origin
+            .filter(|origin| Config::from_env(env).is_ok_and(|config| config.allowed_origins.allows(origin.as_str())));
         Cors { granted }
     }
 
