@@ -218,22 +218,38 @@ fn the_page_uploads_a_file_chosen_in_its_input_and_the_bytes_come_back_identical
     let mut claims = claims("page-user", ALL_SCOPES);
     claims.custom.prefix = Some("page-user/".into());
     let token = fx.worker.sign(claims);
-    let (_dir, path, data) = file("holiday video.bin", 3 * PART + MIB, 9);
+    let (_dir, path, data) = file("holiday video.bin", 6 * PART + MIB, 9);
+    let (_other, cancel_path, _) = file("not this one.bin", 2 * PART + MIB, 11);
 
     let seen = browser(
         "page_upload.mjs",
-        &[("WORKER_URL", &fx.worker.url), ("TOKEN", &token), ("FILE", path.to_str().unwrap())],
+        &[
+            ("WORKER_URL", &fx.worker.url),
+            ("TOKEN", &token),
+            ("FILE", path.to_str().unwrap()),
+            ("PARTS", "7"),
+            ("CANCEL_FILE", cancel_path.to_str().unwrap()),
+        ],
     );
 
     let key = "page-user/holiday video.bin";
     assert_eq!(seen["key"], key, "the file's name, inside the token's prefix");
-    assert_eq!(numbers(&seen["parts"]), (1..=4).collect(), "four parts of 5 MiB, each sent once");
-    assert_eq!(seen["parts"].as_array().unwrap().len(), 4);
-    let object = Api::new(fx.worker, Some(token)).object(key, &[]);
+    assert_eq!(seen["focusedBeforePause"], "Pause", "Tab from the file input reaches Pause: {seen}");
+    assert_eq!(seen["focusAfterPause"], "Resume", "and Enter leaves the focus on Resume: {seen}");
+    assert_eq!(seen["sentWhilePaused"], 0, "nothing is sent while paused");
+    let stored = seen["parts"].as_array().unwrap();
+    assert_eq!((numbers(&seen["parts"]), stored.len()), ((1..=7).collect(), 7), "each part stored once: {seen}");
+    let api = Api::new(fx.worker, Some(token));
+    let object = api.object(key, &[]);
     assert_eq!(object.status, 200);
     assert!(object.body == data, "the bytes came back identical");
     assert_eq!(object.header("etag"), Some(format!("\"{}\"", multipart_etag(&data, PART)).as_str()));
     assert!(seen["listed"].as_array().unwrap().contains(&json!(key)), "listed under the caller's files: {seen}");
+
+    let cancelled = api.state(seen["cancelledId"].as_str().unwrap());
+    assert_eq!(cancelled.json()["status"], "aborted", "Cancel aborts the upload on the Worker");
+    assert_eq!(api.object("page-user/not this one.bin", &[]).status, 404);
+
     assert!(!seen["url"].as_str().unwrap().contains("token"), "the token leaves the address bar: {seen}");
     assert_eq!(seen["tokenInSession"], true);
     assert_eq!(seen["localStorage"], "{}", "nothing left in localStorage once finished, never the token");

@@ -1,23 +1,67 @@
 // The upload page, as a person uses it: open the link with #token=, choose a file in the
-// input, watch it finish. Screenshots mid-upload and after.
+// input, pause and resume it from the keyboard, watch it finish; then choose another and
+// cancel it. Screenshots mid-upload, paused and after.
 import { env, run, screenshot, countParts } from "./browser.mjs";
+
+/** Holds the page's PUTs of part `n` of a file until `release()`, so the upload cannot finish
+ *  before the test has acted on it. */
+async function holdPart(page, n) {
+  let release;
+  const released = new Promise((resolve) => { release = resolve; });
+  await page.route(new RegExp(`/parts/${n}$`), async (route) => {
+    await released;
+    await route.continue().catch(() => {}); // the page may have aborted it meanwhile
+  });
+  return release;
+}
 
 await run(async (page) => {
   const token = env("TOKEN");
   await page.goto(`${env("WORKER_URL")}/#token=${token}`);
   const parts = countParts(page);
-  const midway = page.waitForResponse((r) => r.request().method() === "PUT" && r.status() === 200);
+  const releaseLast = await holdPart(page, Number(env("PARTS")));
+  const firstStored = page.waitForResponse((r) => r.request().method() === "PUT" && r.status() === 200);
   await page.setInputFiles("#file-input", env("FILE"));
-  await midway;
+  await firstStored;
   await page.waitForTimeout(300); // let the progress line repaint
   await screenshot(page, "page-mid-upload");
-  const item = page.locator("li.file[data-state=done]");
-  await item.waitFor({ timeout: 120_000 });
+
+  // Keyboard only: from the file input, Tab reaches the upload's Pause button.
+  await page.focus("#file-input");
+  await page.keyboard.press("Tab");
+  const focusedBeforePause = await page.evaluate(() => document.activeElement.textContent);
+  await page.keyboard.press("Enter");
+  const item = page.locator("li.file").first();
+  await page.locator("li.file[data-state=paused]").waitFor();
+  const focusAfterPause = await page.evaluate(() => document.activeElement.textContent);
+  releaseLast();
+  const sentAtPause = parts.sent.length;
+  await page.waitForTimeout(1000);
+  const sentWhilePaused = parts.sent.length - sentAtPause;
+  await screenshot(page, "page-paused");
+  await page.keyboard.press("Enter"); // on Resume
+  await page.locator("li.file[data-state=done]").waitFor({ timeout: 120_000 });
   await page.locator("#objects td.key").first().waitFor();
+  const key = await item.getAttribute("data-key");
+  const stored = [...parts.stored];
   await screenshot(page, "page-after-upload");
+
+  // Another file, cancelled while its last part is in flight.
+  const releaseCancelled = await holdPart(page, 3);
+  const created = page.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith("/uploads"));
+  await page.setInputFiles("#file-input", env("CANCEL_FILE"));
+  const cancelledId = (await (await created).json()).uploadId;
+  await page.locator("li.file[data-state=uploading]").getByRole("button", { name: /^Cancel/ }).click();
+  await page.locator("li.file[data-state=cancelled]").waitFor({ state: "detached" });
+  releaseCancelled();
+
   return {
-    parts: parts.sent,
-    key: await item.getAttribute("data-key"),
+    parts: stored,
+    focusedBeforePause,
+    focusAfterPause,
+    sentWhilePaused,
+    key,
+    cancelledId,
     listed: await page.locator("#objects td.key").allTextContents(),
     url: page.url(),
     tokenInSession: await page.evaluate((t) => sessionStorage.getItem("r2mpu.token") === t, token),
