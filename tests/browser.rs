@@ -227,7 +227,6 @@ fn the_page_uploads_a_file_chosen_in_its_input_and_the_bytes_come_back_identical
             ("WORKER_URL", &fx.worker.url),
             ("TOKEN", &token),
             ("FILE", path.to_str().unwrap()),
-            ("PARTS", "7"),
             ("CANCEL_FILE", cancel_path.to_str().unwrap()),
         ],
     );

@@ -3,12 +3,12 @@
 // cancel it. Screenshots mid-upload, paused and after.
 import { env, run, screenshot, countParts } from "./browser.mjs";
 
-/** Holds the page's PUTs of part `n` of a file until `release()`, so the upload cannot finish
- *  before the test has acted on it. */
-async function holdPart(page, n) {
+/** Holds the page's PUTs of parts numbered `from` and up until `release()`, so that the
+ *  upload cannot move on before the test has acted on it. */
+async function holdParts(page, from) {
   let release;
   const released = new Promise((resolve) => { release = resolve; });
-  await page.route(new RegExp(`/parts/${n}$`), async (route) => {
+  await page.route((url) => Number(url.pathname.match(/\/parts\/(\d+)$/)?.[1] ?? 0) >= from, async (route) => {
     await released;
     await route.continue().catch(() => {}); // the page may have aborted it meanwhile
   });
@@ -19,10 +19,11 @@ await run(async (page) => {
   const token = env("TOKEN");
   await page.goto(`${env("WORKER_URL")}/#token=${token}`);
   const parts = countParts(page);
-  const releaseLast = await holdPart(page, Number(env("PARTS")));
+  const releaseHeld = await holdParts(page, 2); // part 1 goes through, the others wait
   const firstStored = page.waitForResponse((r) => r.request().method() === "PUT" && r.status() === 200);
   await page.setInputFiles("#file-input", env("FILE"));
   await firstStored;
+  while (parts.sent.length < 5) await page.waitForTimeout(20); // parts 2 to 5 in flight
   await page.waitForTimeout(300); // let the progress line repaint
   await screenshot(page, "page-mid-upload");
 
@@ -34,7 +35,7 @@ await run(async (page) => {
   const item = page.locator("li.file").first();
   await page.locator("li.file[data-state=paused]").waitFor();
   const focusAfterPause = await page.evaluate(() => document.activeElement.textContent);
-  releaseLast();
+  releaseHeld(); // a paused page has aborted them: none may reach the Worker now
   const sentAtPause = parts.sent.length;
   await page.waitForTimeout(1000);
   const sentWhilePaused = parts.sent.length - sentAtPause;
@@ -47,7 +48,8 @@ await run(async (page) => {
   await screenshot(page, "page-after-upload");
 
   // Another file, cancelled while its last part is in flight.
-  const releaseCancelled = await holdPart(page, 3);
+  await page.unrouteAll();
+  const releaseCancelled = await holdParts(page, 3);
   const created = page.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith("/uploads"));
   await page.setInputFiles("#file-input", env("CANCEL_FILE"));
   const cancelledId = (await (await created).json()).uploadId;
