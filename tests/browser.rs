@@ -236,6 +236,7 @@ fn the_page_uploads_a_file_chosen_in_its_input_and_the_bytes_come_back_identical
     assert_eq!(seen["focusedBeforePause"], "Pause", "Tab from the file input reaches Pause: {seen}");
     assert_eq!(seen["focusAfterPause"], "Resume", "and Enter leaves the focus on Resume: {seen}");
     assert_eq!(seen["sentWhilePaused"], 0, "nothing is sent while paused");
+    assert_eq!(seen["part1Sent"], 2, "a part the Worker failed (503) is sent again: {seen}");
     let stored = seen["parts"].as_array().unwrap();
     assert_eq!((numbers(&seen["parts"]), stored.len()), ((1..=7).collect(), 7), "each part stored once: {seen}");
     let api = Api::new(fx.worker, Some(token));

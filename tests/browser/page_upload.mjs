@@ -20,10 +20,16 @@ await run(async (page) => {
   await page.goto(`${env("WORKER_URL")}/#token=${token}`);
   const parts = countParts(page);
   const releaseHeld = await holdParts(page, 2); // part 1 goes through, the others wait
+  let failedOnce = false; // ... once the Worker has failed it once, which the page retries
+  await page.route(/\/parts\/1$/, (route) => {
+    if (failedOnce) return route.continue();
+    failedOnce = true;
+    return route.fulfill({ status: 503, contentType: "application/problem+json", body: '{"code":"internal"}' });
+  });
   const firstStored = page.waitForResponse((r) => r.request().method() === "PUT" && r.status() === 200);
   await page.setInputFiles("#file-input", env("FILE"));
   await firstStored;
-  while (parts.sent.length < 5) await page.waitForTimeout(20); // parts 2 to 5 in flight
+  while (parts.sent.length < 6) await page.waitForTimeout(20); // 1 twice; 2 to 5 in flight
   await page.waitForTimeout(300); // let the progress line repaint
   await screenshot(page, "page-mid-upload");
 
@@ -45,6 +51,7 @@ await run(async (page) => {
   await page.locator("#objects td.key").first().waitFor();
   const key = await item.getAttribute("data-key");
   const stored = [...parts.stored];
+  const sentMain = [...parts.sent];
   await screenshot(page, "page-after-upload");
 
   // Another file, cancelled while its last part is in flight.
@@ -59,6 +66,7 @@ await run(async (page) => {
 
   return {
     parts: stored,
+    part1Sent: sentMain.filter((n) => n === 1).length,
     focusedBeforePause,
     focusAfterPause,
     sentWhilePaused,
