@@ -4,7 +4,11 @@ import { env, run, screenshot, countParts } from "./browser.mjs";
 
 await run(async (page) => {
   const file = env("FILE");
-  await page.goto(`${env("WORKER_URL")}/#token=${env("TOKEN")}`);
+  // This time the token is pasted into the page's field; the tab keeps it across the reload.
+  await page.goto(`${env("WORKER_URL")}/`);
+  await screenshot(page, "page-sign-in");
+  await page.getByLabel("Access token").fill(env("TOKEN"));
+  await page.keyboard.press("Enter");
   const before = countParts(page);
   await page.setInputFiles("#file-input", file);
   while (before.stored.length < Number(env("RELOAD_AFTER"))) await page.waitForTimeout(20);
