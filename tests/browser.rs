@@ -210,6 +210,15 @@ fn a_part_put_answers_with_its_etag_in_a_header_as_s3_does() {
     assert_eq!(reply.header("etag"), Some(format!("\"{}\"", reply.json()["etag"].as_str().unwrap()).as_str()));
 }
 
+#[test]
+fn the_page_is_served_at_the_root_without_a_token_and_may_not_be_framed() {
+    let page = Api::new(fixture().worker, None).send("GET", "/", &[], None);
+    assert_eq!((page.status, page.header("content-type")), (200, Some("text/html; charset=utf-8")));
+    assert!(String::from_utf8_lossy(&page.body).contains(r#"<input id="file-input" type="file" multiple"#));
+    assert_eq!(page.header("content-security-policy"), Some("frame-ancestors 'none'"));
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+}
+
 // ---- in Chromium ----------------------------------------------------------------------------------
 
 #[test]
