@@ -1,5 +1,5 @@
 # Two commands for a fresh clone: `make dev` and `make test`. Both install what is missing first.
-.PHONY: dev test install build cli lint unit integration
+.PHONY: dev test install chromium build cli lint unit integration
 
 PORT ?= 8787
 PERSIST_DIR ?= .wrangler/state
@@ -31,5 +31,9 @@ lint: install
 unit: install
 	cargo test --workspace --lib --bins
 
-integration: build
+# Debian's chromium, for the browser tests (installed as root, else a message says how).
+chromium:
+	@scripts/install.sh chromium
+
+integration: build chromium
 	cargo test --workspace --test '*'

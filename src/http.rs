@@ -17,6 +17,7 @@ use worker::{Env, Method, Request, Response};
 
 use crate::auth::{bearer, Claims, Verifier};
 use crate::config::Config;
+use crate::cors::Cors;
 use crate::error::{internal, problem_response, ApiError, ApiResult, OrInternal};
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = ApiResult<Response>>>>;
@@ -110,24 +111,32 @@ impl Table {
         match chosen {
             Some(endpoint) => Ok((endpoint, params)),
             None if same_method().next().is_some() => Err(ApiError::NotFound),
-            None => {
-                let mut allow: Vec<String> = Vec::new();
-                for name in endpoints.iter().map(|e| e.method.to_string()) {
-                    if !allow.contains(&name) {
-                        allow.push(name);
-                    }
-                }
-                Err(ApiError::MethodNotAllowed { allow })
-            }
+            None => Err(ApiError::MethodNotAllowed { allow: self.methods_at(path)? }),
         }
     }
 
-    /// Serves one request: match, authenticate, run the handler, render any error.
-    pub async fn serve(&self, req: Request, env: Env) -> Response {
-        match self.dispatch(req, env).await {
-            Ok(response) => response,
-            Err(error) => problem_response(error),
+    /// The methods served at `path`, each once, in declaration order.
+    fn methods_at(&self, path: &str) -> ApiResult<Vec<String>> {
+        let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
+        let mut methods: Vec<String> = Vec::new();
+        for name in self.resources[*matched.value].1.iter().map(|e| e.method.to_string()) {
+            if !methods.contains(&name) {
+                methods.push(name);
+            }
         }
+        Ok(methods)
+    }
+
+    /// Serves one request: answer a CORS preflight, or match, authenticate, run the handler,
+    /// render any error; then add the CORS grant.
+    pub async fn serve(&self, req: Request, env: Env) -> Response {
+        let cors = Cors::of(&req, &env);
+        let result = if Cors::is_preflight(&req) {
+            self.methods_at(&req.path()).and_then(|methods| cors.preflight(&methods))
+        } else {
+            self.dispatch(req, env).await
+        };
+        cors.apply(result.unwrap_or_else(problem_response))
     }
 
     async fn dispatch(&self, req: Request, env: Env) -> ApiResult<Response> {

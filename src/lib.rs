@@ -8,8 +8,9 @@
 //! - [`uploads`] and [`objects`]: the handlers, one module per resource.
 //! - [`compat`]: the guide's `/{key}?action=` protocol, on the same table and state.
 //! - [`state`]: the `UploadState` Durable Object, one per upload, holding its parts and life cycle.
-//! - [`meta`]: health and the OpenAPI document.
+//! - [`meta`]: health, the OpenAPI document and the upload page (`web/`).
 //! - [`error`]: how an `ApiError` becomes a problem+json response.
+//! - [`cors`]: which other origins' pages may call the API, declared once for every route.
 //! - [`config`]: settings from the environment.
 //!
 //! The wire types, error codes and part rules live in the `r2mpu-api` crate (`api/`), shared
@@ -18,6 +19,7 @@
 pub mod auth;
 pub mod compat;
 pub mod config;
+pub mod cors;
 pub mod digest;
 pub mod error;
 pub mod http;

@@ -9,6 +9,7 @@ use crate::{compat, meta, objects, uploads};
 
 pub fn table() -> Table {
     Table::new()
+        .public(Get, "/", meta::page)
         .public(Get, "/healthz", meta::health)
         .public(Get, "/openapi.yaml", meta::openapi)
         // Uploads: start, feed parts, inspect (resume), complete, abort.

@@ -29,11 +29,17 @@ pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     json(200, &record.upload)
 }
 
-/// `uploadPart`.
+/// `uploadPart`: the part, also with its ETag in an `ETag` header, as S3 answers.
 pub async fn put_part(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let part_number = parse_part_number(cx.param("partNumber"))?;
     let part = receive_part(&cx, cx.param("uploadId"), part_number, Caller::of(&claims)).await?;
-    json(200, &part)
+    with_etag(json(200, &part)?, &part.etag)
+}
+
+/// Sets `ETag` to `etag`, quoted as HTTP (and S3) have it.
+pub fn with_etag(response: Response, etag: &str) -> ApiResult<Response> {
+    response.headers().set("etag", &format!("\"{etag}\"")).or_internal("etag")?;
+    Ok(response)
 }
 
 /// `completeUpload`: idempotent; a repeat returns the same object.
