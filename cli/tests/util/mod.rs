@@ -204,11 +204,15 @@ pub fn data(size: usize, name: &str) -> Vec<u8> {
     random_bytes(size, seed)
 }
 
-/// The lines of a download's sidecar record, or 0 without one.
+/// The lines of a download's sidecar record, or 0 when there is none; any other read error fails.
 pub fn sidecar_lines(file: &Path) -> usize {
     let mut name = file.as_os_str().to_owned();
     name.push(".r2mpu-download");
-    std::fs::read_to_string(name).map(|t| t.lines().count()).unwrap_or(0)
+    match std::fs::read_to_string(&name) {
+        Ok(text) => text.lines().count(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => panic!("reading {}: {e}", Path::new(&name).display()),
+    }
 }
 
 /// A loopback TCP proxy in front of the Worker that answers the first `failures` connections
