@@ -296,18 +296,19 @@ fn transient_failures_are_retried_and_the_upload_still_lands_intact() {
     for status in ["503 Service Unavailable", "429 Too Many Requests"] {
         let env = Env::new("flaky");
         let (_, data) = env.file("flaky.bin", 4 * PART);
-        // The create fails once, and the first attempt at parts 2 and 3 fails after the whole
-        // part was sent. Answers to parts come a second apart, so every progress line is printed.
+        // The create fails once, the first two attempts at part 2 and the first at part 3 fail
+        // after the whole part was sent. Answers to parts come a second apart, so every progress
+        // line is printed.
         let proxy = Proxy::start(&env.worker.url, move |seen| match (seen.part_number(), seen.earlier) {
             (None, 0) if seen.method == "POST" && seen.path == "/uploads" => Action::Fail(status),
-            (Some(2 | 3), 0) => Action::Fail(status),
+            (Some(2), 0 | 1) | (Some(3), 0) => Action::Fail(status),
             (Some(_), _) => Action::ForwardAfter(std::time::Duration::from_millis(1100)),
             _ => Action::Forward,
         });
         let mut command = env.command(&["upload", "flaky.bin", "flaky/flaky.bin", "--part-size", PART_SIZE]);
         command.args(["--concurrency", "1"]).env("R2MPU_ENDPOINT", &proxy.url);
         let run = Run::of(command).expect(0);
-        assert_eq!(run.stderr.lines().filter(|l| l.contains("retrying in")).count(), 3, "{status}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().filter(|l| l.contains("retrying in")).count(), 4, "{status}: {}", run.stderr);
 
         // Each attempt sent the part's own bytes; a re-send also tells the server their MD5.
         let attempts: Vec<(u16, Option<String>)> = part_puts(&proxy)
@@ -316,14 +317,18 @@ fn transient_failures_are_retried_and_the_upload_still_lands_intact() {
             .collect();
         let range = |n: usize| &data[(n - 1) * PART..n * PART];
         let md5 = |n: usize| Some(content_md5(range(n)));
-        assert_eq!(attempts, vec![(1, None), (2, None), (2, md5(2)), (3, None), (3, md5(3)), (4, None)], "{status}");
+        assert_eq!(
+            attempts,
+            vec![(1, None), (2, None), (2, md5(2)), (2, md5(2)), (3, None), (3, md5(3)), (4, None)],
+            "{status}"
+        );
         for put in part_puts(&proxy) {
             let n = usize::from(put.part_number().unwrap());
             assert!(put.body == range(n), "{status}: an attempt at part {n} carried other bytes");
         }
         // The bytes of a failed attempt are not counted twice. When part k is done, at most the
         // next part is in flight: between k and k + 1 quarters of the file have moved. Counting
-        // part 2's failed attempt too would put the line after part 2 at 3 quarters or more.
+        // part 2's failed attempts too would put the line after part 2 at 4 quarters.
         let percents = progress_percents(&run.stderr);
         assert_eq!(percents.len(), 4, "{status}: {}", run.stderr);
         for (k, percent) in percents.into_iter().enumerate() {
