@@ -377,9 +377,8 @@ fn a_file_that_changes_during_its_upload_exits_4() {
     // Same size, other bytes in the last part, which is not sent yet.
     data[3 * PART - 1] ^= 0xff;
     fs::write(&path, &data).unwrap();
-    let status = running.child.wait().unwrap();
-    let stderr = running.wait_for(|line| line.starts_with("r2mpu: ").then(|| line.to_owned()));
-    assert_eq!(status.code(), Some(4), "{stderr}");
+    let (code, stderr) = running.finish();
+    assert_eq!(code, Some(4), "{stderr}");
     assert!(stderr.contains("changed while it was being uploaded"), "{stderr}");
 }
 

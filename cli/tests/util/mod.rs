@@ -180,6 +180,13 @@ impl Running {
         self.wait_for(|line| Some(line.strip_prefix("upload ")?.split_once(':')?.0.to_owned()))
     }
 
+    /// Waits for the exit; returns its code and the whole of stderr.
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        self.stderr.extend(self.lines.iter());
+        (status.code(), self.stderr.join("\n"))
+    }
+
     /// SIGKILL, as a crash or a pulled plug would; returns whether it was still running.
     pub fn kill(mut self) -> bool {
         let running = self.child.try_wait().unwrap().is_none();
