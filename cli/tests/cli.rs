@@ -372,7 +372,7 @@ fn a_file_that_changes_during_its_upload_exits_4() {
     });
     let mut command = env.command(&["upload", "changing.bin", "changing/changing.bin", "--part-size", PART_SIZE]);
     command.args(["--concurrency", "1"]).env("R2MPU_ENDPOINT", &proxy.url);
-    let mut running = Running::start(command);
+    let running = Running::start(command);
     wait_until("the first part on its way", || !part_puts(&proxy).is_empty());
     // Same size, other bytes in the last part, which is not sent yet.
     data[3 * PART - 1] ^= 0xff;
