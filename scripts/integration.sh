@@ -76,16 +76,16 @@ for line in "${binaries[@]}"; do
 done
 while [ ${#pids[@]} -gt 0 ]; do finish; done
 
-cp "$logs/durations.tsv" "$times"
+# Only a full run's durations say which binaries are slow.
+[ $# -gt 0 ] || cp "$logs/durations.tsv" "$times"
 
 # Sum libtest's `test result: ... N passed; M failed; ...` lines over every binary.
 read -r passed failed < <(
   cat "$logs"/*.log | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed;.*/\1 \2/p' |
     awk '{ p += $1; f += $2 } END { print p + 0, f + 0 }'
 )
-broken=$(cat "$logs/failed-binaries" 2>/dev/null | wc -l)
 echo "$passed passed, $failed failed"
-if [ "$broken" -gt 0 ]; then
+if [ -f "$logs/failed-binaries" ]; then
   echo "failing binaries: $(tr '\n' ' ' <"$logs/failed-binaries")" >&2
   exit 1
 fi
