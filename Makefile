@@ -21,7 +21,7 @@ dev: build cli
 	@PORT=$(PORT) PERSIST_DIR=$(PERSIST_DIR) scripts/dev.sh
 
 # Everything: formatting and lints, fast unit tests, then the integration suites against a
-# real `wrangler dev`.
+# real `wrangler dev`, several test binaries at once (scripts/integration.sh; JOBS=3).
 test: lint unit integration
 
 lint: install
@@ -35,5 +35,6 @@ unit: install
 chromium:
 	@scripts/install.sh chromium
 
+# Every integration suite, in parallel against real `wrangler dev`s (scripts/integration.sh).
 integration: build chromium
-	cargo test --workspace --test '*'
+	@scripts/integration.sh

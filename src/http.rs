@@ -159,15 +159,23 @@ impl Table {
         }
     }
 
-    /// Every REST `(METHOD, path)` the table serves, in declaration order (the guide's
-    /// `?action=` protocol is not part of the OpenAPI contract).
-    pub fn routes(&self) -> Vec<(String, String)> {
-        let mut routes = Vec::new();
+    /// Every endpoint the table serves, in declaration order, with what it requires: the list
+    /// the spec-agreement test checks against openapi.yaml and the auth tests send requests to,
+    /// so that a new route cannot escape either.
+    pub fn endpoints(&self) -> Vec<EndpointInfo> {
+        let mut list = Vec::new();
         for (path, endpoints) in &self.resources {
-            let rest = endpoints.iter().filter(|e| e.action.is_none());
-            routes.extend(rest.map(|e| (e.method.to_string(), path.clone())));
+            list.extend(endpoints.iter().map(|e| EndpointInfo {
+                method: e.method.to_string(),
+                path: path.clone(),
+                action: e.action,
+                scope: match &e.handler {
+                    Handler::Public(_) => None,
+                    Handler::Authenticated(scope, _) => Some(*scope),
+                },
+            }));
         }
-        routes
+        list
     }
 
     #[cfg(test)]
@@ -180,6 +188,18 @@ impl Table {
         let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
         Ok((self.resources[*matched.value].0.clone(), params))
     }
+}
+
+/// One endpoint as the table declares it (see [`Table::endpoints`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointInfo {
+    pub method: String,
+    /// In matchit syntax: `/objects/{*key}`.
+    pub path: String,
+    /// The `?action=` of the guide's protocol; `None` for REST routes (the OpenAPI contract).
+    pub action: Option<&'static str>,
+    /// The scope a token must grant; `None` for a public endpoint.
+    pub scope: Option<Scope>,
 }
 
 pub type Params = Vec<(String, String)>;

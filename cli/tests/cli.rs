@@ -5,8 +5,10 @@ mod util;
 
 use std::fs;
 
+use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
+use md5::{Digest, Md5};
 use r2mpu_api::types::UploadStatus;
-use util::{multipart_etag, sidecar_lines, wait_until, Env, FlakyProxy, Run, Running, MIB, PART};
+use util::{multipart_etag, sidecar_lines, wait_until, Action, Env, Proxy, Run, Running, Seen, MIB, PART};
 
 const PART_SIZE: &str = "5MiB";
 
@@ -66,13 +68,36 @@ fn an_empty_file_uploads_as_one_empty_part() {
     assert_eq!(fs::read(env.path("back.bin")).unwrap().len(), 0);
 }
 
+/// The `Content-MD5` of `bytes`.
+fn content_md5(bytes: &[u8]) -> String {
+    Base64::encode_to_string(Md5::digest(bytes)).unwrap()
+}
+
+/// The part `PUT`s the proxy saw, in order.
+fn part_puts(proxy: &Proxy) -> Vec<Seen> {
+    proxy.seen().into_iter().filter(|s| s.part_number().is_some()).collect()
+}
+
 #[test]
 fn parts_hashed_before_sending_carry_content_md5_and_still_round_trip() {
     let env = Env::new("verify-parts");
     let (_, data) = env.file("verify.bin", 2 * PART + 3);
-    let run =
-        env.run(&["upload", "verify.bin", "verify/verify.bin", "--part-size", PART_SIZE, "--verify-parts"]).expect(0);
+    let proxy = Proxy::start(&env.worker.url, |_| Action::Forward);
+    let mut command = env.command(&["upload", "verify.bin", "verify/verify.bin", "--part-size", PART_SIZE]);
+    command.arg("--verify-parts").env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
     assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+
+    let puts = part_puts(&proxy);
+    assert_eq!(puts.len(), 3, "{puts:?}");
+    for put in &puts {
+        let n = usize::from(put.part_number().unwrap());
+        let range = &data[(n - 1) * PART..(n * PART).min(data.len())];
+        assert_eq!(put.header("content-md5"), Some(content_md5(range).as_str()), "part {n}");
+        assert!(put.body == range, "part {n} carried other bytes");
+    }
+    env.run(&["download", "verify/verify.bin", "back.bin"]).expect(0);
+    assert!(fs::read(env.path("back.bin")).unwrap() == data);
 }
 
 /// Starts an upload of `name` with one part at a time and SIGKILLs it once the server holds
@@ -257,38 +282,138 @@ fn an_unreachable_endpoint_is_exit_3_after_the_retries() {
     assert_eq!(stderr.lines().filter(|l| l.contains("retrying in")).count(), 2, "{stderr}");
 }
 
+/// The percentages of the plain progress lines (`upload: 2/3 parts, ... (99%), ...`), in order.
+fn progress_percents(stderr: &str) -> Vec<u64> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("upload: "))
+        .map(|l| l.split_once('(').unwrap().1.split_once("%)").unwrap().0.parse().unwrap())
+        .collect()
+}
+
 #[test]
 fn transient_failures_are_retried_and_the_upload_still_lands_intact() {
     for status in ["503 Service Unavailable", "429 Too Many Requests"] {
         let env = Env::new("flaky");
-        let (_, data) = env.file("flaky.bin", 2 * PART + 3);
-        let proxy = FlakyProxy::start(&env.worker.url, 3, status);
+        let (_, data) = env.file("flaky.bin", 4 * PART);
+        // The create fails once, the first two attempts at part 2 and the first at part 3 fail
+        // after the whole part was sent. Answers to parts come a second apart, so every progress
+        // line is printed.
+        let proxy = Proxy::start(&env.worker.url, move |seen| match (seen.part_number(), seen.earlier) {
+            (None, 0) if seen.method == "POST" && seen.path == "/uploads" => Action::Fail(status),
+            (Some(2), 0 | 1) | (Some(3), 0) => Action::Fail(status),
+            (Some(_), _) => Action::ForwardAfter(std::time::Duration::from_millis(1100)),
+            _ => Action::Forward,
+        });
         let mut command = env.command(&["upload", "flaky.bin", "flaky/flaky.bin", "--part-size", PART_SIZE]);
-        command.env("R2MPU_ENDPOINT", &proxy.url);
+        command.args(["--concurrency", "1"]).env("R2MPU_ENDPOINT", &proxy.url);
         let run = Run::of(command).expect(0);
-        assert_eq!(run.stderr.lines().filter(|l| l.contains("retrying in")).count(), 3, "{status}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().filter(|l| l.contains("retrying in")).count(), 4, "{status}: {}", run.stderr);
+
+        // Each attempt sent the part's own bytes; a re-send also tells the server their MD5.
+        let attempts: Vec<(u16, Option<String>)> = part_puts(&proxy)
+            .iter()
+            .map(|p| (p.part_number().unwrap(), p.header("content-md5").map(Into::into)))
+            .collect();
+        let range = |n: usize| &data[(n - 1) * PART..n * PART];
+        let md5 = |n: usize| Some(content_md5(range(n)));
+        assert_eq!(
+            attempts,
+            vec![(1, None), (2, None), (2, md5(2)), (2, md5(2)), (3, None), (3, md5(3)), (4, None)],
+            "{status}"
+        );
+        for put in part_puts(&proxy) {
+            let n = usize::from(put.part_number().unwrap());
+            assert!(put.body == range(n), "{status}: an attempt at part {n} carried other bytes");
+        }
+        // The bytes of a failed attempt are not counted twice. When part k is done, at most the
+        // next part is in flight: between k and k + 1 quarters of the file have moved. Counting
+        // part 2's failed attempts too would put the line after part 2 at 4 quarters.
+        let percents = progress_percents(&run.stderr);
+        assert_eq!(percents.len(), 4, "{status}: {}", run.stderr);
+        for (k, percent) in percents.into_iter().enumerate() {
+            let (least, most) = (25 * (k as u64 + 1), (25 * (k as u64 + 2)).min(100));
+            assert!((least..=most).contains(&percent), "{status}: after part {}: {percent}%\n{}", k + 1, run.stderr);
+        }
+
         let download = env.run(&["download", "flaky/flaky.bin", "back.bin"]).expect(0);
         assert!(std::fs::read(env.path("back.bin")).unwrap() == data, "{status}: {}", download.stderr);
     }
 }
 
+/// Flips the first character of the `"etag"` member of a JSON answer, keeping its length.
+fn corrupt_etag(body: &mut [u8]) {
+    let at = body.windows(8).position(|w| w == br#""etag":""#).expect("an etag member") + 8;
+    body[at] = if body[at] == b'0' { b'1' } else { b'0' };
+}
+
+#[test]
+fn an_etag_from_r2_that_differs_from_the_md5s_sent_exits_4() {
+    let env = Env::new("etag-mismatch");
+    env.file("mismatch.bin", PART + 9);
+    let proxy = Proxy::start(&env.worker.url, |seen| match seen.path.ends_with("/complete") {
+        true => Action::EditAnswer(corrupt_etag),
+        false => Action::Forward,
+    });
+    let mut command = env.command(&["upload", "mismatch.bin", "etag/mismatch.bin", "--part-size", PART_SIZE]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(4);
+    assert!(run.error_line().contains("differs from"), "{}", run.stderr);
+    assert!(run.error_line().contains("the object is corrupt"), "{}", run.stderr);
+}
+
+#[test]
+fn a_file_that_changes_during_its_upload_exits_4() {
+    let env = Env::new("changing");
+    let (path, mut data) = env.file("changing.bin", 3 * PART);
+    let proxy = Proxy::start(&env.worker.url, |seen| match seen.part_number() {
+        Some(_) => Action::ForwardAfter(std::time::Duration::from_millis(500)),
+        None => Action::Forward,
+    });
+    let mut command = env.command(&["upload", "changing.bin", "changing/changing.bin", "--part-size", PART_SIZE]);
+    command.args(["--concurrency", "1"]).env("R2MPU_ENDPOINT", &proxy.url);
+    let running = Running::start(command);
+    wait_until("the first part on its way", || !part_puts(&proxy).is_empty());
+    // Same size, other bytes in the last part, which is not sent yet.
+    data[3 * PART - 1] ^= 0xff;
+    fs::write(&path, &data).unwrap();
+    let (code, stderr) = running.finish();
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("changed while it was being uploaded"), "{stderr}");
+}
+
 #[test]
 fn ls_follows_the_listing_and_rm_deletes() {
     let env = Env::new("listing");
-    for name in ["a.bin", "b.bin", "c.bin"] {
+    let names = ["a.bin", "b.bin", "c.bin", "d.bin", "e.bin"];
+    for name in names {
         env.file(name, 3);
         env.run(&["upload", name, &format!("listing/{name}")]).expect(0);
     }
-    let run = env.run(&["ls", "listing/"]).expect(0);
+    // Pages of two objects: `ls` must follow the cursor through three of them.
+    let proxy = Proxy::start(&env.worker.url, |seen| match seen.path.starts_with("/objects?") {
+        true => Action::AppendQuery("&limit=2"),
+        false => Action::Forward,
+    });
+    let ls = |env: &Env| {
+        let mut command = env.command(&["ls", "listing/"]);
+        command.env("R2MPU_ENDPOINT", &proxy.url);
+        Run::of(command).expect(0)
+    };
+    let run = ls(&env);
     let keys: Vec<&str> = run.stdout.lines().map(|l| l.rsplit('\t').next().unwrap()).collect();
-    assert_eq!(keys, ["listing/a.bin", "listing/b.bin", "listing/c.bin"]);
+    let expected: Vec<String> = names.iter().map(|n| format!("listing/{n}")).collect();
+    assert_eq!(keys, expected);
     let first: Vec<&str> = run.stdout.lines().next().unwrap().split('\t').collect();
     assert_eq!(first[0], "3");
+    let pages: Vec<Seen> = proxy.seen().into_iter().filter(|s| s.path.starts_with("/objects?")).collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(pages[1..].iter().all(|p| p.path.contains("cursor=")), "{pages:?}");
 
     env.run(&["rm", "listing/b.bin"]).expect(0);
     env.run(&["rm", "listing/b.bin"]).expect(0);
-    let run = env.run(&["ls", "listing/"]).expect(0);
-    assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
+    let run = ls(&env);
+    assert_eq!(run.stdout.lines().count(), 4, "{}", run.stdout);
 }
 
 #[test]
@@ -305,7 +430,8 @@ fn tokens_minted_from_the_private_jwks_are_accepted_with_their_scopes() {
     let run = env.run(&["token", "--key", key, "--sub", "minted", "--scope", "objects:read"]).expect(0);
     let reader = run.stdout.trim();
     env.run_with_token(Some(reader), &["ls", "minted/"]).expect(0);
-    env.run_with_token(Some(reader), &["rm", "minted/m.bin"]).expect(2);
+    let run = env.run_with_token(Some(reader), &["rm", "minted/m.bin"]).expect(2);
+    assert!(run.error_line().contains("403 insufficient_scope"), "{}", run.stderr);
     let run = env.run(&["token", "--key", key, "--sub", "minted", "--prefix", "elsewhere/"]).expect(0);
     let fenced = run.stdout.trim();
     let run = env.run_with_token(Some(fenced), &["upload", "m.bin", "minted/m.bin"]).expect(2);
