@@ -189,12 +189,18 @@ pub fn check_multipart(
     }
 }
 
-/// The last segment of the key, when it makes a sensible file name.
+/// The last segment of the key, when it makes a plain file name in the current directory.
+/// A key is the server's text, not a path: `\` separates too (a Windows path), and a name
+/// that is empty, `.`, `..`, a drive (`C:`) or anything but one plain component is refused,
+/// so that no key can make the download write outside the directory it runs in.
 fn default_file_name(key: &str) -> Result<PathBuf> {
-    match key.rsplit('/').next() {
-        Some(name) if !name.is_empty() && name != "." && name != ".." => Ok(PathBuf::from(name)),
-        _ => Err(Error::Usage(format!("`{key}` does not end in a file name; give FILE"))),
+    let name = key.rsplit(['/', '\\']).next().unwrap_or("");
+    let mut components = Path::new(name).components();
+    let plain = matches!(components.next(), Some(std::path::Component::Normal(_))) && components.next().is_none();
+    if plain && name != "." && name != ".." && !name.contains(':') && !name.chars().any(char::is_control) {
+        return Ok(PathBuf::from(name));
     }
+    Err(Error::Usage(format!("`{key}` does not end in a plain file name; give FILE")))
 }
 
 /// What every fetching thread shares.
@@ -218,7 +224,13 @@ impl Fetching<'_> {
             concurrency,
             self.progress,
             |n| self.fetch_range(n),
-            |n, md5| journal.record(u32::from(n), md5?),
+            |n, md5| {
+                let md5 = md5?;
+                // On disk before the journal says so: a crash must not leave a range marked
+                // done whose bytes were still in the page cache.
+                self.file.sync_data().map_err(|e| Error::io("flushing the downloaded file", e))?;
+                journal.record(u32::from(n), md5)
+            },
         )
     }
 
@@ -346,5 +358,16 @@ mod tests {
         assert_eq!(default_file_name("a/b/c.bin").unwrap(), PathBuf::from("c.bin"));
         assert_eq!(default_file_name("c.bin").unwrap(), PathBuf::from("c.bin"));
         assert!(default_file_name("a/b/").is_err());
+    }
+
+    /// Issue 8, item 11: whatever the key holds, the default name is one plain component.
+    #[test]
+    fn no_key_makes_a_default_file_name_that_leaves_the_directory() {
+        assert_eq!(default_file_name("dir\\..\\..\\escape.bin").unwrap(), PathBuf::from("escape.bin"));
+        assert_eq!(default_file_name("C:\\Windows\\evil.dll").unwrap(), PathBuf::from("evil.dll"));
+        assert_eq!(default_file_name("/etc/passwd").unwrap(), PathBuf::from("passwd"));
+        for key in ["..", "a/..", "a\\..", "a\\.", "C:", "a/C:evil", "a/", "a\\", "x/nul\0"] {
+            assert!(default_file_name(key).is_err(), "{key:?}");
+        }
     }
 }
