@@ -1,16 +1,18 @@
 //! Checking a part's `Content-MD5` without its bytes entering wasm or piling up in the isolate:
 //! the body flows through an identity `TransformStream` whose `transform` writes each chunk to
-//! `crypto.DigestStream`, waits for it to be hashed, and only then passes it on, through a
-//! `FixedLengthStream` (so that R2 still knows the length), to R2. Backpressure holds end to end:
-//! the body is read no faster than R2 takes it, and at most a chunk or two is held at any time,
-//! where a `tee()` would buffer whatever the faster branch ran ahead by, up to the whole part.
+//! `crypto.DigestStream` and passes it on, through a `FixedLengthStream` (so that R2 still knows
+//! the length), to R2, taking the next chunk only when the digest has room for it. Backpressure
+//! holds end to end: the body is read no faster than R2 and the digest take it, and the stream
+//! holds at most about 2 × [`QUEUED_BYTES`] at any time, where a `tee()` would buffer whatever
+//! the faster branch ran ahead by, up to the whole part.
 
 use jwt_simple::reexports::ct_codecs::{Base64, Decoder};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    ReadableStream, TransformStream, TransformStreamDefaultController, Transformer, WritableStreamDefaultWriter,
+    ByteLengthQueuingStrategy, QueuingStrategy, QueuingStrategyInit, ReadableStream, TransformStream,
+    TransformStreamDefaultController, Transformer, WritableStreamDefaultWriter,
 };
 use worker::worker_sys::FixedLengthStream;
 
@@ -28,6 +30,10 @@ extern "C" {
     #[wasm_bindgen(method, getter)]
     fn digest(this: &DigestStream) -> js_sys::Promise;
 }
+
+/// How many bytes each side of the hashing stream may queue before it pushes back: the most a
+/// part holds in the isolate at any time is about twice this, whatever its size.
+const QUEUED_BYTES: f64 = 1024.0 * 1024.0;
 
 /// MD5 of nothing: what an empty part must declare.
 const EMPTY_MD5: [u8; 16] =
@@ -49,7 +55,7 @@ struct Piped {
     digest: DigestStream,
     writer: WritableStreamDefaultWriter,
     /// The `transform` callback: JS calls it until the body ends, so it lives as long as this.
-    _transform: Closure<dyn FnMut(JsValue, TransformStreamDefaultController) -> js_sys::Promise>,
+    _transform: Closure<dyn FnMut(JsValue, TransformStreamDefaultController) -> Result<js_sys::Promise, JsValue>>,
 }
 
 impl Md5Of {
@@ -62,17 +68,27 @@ impl Md5Of {
         let digest = DigestStream::new("MD5").or_internal_js("DigestStream")?;
         let writer = digest.get_writer().or_internal_js("DigestStream writer")?;
         let hasher = writer.clone();
+        // Each chunk goes to the digest first, then on to R2; the next is not taken until the
+        // digest has room for it (`ready`). No Rust future per chunk: this runs for every chunk.
         let transform = Closure::new(move |chunk: JsValue, controller: TransformStreamDefaultController| {
-            let written = hasher.write_with_chunk(&chunk);
-            wasm_bindgen_futures::future_to_promise(async move {
-                JsFuture::from(written).await?;
-                controller.enqueue_with_chunk(&chunk)?;
-                Ok(JsValue::UNDEFINED)
-            })
+            let _ = hasher.write_with_chunk(&chunk); // a failure also rejects `ready` and `close`
+            controller.enqueue_with_chunk(&chunk)?;
+            Ok::<_, JsValue>(hasher.ready())
         });
         let transformer = Transformer::new();
         transformer.set_transform(transform.as_ref().unchecked_ref());
-        let hashing = TransformStream::new_with_transformer(&transformer).or_internal_js("TransformStream")?;
+        // A bounded queue on each side lets hashing and R2 overlap without running apart.
+        let queue = || -> ApiResult<QueuingStrategy> {
+            let strategy = ByteLengthQueuingStrategy::new(&QueuingStrategyInit::new(QUEUED_BYTES))
+                .or_internal_js("ByteLengthQueuingStrategy")?;
+            Ok(strategy.unchecked_into())
+        };
+        let hashing = TransformStream::new_with_transformer_and_writable_strategy_and_readable_strategy(
+            &transformer,
+            &queue()?,
+            &queue()?,
+        )
+        .or_internal_js("TransformStream")?;
         let fixed = FixedLengthStream::new_big_int(js_sys::BigInt::from(length)).or_internal_js("FixedLengthStream")?;
         // Both settle as R2 reads; a failure surfaces in R2's uploadPart.
         let _ = body.pipe_to(&hashing.writable());
