@@ -39,6 +39,10 @@ struct Endpoint {
 #[derive(Default)]
 pub struct Table {
     router: matchit::Router<usize>,
+    /// The paths of the guide's `?action=` endpoints alone: a request naming one of their
+    /// actions is matched here first, so `/objects/x?action=delete` reaches the key `objects/x`
+    /// it names, never the REST route `/objects/{*key}` with the key `x`.
+    actions: matchit::Router<usize>,
     resources: Vec<(String, Vec<Endpoint>)>,
 }
 
@@ -90,6 +94,9 @@ impl Table {
                 self.resources.len() - 1
             }
         };
+        if action.is_some() && self.actions.at(path).map(|m| *m.value) != Ok(index) {
+            self.actions.insert(path, index).unwrap_or_else(|e| panic!("action route `{path}` cannot be added: {e}"));
+        }
         let endpoints = &mut self.resources[index].1;
         assert!(
             endpoints.iter().all(|e| e.method != method || e.action != action),
@@ -100,8 +107,15 @@ impl Table {
     }
 
     /// Finds the endpoint for `method`, `path` and `?action=` (if any), with the path's parameters.
+    /// An `?action=` that one of the guide's endpoints answers to is matched against their paths
+    /// first, whatever REST route the path also fits.
     fn lookup(&self, method: &str, path: &str, action: Option<&str>) -> ApiResult<(&Endpoint, Params)> {
-        let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
+        let declared = |name: &str| self.resources.iter().flat_map(|(_, e)| e).any(|e| e.action == Some(name));
+        let as_action = action.filter(|name| declared(name)).and_then(|_| self.actions.at(path).ok());
+        let matched = match as_action {
+            Some(matched) => matched,
+            None => self.router.at(path).map_err(|_| ApiError::NotFound)?,
+        };
         let endpoints = &self.resources[*matched.value].1;
         let params = matched.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let same_method = || endpoints.iter().filter(|e| e.method.as_ref() == method);
@@ -184,9 +198,9 @@ impl Table {
             Some((path, action)) => (path, Some(action)),
             None => (path, None),
         };
-        let (_, params) = self.lookup(method, path, action)?;
-        let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
-        Ok((self.resources[*matched.value].0.clone(), params))
+        let (endpoint, params) = self.lookup(method, path, action)?;
+        let resource = self.resources.iter().find(|(_, endpoints)| endpoints.iter().any(|e| std::ptr::eq(e, endpoint)));
+        Ok((resource.expect("the endpoint is in the table").0.clone(), params))
     }
 }
 

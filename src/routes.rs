@@ -46,7 +46,30 @@ mod tests {
         assert_eq!(route("GET", "/objects/a/b/c.bin"), Ok("/objects/{*key}".into()));
         assert_eq!(route("GET", "/objects"), Ok("/objects".into()));
         assert_eq!(route("PUT", "/a/b.bin?action=mpu-uploadpart"), Ok("/{*key}".into()));
-        assert_eq!(route("GET", "/objects/a?action=get"), Ok("/objects/{*key}".into()), "REST paths win");
+        assert_eq!(route("GET", "/objects/a?action=frobnicate"), Ok("/objects/{*key}".into()), "not the guide's");
+    }
+
+    /// Issue 8, item 8: the guide's client names the key `objects/x` in `/objects/x?action=delete`;
+    /// routing it to `DELETE /objects/{*key}` would delete the object `x` instead.
+    #[test]
+    fn a_guide_action_acts_on_the_whole_path_as_its_key_whatever_rest_route_the_path_fits() {
+        let table = table();
+        let key_of = |method: &str, path: &str| {
+            let (route, params) = table.route_of(method, path).unwrap();
+            (route, params.into_iter().find(|(name, _)| name == "key").map(|(_, key)| key))
+        };
+        let action_on = |key: &str| ("/{*key}".to_string(), Some(key.to_string()));
+        assert_eq!(key_of("DELETE", "/objects/x?action=delete"), action_on("objects/x"));
+        assert_eq!(key_of("GET", "/objects/a/b?action=get"), action_on("objects/a/b"));
+        assert_eq!(key_of("POST", "/uploads/big.bin?action=mpu-create"), action_on("uploads/big.bin"));
+        assert_eq!(key_of("POST", "/uploads?action=mpu-create"), action_on("uploads"));
+        assert_eq!(key_of("PUT", "/uploads/u/parts/1?action=mpu-uploadpart"), action_on("uploads/u/parts/1"));
+        assert_eq!(key_of("POST", "/uploads/k/complete?action=mpu-complete"), action_on("uploads/k/complete"));
+        assert_eq!(key_of("DELETE", "/uploads/k?action=mpu-abort"), action_on("uploads/k"));
+        // Without an action of the guide, the REST routes answer as ever.
+        assert_eq!(key_of("DELETE", "/objects/x"), ("/objects/{*key}".to_string(), Some("x".to_string())));
+        // An action under a method that does not serve it is refused, never sent to REST.
+        assert_eq!(table.route_of("DELETE", "/objects/x?action=get").unwrap_err(), ApiError::NotFound);
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::fs;
 use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
 use md5::{Digest, Md5};
 use r2mpu_api::types::UploadStatus;
-use util::{multipart_etag, sidecar_lines, wait_until, Action, Env, Proxy, Run, Running, Seen, MIB, PART};
+use util::{
+    multipart_etag, sidecar_lines, wait_until, Action, EditingProxy, Env, Fate, Proxy, Run, Running, Seen, MIB, PART,
+};
 
 const PART_SIZE: &str = "5MiB";
 
@@ -380,6 +382,105 @@ fn a_file_that_changes_during_its_upload_exits_4() {
     let (code, stderr) = running.finish();
     assert_eq!(code, Some(4), "{stderr}");
     assert!(stderr.contains("changed while it was being uploaded"), "{stderr}");
+}
+
+/// The upload ID from the `upload ID: …` note of a finished run.
+fn upload_id_of(run: &Run) -> String {
+    let line = run.stderr.lines().find_map(|line| line.strip_prefix("upload ")?.split_once(':'));
+    line.unwrap_or_else(|| panic!("no upload note in\n{}", run.stderr)).0.to_owned()
+}
+
+/// Issue 8, item 10: R2's part ETags are the MD5 of the part. One that names other bytes is
+/// caught before the part is journaled and before complete could replace an object.
+#[test]
+fn a_part_etag_that_is_not_the_md5_sent_stops_the_upload_before_complete() {
+    let env = Env::new("etag-check");
+    let (_, data) = env.file("etag.bin", 3 * PART + 9);
+    let mut corrupted = false;
+    let proxy = EditingProxy::start(&env.worker.url, move |method, path, answer| {
+        if method == "PUT" && path.ends_with("/parts/2") && answer.status == 200 && !corrupted {
+            corrupted = true;
+            let mut part: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+            part["etag"] = "0123456789abcdef0123456789abcdef".into();
+            answer.body = serde_json::to_vec(&part).unwrap();
+        }
+        Fate::Deliver
+    });
+    let mut command = env.command(&["upload", "etag.bin", "etag/etag.bin", "--part-size", PART_SIZE]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(4);
+    assert!(run.error_line().contains("part 2"), "{}", run.stderr);
+    let id = upload_id_of(&run);
+    assert_eq!(env.upload_state(&id).status, UploadStatus::Open, "never completed");
+    assert_eq!(env.run(&["ls", "etag/"]).expect(0).stdout, "", "no object was made");
+
+    // The suspect part was not journaled: a rerun sends it again and the object lands whole.
+    let mut command = env.command(&["upload", "etag.bin", "etag/etag.bin", "--part-size", PART_SIZE]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let rerun = Run::of(command).expect(0);
+    assert!(rerun.stderr.contains("resumed: "), "{}", rerun.stderr);
+    assert_eq!(upload_id_of(&rerun), id, "the same upload, resumed");
+    assert_eq!(rerun.field("etag"), multipart_etag(&data, PART));
+}
+
+/// Issue 8, item 11: the answer to `POST /uploads` is lost after the server acted on it. The
+/// retry carries the same `Idempotency-Key` and gets the same upload, not an orphan.
+#[test]
+fn a_create_whose_answer_was_lost_is_retried_into_the_same_upload() {
+    use std::sync::{Arc, Mutex};
+    let env = Env::new("lost-create");
+    let (_, data) = env.file("lost.bin", PART + 1);
+    let created = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&created);
+    let proxy = EditingProxy::start(&env.worker.url, move |method, path, answer| {
+        if method != "POST" || path != "/uploads" {
+            return Fate::Deliver;
+        }
+        let upload: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+        let mut seen = seen.lock().unwrap();
+        seen.push((answer.status, upload["uploadId"].as_str().unwrap_or("").to_owned()));
+        if seen.len() == 1 {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    let mut command = env.command(&["upload", "lost.bin", "lost/lost.bin", "--part-size", PART_SIZE]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
+    assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+    let created = created.lock().unwrap().clone();
+    assert_eq!(created.len(), 2, "one lost answer, one retry: {created:?}");
+    assert_eq!(created[0].0, 201);
+    assert_eq!(created[0], created[1], "the retry reached the upload the first attempt created");
+    assert_eq!(upload_id_of(&run), created[0].1);
+}
+
+/// Issue 8, item 11: a key is the server's text; its last segment names the file only when it
+/// is a plain name, whatever `\`, `..` or drive letters the key holds.
+#[test]
+fn a_download_named_after_its_key_stays_in_the_directory_it_runs_in() {
+    let env = Env::new("dl-names");
+    let (_, data) = env.file("names.bin", 1000);
+    let key = "dl-names\\..\\..\\escape.bin";
+    env.run(&["upload", "names.bin", key]).expect(0);
+    let inner = env.path("inner");
+    fs::create_dir(&inner).unwrap();
+    let mut command = env.command(&["download", key]);
+    command.current_dir(&inner);
+    let run = Run::of(command).expect(0);
+    assert_eq!(run.field("file"), "escape.bin");
+    assert!(fs::read(inner.join("escape.bin")).unwrap() == data);
+    let written: Vec<_> = fs::read_dir(&inner).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(written, ["escape.bin"], "one plain file in the directory, nothing else");
+    let mut outside: Vec<_> = fs::read_dir(env.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    outside.sort();
+    assert_eq!(outside, ["inner", "names.bin"], "nothing written beside it");
+
+    // A key that ends in no plain name needs FILE.
+    env.run(&["upload", "names.bin", "dl-names/trailing\\"]).expect(0);
+    let run = env.run(&["download", "dl-names/trailing\\"]).expect(1);
+    assert!(run.error_line().contains("give FILE"), "{}", run.stderr);
 }
 
 #[test]

@@ -380,3 +380,115 @@ fn read_request(client: &mut std::net::TcpStream) -> Option<Seen> {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// An upstream answer on its way back through an [`EditingProxy`].
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What an [`EditingProxy`] does with an answer once the server has acted on the request.
+pub enum Fate {
+    /// Send it (as edited) to the client.
+    Deliver,
+    /// Close the connection without a word: the server acted, the client never hears of it.
+    Drop,
+}
+
+/// A loopback HTTP proxy in front of the Worker that forwards each request whole and lets the
+/// test edit the answer, or lose it, before the client sees it: corruption and lost answers
+/// injected where the CLI cannot tell them from the real thing. One request per connection.
+pub struct EditingProxy {
+    pub url: String,
+}
+
+impl EditingProxy {
+    /// `edit(method, path, answer)` sees every answer, in the order they come back.
+    pub fn start<F>(upstream: &str, edit: F) -> EditingProxy
+    where
+        F: FnMut(&str, &str, &mut Answer) -> Fate + Send + 'static,
+    {
+        use std::net::TcpListener;
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let edit = Arc::new(Mutex::new(edit));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, edit) = (upstream.clone(), Arc::clone(&edit));
+                std::thread::spawn(move || {
+                    let _ =
+                        relay(client, &upstream, |method, path, answer| (edit.lock().unwrap())(method, path, answer));
+                });
+            }
+        });
+        EditingProxy { url }
+    }
+}
+
+fn relay(
+    client: std::net::TcpStream,
+    upstream: &str,
+    mut edit: impl FnMut(&str, &str, &mut Answer) -> Fate,
+) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next().unwrap_or("").to_string(), words.next().unwrap_or("").to_string());
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    let length = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+
+    let mut request = ureq::http::Request::builder().method(method.as_str()).uri(format!("{upstream}{path}"));
+    for (name, value) in &headers {
+        if !["host", "connection", "content-length", "transfer-encoding"].contains(&name.as_str()) {
+            request = request.header(name, value);
+        }
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let mut response = agent.run(request.body(body).unwrap()).map_err(std::io::Error::other)?;
+    let mut answer = Answer {
+        status: response.status().as_u16(),
+        headers: response
+            .headers()
+            .iter()
+            .filter(|(k, _)| !["content-length", "transfer-encoding", "connection"].contains(&k.as_str()))
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect(),
+        body: response.body_mut().with_config().limit(u64::MAX).read_to_vec().unwrap_or_default(),
+    };
+    let head_length = response.headers().get("content-length").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut client = client;
+    if let Fate::Drop = edit(&method, &path, &mut answer) {
+        return client.shutdown(std::net::Shutdown::Both);
+    }
+    let length = match (method.as_str(), head_length) {
+        ("HEAD", Some(length)) => length,
+        _ => answer.body.len().to_string(),
+    };
+    let mut out = format!("HTTP/1.1 {} Relayed\r\n", answer.status);
+    for (name, value) in &answer.headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str(&format!("content-length: {length}\r\nconnection: close\r\n\r\n"));
+    client.write_all(out.as_bytes())?;
+    client.write_all(&answer.body)?;
+    client.flush()
+}
