@@ -39,7 +39,7 @@ pub fn problem_response(error: ApiError) -> Response {
         ApiError::RangeNotSatisfiable { size } => {
             let _ = headers.set("content-range", &format!("bytes */{size}"));
         }
-        ApiError::UploadCompleting => {
+        ApiError::UploadCompleting | ApiError::PartInFlight { .. } => {
             let _ = headers.set("retry-after", "1");
         }
         _ => {}

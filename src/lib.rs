@@ -7,7 +7,9 @@
 //! - [`digest`]: a part's `Content-MD5`, checked inside the runtime as the part streams to R2.
 //! - [`uploads`] and [`objects`]: the handlers, one module per resource.
 //! - [`compat`]: the guide's `/{key}?action=` protocol, on the same table and state.
-//! - [`state`]: the `UploadState` Durable Object, one per upload, holding its parts and life cycle.
+//! - [`machine`]: the upload life cycle as plain data: statuses, transitions, who wins a race.
+//! - [`state`]: the `UploadState` Durable Object, one per upload: stores rows, calls R2, sets
+//!   alarms, as [`machine`] decides.
 //! - [`meta`]: health and the OpenAPI document.
 //! - [`error`]: how an `ApiError` becomes a problem+json response.
 //! - [`config`]: settings from the environment.
@@ -21,6 +23,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod http;
+pub mod machine;
 pub mod meta;
 pub mod objects;
 pub mod routes;
