@@ -12,6 +12,7 @@
 //!   alarms, as [`machine`] decides.
 //! - [`meta`]: health and the OpenAPI document.
 //! - [`error`]: how an `ApiError` becomes a problem+json response.
+//! - [`faults`]: test builds only (feature `faults`): failures injected at named points.
 //! - [`config`]: settings from the environment.
 //!
 //! The wire types, error codes and part rules live in the `r2mpu-api` crate (`api/`), shared
@@ -22,6 +23,7 @@ pub mod compat;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod faults;
 pub mod http;
 pub mod machine;
 pub mod meta;

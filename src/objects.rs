@@ -10,6 +10,7 @@ use worker::{Headers, Response};
 
 use crate::auth::Claims;
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
+use crate::faults::Faults;
 use crate::http::{json, no_content, Ctx};
 
 /// The most objects one page of `listObjects` returns (R2's own page limit).
@@ -27,6 +28,7 @@ pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     if let Some(etag) = cx.header("if-none-match").as_deref().and_then(first_etag) {
         request = request.only_if(Conditional { etag_does_not_match: Some(etag), ..Default::default() });
     }
+    Faults::of(&cx).r2("get").await?;
     let object = match request.execute().await {
         Ok(Some(object)) => object,
         Ok(None) => return Err(ApiError::ObjectNotFound),
@@ -59,6 +61,7 @@ pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 /// `headObject`: the object's headers, without its body.
 pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let key = object_key(&cx, &claims)?;
+    Faults::of(&cx).r2("head").await?;
     let object = cx.bucket()?.head(key).await.or_internal("R2 head")?.ok_or(ApiError::ObjectNotFound)?;
     let headers = object_headers(&object)?;
     let matches = cx.header("if-none-match").as_deref().and_then(first_etag) == Some(object.etag());
@@ -91,6 +94,7 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     if let Some(cursor) = &cursor {
         request = request.cursor(cursor.clone());
     }
+    Faults::of(&cx).r2("list").await?;
     let page = match request.execute().await {
         Ok(page) => page,
         Err(_) if cursor.is_some() => {

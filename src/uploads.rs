@@ -9,8 +9,9 @@ use worker::{Data, Response};
 use crate::auth::Claims;
 use crate::digest::{parse_content_md5, Md5Of};
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
+use crate::faults::{Action, Faults};
 use crate::http::{json, no_content, Ctx};
-use crate::state::{Caller, Command, NewUpload, Record, UploadHandle};
+use crate::state::{is_no_such_upload, Caller, Command, NewUpload, Record, UploadHandle};
 
 /// `createUpload`: fixes the layout, starts the R2 multipart upload, answers with its state.
 pub async fn create(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
@@ -67,19 +68,21 @@ pub async fn start(cx: &Ctx, claims: &Claims, body: CreateUpload, layout: Layout
 }
 
 /// Streams the request body straight into R2's `uploadPart` (the bytes never enter wasm), then
-/// records the part. Re-sending a part replaces it. With `Content-MD5`, a part whose bytes do
-/// not match is refused and not recorded (any earlier copy of it is forgotten too, since R2
-/// now holds the bad one).
+/// records the part. The part's number is leased for the whole trip, so that a second copy sent
+/// at the same time gets `409 part_in_flight` and the record always names the copy R2 holds.
+/// Re-sending a part replaces it. With `Content-MD5`, a part whose bytes do not match is refused
+/// and not recorded (any earlier copy of it is forgotten too, since R2 now holds the bad one).
 pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: Caller) -> ApiResult<Part> {
     if cx.media_type().is_some_and(|media| media != "application/octet-stream") {
         return Err(ApiError::UnsupportedMediaType { accept: "application/octet-stream".into() });
     }
     let length = content_length(cx)?;
     let declared_md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
-    let upload = handle(cx, upload_id, caller)?;
-    let record = upload.send(Command::Get).await?;
-    record.ensure_open()?;
-    record.layout().check_part(part_number, length)?;
+    let faults = Faults::of(cx);
+    let upload = handle(cx, upload_id, caller)?.with_faults(faults.clone());
+    let record = upload.send(Command::BeginPart { part_number, length }).await?;
+    let token = record.part_lease.ok_or_else(|| internal("BeginPart", "no lease"))?;
+    let end = |forget: bool| Command::EndPart { part_number, token, forget };
 
     let (stream, check) = match declared_md5 {
         Some(declared) => {
@@ -93,22 +96,40 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
         .bucket()?
         .resume_multipart_upload(record.upload.key.clone(), record.r2_upload_id.clone())
         .or_internal("R2 resumeMultipartUpload")?;
-    let uploaded = match multipart.upload_part(part_number, body).await {
+    if faults.at("r2.forget").await? == Some(Action::Now) {
+        multipart.abort().await.or_internal("R2 abort")?;
+    }
+    let uploaded = match faults.r2("upload-part").await {
+        Ok(()) => multipart.upload_part(part_number, body).await.map_err(|e| e.to_string()),
+        Err(_) => Err("injected fault".to_string()),
+    };
+    let uploaded = match uploaded {
         Ok(uploaded) => uploaded,
-        // The upload may have been completed or aborted while the bytes were in flight.
+        // R2 ended the upload (its seven days, or a complete whose answer was lost): the
+        // upload's state says which.
+        Err(e) if is_no_such_upload(&e) => {
+            upload.send(end(false)).await?;
+            upload.send(Command::R2Gone).await?;
+            return Err(internal("R2Gone", "answered without an error"));
+        }
         Err(e) => {
-            upload.send(Command::Get).await?.ensure_open()?;
+            upload.send(end(false)).await?;
             return Err(internal("R2 uploadPart", e));
         }
     };
     if let Some((md5, declared)) = check {
         if md5.finish().await? != declared {
-            upload.send(Command::ForgetPart { part_number }).await?;
+            upload.send(end(true)).await?;
             return Err(ApiError::DigestMismatch { part_number });
         }
     }
+    if let Err(injected) = faults.at("part.after-r2").await {
+        // The record was not reached; R2 holds a copy it does not name.
+        upload.send(end(true)).await?;
+        return Err(injected);
+    }
     let part = Part { part_number, etag: uploaded.etag(), size: length };
-    upload.send(Command::RecordPart { part: part.clone(), ttl_ms: cx.config.upload_ttl_ms }).await?;
+    upload.send(Command::RecordPart { part: part.clone(), token, ttl_ms: cx.config.upload_ttl_ms }).await?;
     Ok(part)
 }
 
@@ -119,14 +140,15 @@ pub async fn finish(
     parts: Option<Vec<PartRef>>,
     caller: Caller,
 ) -> ApiResult<CompletedObject> {
-    let record =
-        handle(cx, upload_id, caller)?.send(Command::Complete { parts, ttl_ms: cx.config.upload_ttl_ms }).await?;
+    let upload = handle(cx, upload_id, caller)?.with_faults(Faults::of(cx));
+    let record = upload.send(Command::Complete { parts, ttl_ms: cx.config.upload_ttl_ms }).await?;
     record.upload.object.ok_or_else(|| internal("complete", "no object after complete"))
 }
 
 /// Aborts the upload and frees its parts.
 pub async fn cancel(cx: &Ctx, upload_id: &str, caller: Caller) -> ApiResult<()> {
-    handle(cx, upload_id, caller)?.send(Command::Abort { ttl_ms: cx.config.upload_ttl_ms }).await?;
+    let upload = handle(cx, upload_id, caller)?.with_faults(Faults::of(cx));
+    upload.send(Command::Abort { ttl_ms: cx.config.upload_ttl_ms }).await?;
     Ok(())
 }
 
