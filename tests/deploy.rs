@@ -92,3 +92,28 @@ fn a_dry_run_deploy_bundles_the_worker_with_its_bindings_within_the_size_budget(
     }
     assert!(gzip <= GZIP_BUDGET, "the bundle is {gzip} bytes gzipped, over the {GZIP_BUDGET}-byte budget");
 }
+
+/// Fault injection (src/faults.rs) is test-only: the header that names faults appears in the
+/// `faults` build and nowhere in what a deploy would upload.
+#[test]
+fn the_deploy_bundle_has_no_fault_injection() {
+    const MARKER: &[u8] = b"x-r2mpu-fault";
+    let contains = |haystack: &[u8]| haystack.windows(MARKER.len()).any(|w| w == MARKER);
+
+    let out = tempfile::tempdir().unwrap();
+    dry_run_deploy(out.path());
+    for file in modules(out.path()) {
+        assert!(!contains(&std::fs::read(&file).unwrap()), "{} carries fault injection", file.display());
+    }
+
+    // The same check finds it in the test build, so it would find it in a deploy that had it.
+    let status = Command::new(repo_root().join("scripts/build.sh"))
+        .arg("faults")
+        .current_dir(repo_root())
+        .env("PATH", r2mpu_testkit::node_path())
+        .status()
+        .expect("scripts/build.sh faults");
+    assert!(status.success());
+    let faults_wasm = std::fs::read(repo_root().join("build-faults/index_bg.wasm")).unwrap();
+    assert!(contains(&faults_wasm), "the faults build lost its marker: this test proves nothing");
+}
