@@ -517,10 +517,8 @@ impl UploadState {
                 self.alarm_at(facts.expires_ms).await?;
                 self.record()
             }
+            // R2's failure was logged where it was classified.
             Err(e) => {
-                if e == ApiError::Internal {
-                    crate::error::internal("R2 complete", format!("{answer:?}"));
-                }
                 self.save(&before, &facts, None)?;
                 Err(e)
             }

@@ -11,8 +11,10 @@ use r2mpu_testkit::repo_root;
 
 /// The most the uploaded modules (the JS bundle and the wasm) may weigh, gzipped together as
 /// wrangler's "Total Upload" measures them (its zlib comes out ~1.5% larger than flate2 here).
-/// Cloudflare allows far more (3 MiB on Free); startup time grows with the size.
-const GZIP_BUDGET: usize = 300 * 1024;
+/// Cloudflare allows far more (3 MiB on Free); startup time grows with the size. Raised from
+/// 300 KiB when the upload life cycle became fault-safe (src/machine.rs: part leases, settling
+/// interrupted completes; +15 KiB gzip).
+const GZIP_BUDGET: usize = 320 * 1024;
 
 /// Runs `npx wrangler deploy --dry-run --outdir out`, as a user would from a fresh shell: with
 /// nothing of the caller's environment but `PATH` and `HOME`. Returns its output (stdout, then
