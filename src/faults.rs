@@ -17,6 +17,8 @@
 //! instance the Worker shares with the Durable Object. tests/crash.rs kills the real thing.)
 //! - `r2.forget`: R2 drops the multipart upload behind our back (as after its seven days),
 //!   before a part or complete reaches it. Action `now`.
+//! - `r2.overwrite`: before R2's `complete`, R2 gets other bytes (zeros) for a recorded part
+//!   behind the record's back, so that R2 answers `InvalidPart`. Action `part:N`.
 //! - `r2.get`, `r2.head`, `r2.list`, `r2.upload-part`, `r2.complete`: that R2 call fails
 //!   (`fail`).
 
@@ -37,6 +39,7 @@ pub struct Faults {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Now,
+    Part(u16),
 }
 
 impl Faults {
@@ -73,6 +76,7 @@ impl Faults {
             }
             return match action.as_str() {
                 "now" => Ok(Some(Action::Now)),
+                other if other.starts_with("part:") => Ok(other[5..].parse().ok().map(Action::Part)),
                 _ => Err(crate::error::internal(point, "injected fault")),
             };
         }

@@ -480,6 +480,12 @@ impl UploadState {
         self.save(&before, &facts, None)?;
         faults.at("complete.before-r2").await?;
         self.r2_forget_if_asked(&row, faults).await?;
+        if let Some(Action::Part(n)) = faults.at("r2.overwrite").await? {
+            let size = recorded.iter().find(|p| p.part_number == n).map_or(0, |p| p.size as usize);
+            let multipart = self.bucket()?.resume_multipart_upload(row.key.clone(), row.r2_upload_id.clone());
+            let multipart = multipart.or_internal("R2 resumeMultipartUpload")?;
+            multipart.upload_part(n, worker::Data::Bytes(vec![0; size])).await.or_internal("R2 uploadPart")?;
+        }
 
         let uploaded: Vec<UploadedPart> = attempt
             .part_numbers

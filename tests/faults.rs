@@ -145,3 +145,22 @@ fn r2_failures_on_object_reads_are_opaque_500s() {
     assert_opaque_500(&api.send("GET", "/objects?prefix=fault-r2-read/", &[(list[0].0, &list[0].1)], None));
     assert!(api.object("fault-r2-read/x.bin", &[]).body == b"some bytes", "without faults it reads fine");
 }
+
+#[test]
+fn r2_refusing_a_recorded_part_is_a_409_naming_the_parts_and_never_a_500() {
+    let api = api("fault-invalid-part");
+    let data = random_bytes(PART + 9, 26);
+    let parts: Vec<&[u8]> = chunks(&data, PART).collect();
+    let id = upload_parts(&api, "faults/invalid-part.bin", &data);
+
+    // R2 now holds other bytes for part 1 than the record names: R2 answers InvalidPart.
+    let refused = complete_with(&api, &id, "r2.overwrite=part:1");
+    refused.assert_problem(409, "parts_rejected");
+    assert_eq!(refused.json()["partNumbers"], json!([1, 2]));
+    assert_eq!(api.state(&id).json()["status"], "open", "the upload takes parts again");
+    api.complete(&id, None).assert_problem(409, "parts_rejected");
+
+    assert_eq!(api.put_part(&id, 1, parts[0]).status, 200);
+    assert_eq!(api.complete(&id, None).status, 200);
+    assert!(api.object("faults/invalid-part.bin", &[]).body == data);
+}
