@@ -639,6 +639,7 @@ impl UploadState {
 
     /// Writes the machine's new facts if the row still holds the old ones (compare-and-set), and
     /// the completed object when there is one. A lost race is answered with the true state.
+    /// Every status change after `create` is written here.
     fn save(&self, before: &Facts, after: &Facts, object: Option<&Seen>) -> ApiResult<()> {
         let attempt = after.attempt.as_ref();
         let cursor = self
@@ -723,7 +724,15 @@ impl UploadState {
         Ok(Record { r2_upload_id: row.r2_upload_id, upload, part_lease: None })
     }
 
+    /// The upload's row. Reading a forgotten upload does not recreate its tables.
     fn row(&self) -> ApiResult<Option<UploadRow>> {
+        if !self.schema_ready.get() {
+            let tables = self.state.storage().sql().exec("SELECT name FROM sqlite_master WHERE name = 'upload'", None);
+            let tables: Vec<serde_json::Value> = tables.and_then(|c| c.to_array()).or_internal("reading the schema")?;
+            if tables.is_empty() {
+                return Ok(None);
+            }
+        }
         Ok(self.select::<UploadRow>("SELECT * FROM upload WHERE id = 1")?.into_iter().next())
     }
 

@@ -76,6 +76,7 @@ fn a_completed_uploads_record_is_forgotten_one_ttl_later_and_its_object_stays() 
     assert!(wait_until(|| api.state(&id).status == 404), "the completed upload's record was never forgotten");
     assert!(now_ms() + 1000 >= expires, "forgotten before its expiresAt");
     assert!(api.object("forget/done.bin", &[]).body == data);
+    assert_eq!(durable_object_tables(&worker), Vec::<String>::new(), "deleteAll() freed the upload's storage");
 }
 
 #[test]
@@ -142,6 +143,23 @@ for path in glob.glob(sys.argv[1] + "/v3/r2/**/*.sqlite", recursive=True):
         .arg(key)
         .output()
         .expect("python3");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+/// The tables the upload Durable Objects hold (local workerd's SQLite files under
+/// `--persist-to`), without the runtime's own.
+fn durable_object_tables(worker: &Worker) -> Vec<String> {
+    let script = r#"
+import glob, sqlite3, sys
+for path in glob.glob(sys.argv[1] + "/v3/do/*UploadState/*.sqlite"):
+    if path.endswith("metadata.sqlite"):
+        continue
+    for (name,) in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+        if not name.startswith(("_cf_", "__miniflare", "sqlite_")):
+            print(name)
+"#;
+    let output = std::process::Command::new("python3").args(["-c", script]).arg(worker.state_dir()).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().lines().map(str::to_string).collect()
 }
