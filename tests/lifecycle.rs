@@ -80,7 +80,7 @@ fn a_completed_uploads_record_is_forgotten_one_ttl_later_and_its_object_stays() 
 }
 
 #[test]
-fn an_upload_stuck_in_completing_is_settled_by_its_alarm() {
+fn an_upload_stuck_in_completing_is_settled_by_its_alarm_which_never_aborts_a_running_complete() {
     let worker = Worker::start_with_faults(Options { vars: vec![("UPLOAD_TTL".into(), "3s".into())] });
     let api = Api::of(&worker, "stuck");
     let data = random_bytes(PART + 2, 42);
@@ -102,6 +102,12 @@ fn an_upload_stuck_in_completing_is_settled_by_its_alarm() {
     assert_eq!(complete_with(&never, "complete.before-r2=fail").status, 500);
     assert_eq!(api.state(&done).json()["status"], "completing");
     assert_eq!(api.state(&never).json()["status"], "completing");
+
+    // The alarm fires while a complete runs (held for longer than the TTL): it leaves it alone.
+    let held = upload("stuck/held.bin");
+    let completed = complete_with(&held, "complete.before-r2=pause:5000");
+    assert_eq!(completed.status, 200, "{}", String::from_utf8_lossy(&completed.body));
+    assert!(api.object("stuck/held.bin", &[]).body == data);
 
     assert!(wait_until(|| api.state(&done).json()["status"] == "completed"), "never settled");
     assert_eq!(api.state(&done).json()["object"]["etag"], multipart_etag(&data, PART));
