@@ -269,7 +269,11 @@ impl Facts {
                 self.finish(UploadStatus::Completed, now);
                 Ok(Next::Nothing)
             }
-            _ if !ours => status_error(self.status).map(|_| Next::Nothing),
+            // Another complete took over meanwhile: it answers for the upload.
+            _ if !ours => match self.status {
+                UploadStatus::Completed => Ok(Next::Nothing),
+                status => Err(status_error(status).err().unwrap_or(ApiError::UploadCompleting)),
+            },
             R2Complete::Gone => Ok(Next::Settle),
             R2Complete::InvalidPart => {
                 let parts = self.attempt.take().map(|a| a.part_numbers).unwrap_or_default();

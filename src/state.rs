@@ -493,6 +493,10 @@ impl UploadState {
             .filter_map(|n| recorded.iter().find(|p| p.part_number == *n))
             .map(|p| UploadedPart::new(p.part_number, p.etag.clone()))
             .collect();
+        if uploaded.len() != attempt.part_numbers.len() {
+            // Never complete another object than the attempt names.
+            return Err(crate::error::internal("complete", "a part of the attempt is no longer recorded"));
+        }
         let answer = match faults.r2("complete").await {
             Err(_) => R2Complete::Failed,
             Ok(()) => match self.bucket()?.resume_multipart_upload(row.key.clone(), row.r2_upload_id.clone()) {

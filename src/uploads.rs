@@ -82,22 +82,63 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
     let upload = handle(cx, upload_id, caller)?.with_faults(faults.clone());
     let record = upload.send(Command::BeginPart { part_number, length }).await?;
     let token = record.part_lease.ok_or_else(|| internal("BeginPart", "no lease"))?;
-    let end = |forget: bool| Command::EndPart { part_number, token, forget };
+    let etag = match stream_to_r2(cx, &record, part_number, length, declared_md5, &faults).await {
+        Ok(etag) => etag,
+        // R2 ended the upload (its seven days, or a complete whose answer was lost): the
+        // upload's state says which, as the error.
+        Err(Unsent::Gone) => {
+            upload.send(Command::EndPart { part_number, token, forget: false }).await?;
+            upload.send(Command::R2Gone).await?;
+            return Err(internal("R2Gone", "answered without an error"));
+        }
+        // Give the part number back; forget the recorded copy if R2 may now hold another one.
+        Err(Unsent::Failed { error, forget }) => {
+            upload.send(Command::EndPart { part_number, token, forget }).await?;
+            return Err(error);
+        }
+    };
+    let part = Part { part_number, etag, size: length };
+    upload.send(Command::RecordPart { part: part.clone(), token, ttl_ms: cx.config.upload_ttl_ms }).await?;
+    Ok(part)
+}
 
+/// Why a part was not recorded.
+enum Unsent {
+    /// R2 no longer knows the multipart upload.
+    Gone,
+    /// `forget`: R2 may hold these bytes (or part of them) for the part now.
+    Failed { error: ApiError, forget: bool },
+}
+
+/// The part's trip to R2 under its lease: the body streamed into `uploadPart` and its
+/// `Content-MD5` checked on the way. Answers R2's ETag for it.
+async fn stream_to_r2(
+    cx: &Ctx,
+    record: &Record,
+    part_number: u16,
+    length: u64,
+    declared_md5: Option<[u8; 16]>,
+    faults: &Faults,
+) -> Result<String, Unsent> {
+    let before = |error: ApiError| Unsent::Failed { error, forget: false };
+    let after = |error: ApiError| Unsent::Failed { error, forget: true };
     let (stream, check) = match declared_md5 {
         Some(declared) => {
-            let (stream, md5) = Md5Of::tee(cx.req.inner().body(), length)?;
+            let (stream, md5) = Md5Of::tee(cx.req.inner().body(), length).map_err(before)?;
             (stream, Some((md5, declared)))
         }
         None => (cx.req.inner().body().filter(|_| length > 0), None),
     };
     let body = stream.map_or(Data::Bytes(Vec::new()), Data::ReadableStream);
     let multipart = cx
-        .bucket()?
-        .resume_multipart_upload(record.upload.key.clone(), record.r2_upload_id.clone())
-        .or_internal("R2 resumeMultipartUpload")?;
-    if faults.at("r2.forget").await? == Some(Action::Now) {
-        multipart.abort().await.or_internal("R2 abort")?;
+        .bucket()
+        .and_then(|bucket| {
+            let multipart = bucket.resume_multipart_upload(record.upload.key.clone(), record.r2_upload_id.clone());
+            multipart.or_internal("R2 resumeMultipartUpload")
+        })
+        .map_err(before)?;
+    if faults.at("r2.forget").await.map_err(before)? == Some(Action::Now) {
+        multipart.abort().await.or_internal("R2 abort").map_err(before)?;
     }
     let uploaded = match faults.r2("upload-part").await {
         Ok(()) => multipart.upload_part(part_number, body).await.map_err(|e| e.to_string()),
@@ -105,32 +146,17 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
     };
     let uploaded = match uploaded {
         Ok(uploaded) => uploaded,
-        // R2 ended the upload (its seven days, or a complete whose answer was lost): the
-        // upload's state says which.
-        Err(e) if is_no_such_upload(&e) => {
-            upload.send(end(false)).await?;
-            upload.send(Command::R2Gone).await?;
-            return Err(internal("R2Gone", "answered without an error"));
-        }
-        Err(e) => {
-            upload.send(end(false)).await?;
-            return Err(internal("R2 uploadPart", e));
-        }
+        Err(e) if is_no_such_upload(&e) => return Err(Unsent::Gone),
+        Err(e) => return Err(before(internal("R2 uploadPart", e))),
     };
     if let Some((md5, declared)) = check {
-        if md5.finish().await? != declared {
-            upload.send(end(true)).await?;
-            return Err(ApiError::DigestMismatch { part_number });
+        if md5.finish().await.map_err(after)? != declared {
+            return Err(after(ApiError::DigestMismatch { part_number }));
         }
     }
-    if let Err(injected) = faults.at("part.after-r2").await {
-        // The record was not reached; R2 holds a copy it does not name.
-        upload.send(end(true)).await?;
-        return Err(injected);
-    }
-    let part = Part { part_number, etag: uploaded.etag(), size: length };
-    upload.send(Command::RecordPart { part: part.clone(), token, ttl_ms: cx.config.upload_ttl_ms }).await?;
-    Ok(part)
+    // Test builds: the record is not reached, and R2 holds a copy it does not name.
+    faults.at("part.after-r2").await.map_err(after)?;
+    Ok(uploaded.etag())
 }
 
 /// Completes the upload from the listed parts, or from all recorded ones.

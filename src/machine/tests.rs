@@ -104,9 +104,15 @@ fn one_complete_runs_at_a_time_and_a_dead_runner_is_taken_over() {
         facts.begin_complete(Some(next), T0 + 2 + COMPLETING_LEASE_MS),
         Ok(Begin::Go { token: next + 1, attempt: facts.attempt.clone() })
     );
-    // The old runner can no longer reopen it.
+    // The old runner can no longer reopen it, and its late answers do not count, but for R2's
+    // own word that the object exists.
     assert!(!facts.release_complete(token));
     assert_eq!(facts.status, UploadStatus::Completing);
+    assert_eq!(facts.finish_complete(token, &R2Complete::Failed, T0 + 3), Err(ApiError::UploadCompleting));
+    assert_eq!(facts.finish_complete(token, &R2Complete::Gone, T0 + 3), Err(ApiError::UploadCompleting));
+    assert_eq!(facts.status, UploadStatus::Completing);
+    assert_eq!(facts.finish_complete(token, &R2Complete::Completed(seen(10, 2, T0)), T0 + 3), Ok(Next::Nothing));
+    assert_eq!(facts.status, UploadStatus::Completed);
 }
 
 #[test]
