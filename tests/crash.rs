@@ -48,7 +48,7 @@ fn a_complete_killed_inside_is_finished_by_a_repeated_complete_after_restart() {
     let (mut early, mut late) = (Duration::ZERO, took);
     let (mut inside, mut round) = (0, 0);
     let mut upload = None;
-    while inside < 2 && round < 10 {
+    while inside < 2 && round < 14 {
         let key = format!("crash/round-{round}.bin");
         let id = upload.take().unwrap_or_else(|| (send_parts(&api, &key, &data), key.clone()));
         let kill_after = (early + late) / 2;
