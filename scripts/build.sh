@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds the Worker to build/worker/ (wrangler.toml's [build] command; `make build` runs it too).
+# Builds the Worker to build/ (wrangler.toml's [build] command; `make build` runs it too).
+# `scripts/build.sh faults` builds the test-only variant with fault injection (cargo feature
+# `faults`) into build-faults/, with its own cargo target directory, for wrangler.faults.toml.
 #
 # worker-build would download wasm-bindgen and wasm-opt from GitHub; we point it at pinned
 # local copies instead, so a plain `npx wrangler dev` or `npx wrangler deploy` works from a
@@ -7,13 +9,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+out=build
+cargo_args=()
+if [ "${1:-}" = faults ]; then
+  out=build-faults
+  cargo_args=(--features faults --target-dir target/faults)
+fi
+
 # The OpenAPI document and the upload page (web/) are served as static assets (wrangler.toml
 # [assets]), not from the wasm.
-mkdir -p build/assets && cp openapi.yaml build/assets/openapi.yaml && cp -R web/. build/assets/
+mkdir -p "$out/assets" && cp openapi.yaml "$out/assets/openapi.yaml" && cp -R web/. "$out/assets/"
 
 # Up to date? Then skip: worker-build re-runs wasm-bindgen and wasm-opt (~20 s) even when
 # cargo has nothing to do, and every `wrangler dev` start runs this script.
-stamp=build/index_bg.wasm
+stamp=$out/index_bg.wasm
 if [ -f "$stamp" ] && [ -z "$(find src api Cargo.toml Cargo.lock wrangler.toml "$0" -newer "$stamp" -print -quit)" ]; then
   echo "build: up to date"
   exit 0
@@ -28,4 +37,4 @@ command -v wasm-bindgen >/dev/null || missing wasm-bindgen
 export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
 export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
-exec worker-build --release
+exec worker-build --release --out-dir "$out" . "${cargo_args[@]}"

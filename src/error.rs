@@ -39,7 +39,7 @@ pub fn problem_response(error: ApiError) -> Response {
         ApiError::RangeNotSatisfiable { size } => {
             let _ = headers.set("content-range", &format!("bytes */{size}"));
         }
-        ApiError::UploadCompleting => {
+        ApiError::UploadCompleting | ApiError::PartInFlight { .. } => {
             let _ = headers.set("retry-after", "1");
         }
         _ => {}
@@ -110,7 +110,7 @@ mod tests {
     fn example(code: &str) -> serde_json::Value {
         serde_json::json!({
             "code": code, "reason": "", "scope": "", "prefix": "", "allow": [], "errors": {}, "accept": "",
-            "limit": 1, "partNumber": 1, "expected": 1, "actual": 1, "missing": [], "size": 1,
+            "limit": 1, "partNumber": 1, "partNumbers": [1], "expected": 1, "actual": 1, "missing": [], "size": 1,
         })
     }
 }

@@ -7,10 +7,13 @@
 //! - [`digest`]: a part's `Content-MD5`, checked inside the runtime as the part streams to R2.
 //! - [`uploads`] and [`objects`]: the handlers, one module per resource.
 //! - [`compat`]: the guide's `/{key}?action=` protocol, on the same table and state.
-//! - [`state`]: the `UploadState` Durable Object, one per upload, holding its parts and life cycle.
+//! - [`machine`]: the upload life cycle as plain data: statuses, transitions, who wins a race.
+//! - [`state`]: the `UploadState` Durable Object, one per upload: stores rows, calls R2, sets
+//!   alarms, as [`machine`] decides.
 //! - [`meta`]: health, the OpenAPI document and the upload page (`web/`).
 //! - [`error`]: how an `ApiError` becomes a problem+json response.
 //! - [`cors`]: which other origins' pages may call the API, declared once for every route.
+//! - [`faults`]: test builds only (feature `faults`): failures injected at named points.
 //! - [`config`]: settings from the environment.
 //!
 //! The wire types, error codes and part rules live in the `r2mpu-api` crate (`api/`), shared
@@ -22,7 +25,9 @@ pub mod config;
 pub mod cors;
 pub mod digest;
 pub mod error;
+pub mod faults;
 pub mod http;
+pub mod machine;
 pub mod meta;
 pub mod objects;
 pub mod routes;

@@ -10,6 +10,7 @@ use worker::{Headers, Response};
 
 use crate::auth::Claims;
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
+use crate::faults::Faults;
 use crate::http::{json, no_content, Ctx};
 
 /// The most objects one page of `listObjects` returns (R2's own page limit).
@@ -21,6 +22,7 @@ pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let key = object_key(&cx, &claims)?;
     let bucket = cx.bucket()?;
     let mut range = cx.header("range").and_then(|h| parse_range(&h));
+    Faults::of(&cx).r2("get").await?;
     let mut read = read(&bucket, &key, range.as_ref()).await?;
     let etag = read.object().etag();
     if cx.header("if-none-match").is_some_and(|header| none_match_fails(&header, &etag)) {
@@ -95,6 +97,7 @@ async fn read(bucket: &Bucket, key: &str, range: Option<&Range>) -> ApiResult<Re
 /// `headObject`: the object's headers, without its body; `304` when `If-None-Match` matches.
 pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let key = object_key(&cx, &claims)?;
+    Faults::of(&cx).r2("head").await?;
     let object = cx.bucket()?.head(key).await.or_internal("R2 head")?.ok_or(ApiError::ObjectNotFound)?;
     let headers = object_headers(&object)?;
     let matches = cx.header("if-none-match").is_some_and(|header| none_match_fails(&header, &object.etag()));
@@ -130,6 +133,7 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         }
         request = request.cursor(cursor.clone());
     }
+    Faults::of(&cx).r2("list").await?;
     let page = request.execute().await.map_err(|e| list_failure(cursor.is_some(), e))?;
     let objects = page
         .objects()

@@ -1,11 +1,17 @@
 //! Upload state: one Durable Object per upload, holding what R2's Worker binding cannot tell us
 //! (which parts arrived, with their ETags and sizes) and owning the upload's life cycle:
 //! open → completing → completed, or open → aborted. Part bodies never pass through here; the
-//! Worker streams them to R2 and then records the part.
+//! Worker streams them to R2 under a lease on the part number and then records the part.
+//!
+//! This is the shell around [`crate::machine`]: it loads the machine's facts from the row, asks
+//! the machine, writes the outcome back with a compare-and-set, and only then acts on R2 or the
+//! alarm. Each transition has one method here: [`UploadState::create`], `begin_part`,
+//! `record_part`, `end_part`, `complete`, `abort`, `r2_gone`, `settle` and the alarm.
 //!
 //! Requests come from the Worker only, as one JSON [`Envelope`] per call: who is asking and the
 //! [`Command`]. The object answers with a [`Record`] or a problem document.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -19,11 +25,12 @@ use worker::{
 };
 
 use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::faults::{Action, Faults};
+use crate::machine::{self, Alarm, Attempt, Begin, Facts, Lease, Next, R2Complete, Seen};
 
-/// How long a complete may wait for a concurrent one before giving up with `upload_completing`.
+/// How long a complete may wait for a concurrent one, or for parts in flight, before giving up
+/// with `upload_completing` or `part_in_flight`.
 const COMPLETE_WAIT: Duration = Duration::from_secs(30);
-/// After this long in `completing` the runner is presumed dead and the upload reopens.
-const COMPLETING_LEASE_MS: u64 = 120_000;
 
 /// Who asks: the token's subject and prefix, and the key they name when their protocol names
 /// one (the guide's `/{key}?action=`). Every command but `Create` checks them.
@@ -62,14 +69,27 @@ pub struct NewUpload {
 pub enum Command {
     Create(NewUpload),
     Get,
+    /// A part of `length` bytes is about to be sent to R2: check it and lease its number.
+    BeginPart {
+        part_number: u16,
+        length: u64,
+    },
+    /// R2 took the part sent under the lease `token`.
     RecordPart {
         part: Part,
+        token: i64,
         ttl_ms: u64,
     },
-    /// R2 holds bytes for this part that failed their check: drop what we recorded for it.
-    ForgetPart {
+    /// The part sent under `token` was not recorded: give its number back. `forget`: R2 may now
+    /// hold bytes for it that were never recorded (a digest mismatch, a failure after R2 took
+    /// it), so drop what we recorded for it too.
+    EndPart {
         part_number: u16,
+        token: i64,
+        forget: bool,
     },
+    /// R2 answered a part with `NoSuchUpload`: the multipart upload is gone.
+    R2Gone,
     Complete {
         parts: Option<Vec<PartRef>>,
         ttl_ms: u64,
@@ -83,6 +103,8 @@ pub enum Command {
 struct Envelope {
     caller: Caller,
     command: Command,
+    #[serde(default)]
+    faults: Faults,
 }
 
 /// What the Worker learns about an upload: its public view and R2's own upload id.
@@ -91,6 +113,9 @@ struct Envelope {
 pub struct Record {
     pub r2_upload_id: String,
     pub upload: Upload,
+    /// After `BeginPart`: the lease token to record or end the part with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_lease: Option<i64>,
 }
 
 impl Record {
@@ -100,16 +125,7 @@ impl Record {
 
     /// The error a write to this upload gets unless it is open.
     pub fn ensure_open(&self) -> ApiResult<()> {
-        status_error(self.upload.status)
-    }
-}
-
-fn status_error(status: UploadStatus) -> ApiResult<()> {
-    match status {
-        UploadStatus::Open => Ok(()),
-        UploadStatus::Completing => Err(ApiError::UploadCompleting),
-        UploadStatus::Completed => Err(ApiError::UploadCompleted),
-        UploadStatus::Aborted => Err(ApiError::UploadAborted),
+        machine::status_error(self.upload.status)
     }
 }
 
@@ -117,18 +133,24 @@ fn status_error(status: UploadStatus) -> ApiResult<()> {
 pub struct UploadHandle {
     stub: worker::Stub,
     caller: Caller,
+    faults: Faults,
 }
 
 impl UploadHandle {
     pub fn new(env: &Env, upload_id: &str, caller: Caller) -> ApiResult<UploadHandle> {
         let namespace = env.durable_object("UPLOADS").or_internal("UPLOADS binding")?;
         let stub = namespace.get_by_name(upload_id).or_internal("durable object stub")?;
-        Ok(UploadHandle { stub, caller })
+        Ok(UploadHandle { stub, caller, faults: Faults::default() })
+    }
+
+    /// Sends the request's injected faults along with every command (test builds only).
+    pub fn with_faults(self, faults: Faults) -> UploadHandle {
+        UploadHandle { faults, ..self }
     }
 
     pub async fn send(&self, command: Command) -> ApiResult<Record> {
-        let body = serde_json::to_string(&Envelope { caller: self.caller.clone(), command })
-            .or_internal("encoding command")?;
+        let envelope = Envelope { caller: self.caller.clone(), command, faults: self.faults.clone() };
+        let body = serde_json::to_string(&envelope).or_internal("encoding command")?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post).with_body(Some(body.into()));
         let request = Request::new_with_init("https://upload-state/", &init).or_internal("state request")?;
@@ -146,9 +168,29 @@ impl UploadHandle {
 pub struct UploadState {
     state: State,
     env: Env,
+    /// The lease token of the complete this instance is running, if any. It dies with the
+    /// instance, which is how a later request knows a `completing` upload's runner is gone.
+    running: Cell<Option<i64>>,
+    /// Whether the tables exist: `deleteAll()` drops them when a record is forgotten.
+    schema_ready: Cell<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS upload (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        upload_id TEXT NOT NULL, owner TEXT NOT NULL, key TEXT NOT NULL,
+        r2_upload_id TEXT NOT NULL, part_size INTEGER NOT NULL, size INTEGER,
+        content_type TEXT, metadata TEXT NOT NULL, status TEXT NOT NULL,
+        created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,
+        ttl_ms INTEGER NOT NULL, next_token INTEGER NOT NULL,
+        lease_token INTEGER, lease_until_ms INTEGER,
+        attempt_since_ms INTEGER, attempt_size INTEGER, attempt_parts TEXT,
+        etag TEXT, object_size INTEGER);
+    CREATE TABLE IF NOT EXISTS parts (
+        part_number INTEGER PRIMARY KEY, etag TEXT NOT NULL, size INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS part_leases (
+        part_number INTEGER PRIMARY KEY, token INTEGER NOT NULL, until_ms INTEGER NOT NULL);";
+
+#[derive(Debug, Clone, Deserialize)]
 struct UploadRow {
     upload_id: String,
     owner: String,
@@ -160,10 +202,41 @@ struct UploadRow {
     metadata: String,
     status: String,
     created_ms: f64,
-    updated_ms: f64,
     expires_ms: f64,
+    ttl_ms: f64,
+    next_token: f64,
+    lease_token: Option<f64>,
+    lease_until_ms: Option<f64>,
+    attempt_since_ms: Option<f64>,
+    attempt_size: Option<f64>,
+    attempt_parts: Option<String>,
     etag: Option<String>,
     object_size: Option<f64>,
+}
+
+impl UploadRow {
+    fn facts(&self) -> Facts {
+        let attempt = match (self.attempt_since_ms, self.attempt_size, &self.attempt_parts) {
+            (Some(since), Some(size), Some(parts)) => Some(Attempt {
+                since_ms: since as u64,
+                size: size as u64,
+                part_numbers: serde_json::from_str(parts).unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        Facts {
+            status: parse_status(&self.status),
+            created_ms: self.created_ms as u64,
+            expires_ms: self.expires_ms as u64,
+            ttl_ms: self.ttl_ms as u64,
+            lease: match (self.lease_token, self.lease_until_ms) {
+                (Some(token), Some(until)) => Some(Lease { token: token as i64, until_ms: until as u64 }),
+                _ => None,
+            },
+            attempt,
+            next_token: self.next_token as i64,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,22 +246,16 @@ struct PartRow {
     size: f64,
 }
 
+#[derive(Debug, Deserialize)]
+struct LeaseRow {
+    part_number: f64,
+    token: f64,
+    until_ms: f64,
+}
+
 impl DurableObject for UploadState {
     fn new(state: State, env: Env) -> Self {
-        let sql = state.storage().sql();
-        let schema = "CREATE TABLE IF NOT EXISTS upload (
-                id INTEGER PRIMARY KEY CHECK (id = 1),
-                upload_id TEXT NOT NULL, owner TEXT NOT NULL, key TEXT NOT NULL,
-                r2_upload_id TEXT NOT NULL, part_size INTEGER NOT NULL, size INTEGER,
-                content_type TEXT, metadata TEXT NOT NULL, status TEXT NOT NULL,
-                created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,
-                etag TEXT, object_size INTEGER);
-            CREATE TABLE IF NOT EXISTS parts (
-                part_number INTEGER PRIMARY KEY, etag TEXT NOT NULL, size INTEGER NOT NULL);";
-        if let Err(e) = sql.exec(schema, None) {
-            worker::console_error!("creating the upload schema: {e}");
-        }
-        UploadState { state, env }
+        UploadState { state, env, running: Cell::new(None), schema_ready: Cell::new(false) }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -200,41 +267,35 @@ impl DurableObject for UploadState {
         })
     }
 
-    /// Aborts an upload left idle past its TTL and frees its parts in R2; forgets the record of
-    /// a finished upload once its TTL has passed again.
+    /// Aborts an upload left idle past its TTL and frees its parts in R2; settles one whose
+    /// complete lost its runner; forgets a finished upload entirely once its TTL has passed again.
     async fn alarm(&self) -> worker::Result<Response> {
-        let Some(row) = self.row().ok().flatten() else {
+        let failed = |e: ApiError| worker::Error::RustError(e.to_string());
+        let Some(row) = self.row().map_err(failed)? else {
             return Response::empty();
         };
+        let mut facts = row.facts();
+        let before = facts.clone();
         let now = now_ms();
-        if (row.expires_ms as u64) > now {
-            self.state.storage().set_alarm(Duration::from_millis(row.expires_ms as u64 - now)).await?;
-            return Response::empty();
-        }
-        let failed = |e: ApiError| worker::Error::RustError(e.to_string());
-        match self.live_status(&row) {
-            // A complete is under way: never abort under it; look again when its lease ends.
-            UploadStatus::Completing => {
-                self.state.storage().set_alarm(Duration::from_millis(COMPLETING_LEASE_MS)).await?;
-            }
-            UploadStatus::Open => {
-                let ttl = (row.expires_ms - row.updated_ms) as u64;
+        match facts.alarm(self.running.get(), now) {
+            Alarm::At(when) => self.alarm_at(when).await.map_err(failed)?,
+            Alarm::Then(Next::AbortInR2) => {
+                self.save(&before, &facts, None).map_err(failed)?;
                 self.abort_in_r2(&row).await;
-                self.set_status("aborted", now, now + ttl).map_err(failed)?;
-                self.state.storage().set_alarm(Duration::from_millis(ttl)).await?;
+                self.alarm_at(facts.expires_ms).await.map_err(failed)?;
             }
-            // Forget it. Rows, not `deleteAll()`: that would also drop the schema this live
-            // instance was constructed with.
-            UploadStatus::Completed | UploadStatus::Aborted => {
-                self.sql("DELETE FROM parts; DELETE FROM upload;", vec![]).map_err(failed)?
+            Alarm::Then(Next::Settle) => {
+                self.settle(&row, &Faults::default()).await.map_err(failed)?;
             }
+            Alarm::Then(Next::Nothing) => {}
+            Alarm::Forget => self.forget().await?,
         }
         Response::empty()
     }
 }
 
 impl UploadState {
-    async fn apply(&self, Envelope { caller, command }: Envelope) -> ApiResult<Record> {
+    async fn apply(&self, Envelope { caller, command, faults }: Envelope) -> ApiResult<Record> {
         if let Command::Create(new) = command {
             return self.create(caller, new).await;
         }
@@ -250,13 +311,12 @@ impl UploadState {
         match command {
             Command::Create(_) => unreachable!("handled above"),
             Command::Get => self.record(),
-            Command::RecordPart { part, ttl_ms } => self.record_part(row, part, ttl_ms).await,
-            Command::ForgetPart { part_number } => {
-                self.sql("DELETE FROM parts WHERE part_number = ?", vec![i64::from(part_number).into()])?;
-                self.record()
-            }
-            Command::Complete { parts, ttl_ms } => self.complete(parts, ttl_ms).await,
-            Command::Abort { ttl_ms } => self.abort(row, ttl_ms).await,
+            Command::BeginPart { part_number, length } => self.begin_part(row, part_number, length),
+            Command::RecordPart { part, token, ttl_ms } => self.record_part(row, part, token, ttl_ms).await,
+            Command::EndPart { part_number, token, forget } => self.end_part(part_number, token, forget),
+            Command::R2Gone => self.r2_gone(row, &faults).await,
+            Command::Complete { parts, ttl_ms } => self.complete(parts, ttl_ms, &faults).await,
+            Command::Abort { ttl_ms } => self.abort(row, ttl_ms, &faults).await,
         }
     }
 
@@ -285,10 +345,11 @@ impl UploadState {
             return self.replay(&caller, &new, &row);
         }
         let now = now_ms();
+        let facts = Facts::new(now, ttl_ms);
         self.sql(
             "INSERT INTO upload (id, upload_id, owner, key, r2_upload_id, part_size, size, content_type,
-                 metadata, status, created_ms, updated_ms, expires_ms)
-             VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+                 metadata, status, created_ms, updated_ms, expires_ms, ttl_ms, next_token)
+             VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)",
             vec![
                 upload_id.into(),
                 caller.sub.into(),
@@ -300,10 +361,12 @@ impl UploadState {
                 serde_json::to_string(&metadata).or_internal("metadata")?.into(),
                 (now as i64).into(),
                 (now as i64).into(),
-                ((now + ttl_ms) as i64).into(),
+                (facts.expires_ms as i64).into(),
+                (ttl_ms as i64).into(),
+                facts.next_token.into(),
             ],
         )?;
-        self.state.storage().set_alarm(Duration::from_millis(ttl_ms)).await.or_internal("set alarm")?;
+        self.alarm_at(facts.expires_ms).await?;
         self.record()
     }
 
@@ -325,81 +388,245 @@ impl UploadState {
         self.record()
     }
 
-    async fn record_part(&self, row: UploadRow, part: Part, ttl_ms: u64) -> ApiResult<Record> {
-        status_error(self.live_status(&row))?;
-        let now = now_ms();
+    fn begin_part(&self, row: UploadRow, part_number: u16, length: u64) -> ApiResult<Record> {
+        let mut facts = row.facts();
+        let before = facts.clone();
+        machine::status_error(facts.status)?;
+        Layout { part_size: row.part_size as u64, size: row.size.map(|s| s as u64) }.check_part(part_number, length)?;
+        let lease = facts.begin_part(part_number, self.part_lease(part_number)?, length, now_ms())?;
+        self.save(&before, &facts, None)?;
+        self.sql(
+            "INSERT INTO part_leases (part_number, token, until_ms) VALUES (?, ?, ?)
+             ON CONFLICT (part_number) DO UPDATE SET token = excluded.token, until_ms = excluded.until_ms",
+            vec![i64::from(part_number).into(), lease.token.into(), (lease.until_ms as i64).into()],
+        )?;
+        Ok(Record { part_lease: Some(lease.token), ..self.record()? })
+    }
+
+    async fn record_part(&self, row: UploadRow, part: Part, token: i64, ttl_ms: u64) -> ApiResult<Record> {
+        let mut facts = row.facts();
+        let before = facts.clone();
+        facts.record_part(part.part_number, token, self.part_lease(part.part_number)?, ttl_ms, now_ms())?;
+        self.save(&before, &facts, None)?;
+        let number = i64::from(part.part_number);
         self.sql(
             "INSERT INTO parts (part_number, etag, size) VALUES (?, ?, ?)
              ON CONFLICT (part_number) DO UPDATE SET etag = excluded.etag, size = excluded.size",
-            vec![i64::from(part.part_number).into(), part.etag.into(), (part.size as i64).into()],
+            vec![number.into(), part.etag.into(), (part.size as i64).into()],
         )?;
-        self.sql(
-            "UPDATE upload SET updated_ms = ?, expires_ms = ?",
-            vec![(now as i64).into(), ((now + ttl_ms) as i64).into()],
-        )?;
+        self.sql("DELETE FROM part_leases WHERE part_number = ?", vec![number.into()])?;
+        if facts.expires_ms != before.expires_ms {
+            self.alarm_at(facts.expires_ms).await?;
+        }
         self.record()
+    }
+
+    fn end_part(&self, part_number: u16, token: i64, forget: bool) -> ApiResult<Record> {
+        if self.part_lease(part_number)?.map(|lease| lease.token) == Some(token) {
+            let number = i64::from(part_number);
+            self.sql("DELETE FROM part_leases WHERE part_number = ?", vec![number.into()])?;
+            if forget {
+                self.sql("DELETE FROM parts WHERE part_number = ?", vec![number.into()])?;
+            }
+        }
+        self.record()
+    }
+
+    /// A part met R2's `NoSuchUpload`: mark the upload aborted, unless a complete may have
+    /// finished it (then R2's object decides). Answers the true state as the error.
+    async fn r2_gone(&self, row: UploadRow, faults: &Faults) -> ApiResult<Record> {
+        let mut facts = row.facts();
+        let before = facts.clone();
+        match facts.r2_gone(self.running.get(), now_ms())? {
+            Next::Settle => {
+                self.settle(&row, faults).await?;
+            }
+            _ => {
+                self.save(&before, &facts, None)?;
+                self.alarm_at(facts.expires_ms).await?;
+            }
+        }
+        machine::status_error(self.record()?.upload.status)?;
+        Err(ApiError::UploadAborted)
     }
 
     /// Completes in R2 once, whoever asks and however often: a second complete waits for the
-    /// first and gets the same object.
-    async fn complete(&self, listed: Option<Vec<PartRef>>, ttl_ms: u64) -> ApiResult<Record> {
+    /// first and gets the same object; a complete whose runner died is taken over and repeated.
+    async fn complete(&self, listed: Option<Vec<PartRef>>, ttl_ms: u64, faults: &Faults) -> ApiResult<Record> {
         let deadline = now_ms() + COMPLETE_WAIT.as_millis() as u64;
-        let row = loop {
+        // A first complete that cannot succeed fails before it holds up anyone, unless parts
+        // are still on their way (then it waits for them, below).
+        let first = self.row()?.ok_or(ApiError::UploadNotFound)?;
+        if first.status == "open" && first.attempt_parts.is_none() && self.part_in_flight()?.is_none() {
+            self.plan_attempt(&first, &self.parts()?, listed.clone())?;
+        }
+        let (row, token, attempt) = loop {
             let row = self.row()?.ok_or(ApiError::UploadNotFound)?;
-            match self.live_status(&row) {
-                UploadStatus::Completed => return self.record(),
-                UploadStatus::Aborted => return Err(ApiError::UploadAborted),
-                UploadStatus::Open => break row,
-                UploadStatus::Completing if now_ms() > deadline => return Err(ApiError::UploadCompleting),
-                UploadStatus::Completing => Delay::from(Duration::from_millis(100)).await,
+            let mut facts = row.facts();
+            facts.ttl_ms = ttl_ms;
+            let before = facts.clone();
+            match facts.begin_complete(self.running.get(), now_ms())? {
+                Begin::Done => return self.record(),
+                Begin::Wait if now_ms() > deadline => return Err(ApiError::UploadCompleting),
+                Begin::Wait => Delay::from(Duration::from_millis(100)).await,
+                Begin::Go { token, attempt } => {
+                    self.save(&before, &facts, None)?;
+                    break (row, token, attempt);
+                }
             }
         };
-        let recorded = self.parts()?;
-        let chosen = choose_parts(&recorded, listed)?;
-        let layout = Layout { part_size: row.part_size as u64, size: row.size.map(|s| s as u64) };
-        let sizes: Vec<(u16, u64)> = chosen.iter().map(|p| (p.part_number, p.size)).collect();
-        layout.check_complete(&sizes)?;
+        let _running = Running::start(&self.running, token);
 
-        self.set_status("completing", now_ms(), row.expires_ms as u64)?;
-        let uploaded = chosen.iter().map(|p| UploadedPart::new(p.part_number, p.etag.clone()));
-        let result = match self.bucket()?.resume_multipart_upload(row.key.clone(), row.r2_upload_id.clone()) {
-            Ok(multipart) => multipart.complete(uploaded).await,
-            Err(e) => Err(e),
+        // Parts already on their way to R2 were sent while the upload was open: wait for them.
+        while let Some(part_number) = self.part_in_flight()? {
+            if now_ms() > deadline {
+                self.release_complete(token)?;
+                return Err(ApiError::PartInFlight { part_number });
+            }
+            Delay::from(Duration::from_millis(100)).await;
+        }
+        let recorded = self.parts()?;
+        let attempt = match attempt {
+            // A complete whose runner died: repeat exactly what it asked R2 for.
+            Some(attempt) => attempt,
+            None => match self.plan_attempt(&row, &recorded, listed) {
+                Ok(attempt) => attempt,
+                Err(e) => {
+                    self.release_complete(token)?;
+                    return Err(e);
+                }
+            },
         };
-        let now = now_ms();
-        match result {
-            Ok(object) => {
-                self.sql(
-                    "UPDATE upload SET status = 'completed', etag = ?, object_size = ?, updated_ms = ?, expires_ms = ?",
-                    vec![
-                        object.etag().into(),
-                        (object.size() as i64).into(),
-                        (now as i64).into(),
-                        ((now + ttl_ms) as i64).into(),
-                    ],
-                )?;
-                self.state.storage().set_alarm(Duration::from_millis(ttl_ms)).await.or_internal("set alarm")?;
+        let mut facts = self.facts()?;
+        let before = facts.clone();
+        if !facts.plan(token, attempt.clone()) {
+            return self.lost();
+        }
+        self.save(&before, &facts, None)?;
+        faults.at("complete.before-r2").await?;
+        self.r2_forget_if_asked(&row, faults).await?;
+        if let Some(Action::Part(n)) = faults.at("r2.overwrite").await? {
+            let size = recorded.iter().find(|p| p.part_number == n).map_or(0, |p| p.size as usize);
+            let multipart = self.bucket()?.resume_multipart_upload(row.key.clone(), row.r2_upload_id.clone());
+            let multipart = multipart.or_internal("R2 resumeMultipartUpload")?;
+            multipart.upload_part(n, worker::Data::Bytes(vec![0; size])).await.or_internal("R2 uploadPart")?;
+        }
+
+        let uploaded: Vec<UploadedPart> = attempt
+            .part_numbers
+            .iter()
+            .filter_map(|n| recorded.iter().find(|p| p.part_number == *n))
+            .map(|p| UploadedPart::new(p.part_number, p.etag.clone()))
+            .collect();
+        if uploaded.len() != attempt.part_numbers.len() {
+            // Never complete another object than the attempt names.
+            return Err(crate::error::internal("complete", "a part of the attempt is no longer recorded"));
+        }
+        let answer = match faults.r2("complete").await {
+            Err(_) => R2Complete::Failed,
+            Ok(()) => match self.bucket()?.resume_multipart_upload(row.key.clone(), row.r2_upload_id.clone()) {
+                Ok(multipart) => match multipart.complete(uploaded).await {
+                    Ok(object) => R2Complete::Completed(seen(&object)),
+                    Err(e) => classify_complete_error(&e.to_string()),
+                },
+                Err(e) => classify_complete_error(&e.to_string()),
+            },
+        };
+        if let R2Complete::Completed(_) = answer {
+            // As if this instance died here: nothing more is written, and nobody runs it.
+            faults.at("complete.after-r2").await?;
+        }
+        let mut facts = self.facts()?;
+        let before = facts.clone();
+        let object = match &answer {
+            R2Complete::Completed(seen) => Some(seen),
+            _ => None,
+        };
+        match facts.finish_complete(token, &answer, now_ms()) {
+            Ok(Next::Settle) => match self.settle(&row, faults).await? {
+                UploadStatus::Completed => self.record(),
+                _ => Err(ApiError::UploadAborted),
+            },
+            Ok(_) => {
+                self.save(&before, &facts, object)?;
+                self.alarm_at(facts.expires_ms).await?;
                 self.record()
             }
+            // R2's failure was logged where it was classified.
             Err(e) => {
-                self.set_status("open", now, row.expires_ms as u64)?;
-                Err(crate::error::internal("R2 complete", e))
+                self.save(&before, &facts, None)?;
+                Err(e)
             }
         }
     }
 
-    async fn abort(&self, row: UploadRow, ttl_ms: u64) -> ApiResult<Record> {
-        match self.live_status(&row) {
-            UploadStatus::Aborted => return self.record(),
-            UploadStatus::Completed => return Err(ApiError::UploadCompleted),
-            UploadStatus::Completing => return Err(ApiError::UploadCompleting),
-            UploadStatus::Open => {}
+    /// The attempt a first complete makes: the recorded parts, or the client's list checked
+    /// against them, in the upload's layout.
+    fn plan_attempt(&self, row: &UploadRow, recorded: &[Part], listed: Option<Vec<PartRef>>) -> ApiResult<Attempt> {
+        let chosen = choose_parts(recorded, listed)?;
+        let layout = Layout { part_size: row.part_size as u64, size: row.size.map(|s| s as u64) };
+        let sizes: Vec<(u16, u64)> = chosen.iter().map(|p| (p.part_number, p.size)).collect();
+        layout.check_complete(&sizes)?;
+        Ok(Attempt {
+            since_ms: now_ms(),
+            size: chosen.iter().map(|p| p.size).sum(),
+            part_numbers: chosen.iter().map(|p| p.part_number).collect(),
+        })
+    }
+
+    fn release_complete(&self, token: i64) -> ApiResult<()> {
+        let mut facts = self.facts()?;
+        let before = facts.clone();
+        if facts.release_complete(token) {
+            self.save(&before, &facts, None)?;
         }
-        let now = now_ms();
-        self.set_status("aborted", now, now + ttl_ms)?;
-        self.abort_in_r2(&row).await;
-        self.state.storage().set_alarm(Duration::from_millis(ttl_ms)).await.or_internal("set alarm")?;
+        Ok(())
+    }
+
+    /// Another request took this complete over: answer with the upload's true state.
+    fn lost(&self) -> ApiResult<Record> {
+        let record = self.record()?;
+        match record.upload.status {
+            UploadStatus::Completed => Ok(record),
+            status => machine::status_error(status).and(Err(ApiError::UploadCompleting)),
+        }
+    }
+
+    async fn abort(&self, row: UploadRow, ttl_ms: u64, faults: &Faults) -> ApiResult<Record> {
+        let mut facts = row.facts();
+        facts.ttl_ms = ttl_ms;
+        let before = facts.clone();
+        match facts.abort(self.running.get(), now_ms())? {
+            Next::AbortInR2 => {
+                self.save(&before, &facts, None)?;
+                self.abort_in_r2(&row).await;
+                self.alarm_at(facts.expires_ms).await?;
+            }
+            Next::Settle => {
+                if self.settle(&row, faults).await? == UploadStatus::Completed {
+                    return Err(ApiError::UploadCompleted);
+                }
+            }
+            Next::Nothing => {}
+        }
         self.record()
+    }
+
+    /// R2 no longer has the multipart upload, or nobody knows whether a complete reached it:
+    /// look at the key's object and let the machine decide; free R2's parts if it is aborted.
+    async fn settle(&self, row: &UploadRow, faults: &Faults) -> ApiResult<UploadStatus> {
+        faults.r2("head").await?;
+        let head = self.bucket()?.head(row.key.clone()).await.or_internal("R2 head")?;
+        let seen = head.as_ref().map(seen);
+        let mut facts = self.facts()?;
+        let before = facts.clone();
+        let status = facts.settle(seen.as_ref(), now_ms());
+        self.save(&before, &facts, seen.as_ref().filter(|_| status == UploadStatus::Completed))?;
+        if status == UploadStatus::Aborted {
+            self.abort_in_r2(row).await;
+        }
+        self.alarm_at(facts.expires_ms).await?;
+        Ok(status)
     }
 
     /// Frees the parts in R2. Failure is logged, not raised: the upload is aborted for us either
@@ -417,27 +644,91 @@ impl UploadState {
         }
     }
 
-    /// The stored status, except that a `completing` whose runner vanished reopens.
-    fn live_status(&self, row: &UploadRow) -> UploadStatus {
-        match row.status.as_str() {
-            "completing" if now_ms() > row.updated_ms as u64 + COMPLETING_LEASE_MS => UploadStatus::Open,
-            "completing" => UploadStatus::Completing,
-            "completed" => UploadStatus::Completed,
-            "aborted" => UploadStatus::Aborted,
-            _ => UploadStatus::Open,
+    /// Test builds: `r2.forget=now` makes R2 drop the multipart upload behind our back.
+    async fn r2_forget_if_asked(&self, row: &UploadRow, faults: &Faults) -> ApiResult<()> {
+        if faults.at("r2.forget").await? == Some(Action::Now) {
+            self.abort_in_r2(row).await;
         }
+        Ok(())
     }
 
-    fn set_status(&self, status: &str, now: u64, expires_ms: u64) -> ApiResult<()> {
-        self.sql(
-            "UPDATE upload SET status = ?, updated_ms = ?, expires_ms = ?",
-            vec![status.into(), (now as i64).into(), (expires_ms as i64).into()],
-        )
+    /// Forgets a finished upload entirely: `deleteAll()` frees the object's storage, tables
+    /// included; they are recreated on next use.
+    async fn forget(&self) -> worker::Result<()> {
+        self.state.storage().delete_alarm().await?;
+        self.state.storage().delete_all().await?;
+        self.schema_ready.set(false);
+        Ok(())
+    }
+
+    async fn alarm_at(&self, when_ms: u64) -> ApiResult<()> {
+        let wait = when_ms.saturating_sub(now_ms()).max(1);
+        self.state.storage().set_alarm(Duration::from_millis(wait)).await.or_internal("set alarm")
+    }
+
+    /// Writes the machine's new facts if the row still holds the old ones (compare-and-set), and
+    /// the completed object when there is one. A lost race is answered with the true state.
+    /// Every status change after `create` is written here.
+    fn save(&self, before: &Facts, after: &Facts, object: Option<&Seen>) -> ApiResult<()> {
+        let attempt = after.attempt.as_ref();
+        let cursor = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "UPDATE upload SET status = ?, updated_ms = ?, expires_ms = ?, ttl_ms = ?, next_token = ?,
+                     lease_token = ?, lease_until_ms = ?, attempt_since_ms = ?, attempt_size = ?,
+                     attempt_parts = ?, etag = COALESCE(?, etag), object_size = COALESCE(?, object_size)
+                 WHERE status = ? AND next_token = ? AND lease_token IS ?",
+                vec![
+                    status_name(after.status).into(),
+                    (now_ms() as i64).into(),
+                    (after.expires_ms as i64).into(),
+                    (after.ttl_ms as i64).into(),
+                    after.next_token.into(),
+                    after.lease.map(|l| l.token).into(),
+                    after.lease.map(|l| l.until_ms as i64).into(),
+                    attempt.map(|a| a.since_ms as i64).into(),
+                    attempt.map(|a| a.size as i64).into(),
+                    attempt.map(|a| serde_json::to_string(&a.part_numbers).unwrap_or_default()).into(),
+                    object.map(|o| o.etag.clone()).into(),
+                    object.map(|o| o.size as i64).into(),
+                    status_name(before.status).into(),
+                    before.next_token.into(),
+                    before.lease.map(|l| l.token).into(),
+                ],
+            )
+            .or_internal("writing upload state")?;
+        if cursor.rows_written() == 1 {
+            return Ok(());
+        }
+        let status = self.row()?.ok_or(ApiError::UploadNotFound)?.facts().status;
+        machine::status_error(status).and(Err(ApiError::UploadCompleting))
+    }
+
+    fn facts(&self) -> ApiResult<Facts> {
+        Ok(self.row()?.ok_or(ApiError::UploadNotFound)?.facts())
+    }
+
+    fn part_lease(&self, part_number: u16) -> ApiResult<Option<Lease>> {
+        let rows = self.select_with::<LeaseRow>(
+            "SELECT part_number, token, until_ms FROM part_leases WHERE part_number = ?",
+            vec![i64::from(part_number).into()],
+        )?;
+        Ok(rows.first().map(|r| Lease { token: r.token as i64, until_ms: r.until_ms as u64 }))
+    }
+
+    /// A part whose sender still holds its lease.
+    fn part_in_flight(&self) -> ApiResult<Option<u16>> {
+        let rows = self.select_with::<LeaseRow>(
+            "SELECT part_number, token, until_ms FROM part_leases WHERE until_ms > ? ORDER BY part_number LIMIT 1",
+            vec![(now_ms() as i64).into()],
+        )?;
+        Ok(rows.first().map(|r| r.part_number as u16))
     }
 
     fn record(&self) -> ApiResult<Record> {
         let row = self.row()?.ok_or(ApiError::UploadNotFound)?;
-        let status = self.live_status(&row);
         let layout = Layout { part_size: row.part_size as u64, size: row.size.map(|s| s as u64) };
         let object = match (&row.etag, row.object_size) {
             (Some(etag), Some(size)) => {
@@ -448,7 +739,7 @@ impl UploadState {
         let upload = Upload {
             upload_id: row.upload_id,
             key: row.key,
-            status,
+            status: parse_status(&row.status),
             part_size: layout.part_size,
             size: layout.size,
             part_count: layout.part_count(),
@@ -459,10 +750,18 @@ impl UploadState {
             expires_at: rfc3339(row.expires_ms as u64),
             object,
         };
-        Ok(Record { r2_upload_id: row.r2_upload_id, upload })
+        Ok(Record { r2_upload_id: row.r2_upload_id, upload, part_lease: None })
     }
 
+    /// The upload's row. Reading a forgotten upload does not recreate its tables.
     fn row(&self) -> ApiResult<Option<UploadRow>> {
+        if !self.schema_ready.get() {
+            let tables = self.state.storage().sql().exec("SELECT name FROM sqlite_master WHERE name = 'upload'", None);
+            let tables: Vec<serde_json::Value> = tables.and_then(|c| c.to_array()).or_internal("reading the schema")?;
+            if tables.is_empty() {
+                return Ok(None);
+            }
+        }
         Ok(self.select::<UploadRow>("SELECT * FROM upload WHERE id = 1")?.into_iter().next())
     }
 
@@ -475,15 +774,94 @@ impl UploadState {
     }
 
     fn select<T: serde::de::DeserializeOwned>(&self, query: &str) -> ApiResult<Vec<T>> {
-        self.state.storage().sql().exec(query, None).and_then(|c| c.to_array()).or_internal("reading upload state")
+        self.select_with(query, vec![])
+    }
+
+    fn select_with<T: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        bindings: Vec<worker::SqlStorageValue>,
+    ) -> ApiResult<Vec<T>> {
+        self.ensure_schema()?;
+        self.state.storage().sql().exec(query, bindings).and_then(|c| c.to_array()).or_internal("reading upload state")
     }
 
     fn sql(&self, query: &str, bindings: Vec<worker::SqlStorageValue>) -> ApiResult<()> {
+        self.ensure_schema()?;
         self.state.storage().sql().exec(query, bindings).map(|_| ()).or_internal("writing upload state")
+    }
+
+    fn ensure_schema(&self) -> ApiResult<()> {
+        if !self.schema_ready.get() {
+            self.state.storage().sql().exec(SCHEMA, None).or_internal("creating the upload schema")?;
+            self.schema_ready.set(true);
+        }
+        Ok(())
     }
 
     fn bucket(&self) -> ApiResult<Bucket> {
         self.env.bucket("BUCKET").or_internal("BUCKET binding")
+    }
+}
+
+/// Marks this instance as running the complete holding `token` until dropped (also when the
+/// request is cancelled mid-way).
+struct Running<'a> {
+    cell: &'a Cell<Option<i64>>,
+    token: i64,
+}
+
+impl<'a> Running<'a> {
+    fn start(cell: &'a Cell<Option<i64>>, token: i64) -> Running<'a> {
+        cell.set(Some(token));
+        Running { cell, token }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if self.cell.get() == Some(self.token) {
+            self.cell.set(None);
+        }
+    }
+}
+
+fn seen(object: &worker::Object) -> Seen {
+    Seen { etag: object.etag(), size: object.size(), uploaded_ms: object.uploaded().as_millis() }
+}
+
+/// R2's answer to a complete, by its error code (10024 `NoSuchUpload`, 10025 `InvalidPart`).
+fn classify_complete_error(message: &str) -> R2Complete {
+    if is_no_such_upload(message) {
+        R2Complete::Gone
+    } else if message.contains("(10025)") || message.contains("InvalidPart") {
+        R2Complete::InvalidPart
+    } else {
+        worker::console_error!("R2 complete: {message}");
+        R2Complete::Failed
+    }
+}
+
+/// Whether an R2 error is `NoSuchUpload` (code 10024): the multipart upload is gone.
+pub fn is_no_such_upload(message: &str) -> bool {
+    message.contains("(10024)") || message.contains("NoSuchUpload")
+}
+
+fn parse_status(status: &str) -> UploadStatus {
+    match status {
+        "completing" => UploadStatus::Completing,
+        "completed" => UploadStatus::Completed,
+        "aborted" => UploadStatus::Aborted,
+        _ => UploadStatus::Open,
+    }
+}
+
+fn status_name(status: UploadStatus) -> &'static str {
+    match status {
+        UploadStatus::Open => "open",
+        UploadStatus::Completing => "completing",
+        UploadStatus::Completed => "completed",
+        UploadStatus::Aborted => "aborted",
     }
 }
 

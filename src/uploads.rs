@@ -9,8 +9,9 @@ use worker::{Data, Response};
 use crate::auth::Claims;
 use crate::digest::{parse_content_md5, Md5Of};
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
+use crate::faults::{Action, Faults};
 use crate::http::{json, no_content, Ctx};
-use crate::state::{Caller, Command, NewUpload, Record, UploadHandle};
+use crate::state::{is_no_such_upload, Caller, Command, NewUpload, Record, UploadHandle};
 
 /// `createUpload`: fixes the layout, starts the R2 multipart upload, answers with its state.
 pub async fn create(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
@@ -78,49 +79,95 @@ pub async fn start(cx: &Ctx, claims: &Claims, body: CreateUpload, layout: Layout
 }
 
 /// Streams the request body straight into R2's `uploadPart` (the bytes never enter wasm), then
-/// records the part. Re-sending a part replaces it. With `Content-MD5`, a part whose bytes do
-/// not match is refused and not recorded (any earlier copy of it is forgotten too, since R2
-/// now holds the bad one).
+/// records the part. The part's number is leased for the whole trip, so that a second copy sent
+/// at the same time gets `409 part_in_flight` and the record always names the copy R2 holds.
+/// Re-sending a part replaces it. With `Content-MD5`, a part whose bytes do not match is refused
+/// and not recorded (any earlier copy of it is forgotten too, since R2 now holds the bad one).
 pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: Caller) -> ApiResult<Part> {
     if cx.media_type().is_some_and(|media| media != "application/octet-stream") {
         return Err(ApiError::UnsupportedMediaType { accept: "application/octet-stream".into() });
     }
     let length = content_length(cx)?;
     let declared_md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
-    let upload = handle(cx, upload_id, caller)?;
-    let record = upload.send(Command::Get).await?;
-    record.ensure_open()?;
-    record.layout().check_part(part_number, length)?;
+    let faults = Faults::of(cx);
+    let upload = handle(cx, upload_id, caller)?.with_faults(faults.clone());
+    let record = upload.send(Command::BeginPart { part_number, length }).await?;
+    let token = record.part_lease.ok_or_else(|| internal("BeginPart", "no lease"))?;
+    let etag = match stream_to_r2(cx, &record, part_number, length, declared_md5, &faults).await {
+        Ok(etag) => etag,
+        // R2 ended the upload (its seven days, or a complete whose answer was lost): the
+        // upload's state says which, as the error.
+        Err(Unsent::Gone) => {
+            upload.send(Command::EndPart { part_number, token, forget: false }).await?;
+            upload.send(Command::R2Gone).await?;
+            return Err(internal("R2Gone", "answered without an error"));
+        }
+        // Give the part number back; forget the recorded copy if R2 may now hold another one.
+        Err(Unsent::Failed { error, forget }) => {
+            upload.send(Command::EndPart { part_number, token, forget }).await?;
+            return Err(error);
+        }
+    };
+    let part = Part { part_number, etag, size: length };
+    upload.send(Command::RecordPart { part: part.clone(), token, ttl_ms: cx.config.upload_ttl_ms }).await?;
+    Ok(part)
+}
 
+/// Why a part was not recorded.
+enum Unsent {
+    /// R2 no longer knows the multipart upload.
+    Gone,
+    /// `forget`: R2 may hold these bytes (or part of them) for the part now.
+    Failed { error: ApiError, forget: bool },
+}
+
+/// The part's trip to R2 under its lease: the body streamed into `uploadPart` and its
+/// `Content-MD5` checked on the way. Answers R2's ETag for it.
+async fn stream_to_r2(
+    cx: &Ctx,
+    record: &Record,
+    part_number: u16,
+    length: u64,
+    declared_md5: Option<[u8; 16]>,
+    faults: &Faults,
+) -> Result<String, Unsent> {
+    let before = |error: ApiError| Unsent::Failed { error, forget: false };
+    let after = |error: ApiError| Unsent::Failed { error, forget: true };
     let (stream, check) = match declared_md5 {
         Some(declared) => {
-            let (stream, md5) = Md5Of::tee(cx.req.inner().body(), length)?;
+            let (stream, md5) = Md5Of::tee(cx.req.inner().body(), length).map_err(before)?;
             (stream, Some((md5, declared)))
         }
         None => (cx.req.inner().body().filter(|_| length > 0), None),
     };
     let body = stream.map_or(Data::Bytes(Vec::new()), Data::ReadableStream);
     let multipart = cx
-        .bucket()?
-        .resume_multipart_upload(record.upload.key.clone(), record.r2_upload_id.clone())
-        .or_internal("R2 resumeMultipartUpload")?;
-    let uploaded = match multipart.upload_part(part_number, body).await {
+        .bucket()
+        .and_then(|bucket| {
+            let multipart = bucket.resume_multipart_upload(record.upload.key.clone(), record.r2_upload_id.clone());
+            multipart.or_internal("R2 resumeMultipartUpload")
+        })
+        .map_err(before)?;
+    if faults.at("r2.forget").await.map_err(before)? == Some(Action::Now) {
+        multipart.abort().await.or_internal("R2 abort").map_err(before)?;
+    }
+    let uploaded = match faults.r2("upload-part").await {
+        Ok(()) => multipart.upload_part(part_number, body).await.map_err(|e| e.to_string()),
+        Err(_) => Err("injected fault".to_string()),
+    };
+    let uploaded = match uploaded {
         Ok(uploaded) => uploaded,
-        // The upload may have been completed or aborted while the bytes were in flight.
-        Err(e) => {
-            upload.send(Command::Get).await?.ensure_open()?;
-            return Err(internal("R2 uploadPart", e));
-        }
+        Err(e) if is_no_such_upload(&e) => return Err(Unsent::Gone),
+        Err(e) => return Err(before(internal("R2 uploadPart", e))),
     };
     if let Some((md5, declared)) = check {
-        if md5.finish().await? != declared {
-            upload.send(Command::ForgetPart { part_number }).await?;
-            return Err(ApiError::DigestMismatch { part_number });
+        if md5.finish().await.map_err(after)? != declared {
+            return Err(after(ApiError::DigestMismatch { part_number }));
         }
     }
-    let part = Part { part_number, etag: uploaded.etag(), size: length };
-    upload.send(Command::RecordPart { part: part.clone(), ttl_ms: cx.config.upload_ttl_ms }).await?;
-    Ok(part)
+    // Test builds: the record is not reached, and R2 holds a copy it does not name.
+    faults.at("part.after-r2").await.map_err(after)?;
+    Ok(uploaded.etag())
 }
 
 /// Completes the upload from the listed parts, or from all recorded ones.
@@ -130,14 +177,15 @@ pub async fn finish(
     parts: Option<Vec<PartRef>>,
     caller: Caller,
 ) -> ApiResult<CompletedObject> {
-    let record =
-        handle(cx, upload_id, caller)?.send(Command::Complete { parts, ttl_ms: cx.config.upload_ttl_ms }).await?;
+    let upload = handle(cx, upload_id, caller)?.with_faults(Faults::of(cx));
+    let record = upload.send(Command::Complete { parts, ttl_ms: cx.config.upload_ttl_ms }).await?;
     record.upload.object.ok_or_else(|| internal("complete", "no object after complete"))
 }
 
 /// Aborts the upload and frees its parts.
 pub async fn cancel(cx: &Ctx, upload_id: &str, caller: Caller) -> ApiResult<()> {
-    handle(cx, upload_id, caller)?.send(Command::Abort { ttl_ms: cx.config.upload_ttl_ms }).await?;
+    let upload = handle(cx, upload_id, caller)?.with_faults(Faults::of(cx));
+    upload.send(Command::Abort { ttl_ms: cx.config.upload_ttl_ms }).await?;
     Ok(())
 }
 

@@ -11,8 +11,10 @@ use r2mpu_testkit::repo_root;
 
 /// The most the uploaded modules (the JS bundle and the wasm) may weigh, gzipped together as
 /// wrangler's "Total Upload" measures them (its zlib comes out ~1.5% larger than flate2 here).
-/// Cloudflare allows far more (3 MiB on Free); startup time grows with the size.
-const GZIP_BUDGET: usize = 300 * 1024;
+/// Cloudflare allows far more (3 MiB on Free); startup time grows with the size. Raised from
+/// 300 KiB when the upload life cycle became fault-safe (src/machine.rs: part leases, settling
+/// interrupted completes; +15 KiB gzip).
+const GZIP_BUDGET: usize = 320 * 1024;
 
 /// Runs `npx wrangler deploy --dry-run --outdir out`, as a user would from a fresh shell: with
 /// nothing of the caller's environment but `PATH` and `HOME`. Returns its output (stdout, then
@@ -91,4 +93,29 @@ fn a_dry_run_deploy_bundles_the_worker_with_its_bindings_within_the_size_budget(
         eprintln!("bundle: wrangler says {}", line.trim());
     }
     assert!(gzip <= GZIP_BUDGET, "the bundle is {gzip} bytes gzipped, over the {GZIP_BUDGET}-byte budget");
+}
+
+/// Fault injection (src/faults.rs) is test-only: the header that names faults appears in the
+/// `faults` build and nowhere in what a deploy would upload.
+#[test]
+fn the_deploy_bundle_has_no_fault_injection() {
+    const MARKER: &[u8] = b"x-r2mpu-fault";
+    let contains = |haystack: &[u8]| haystack.windows(MARKER.len()).any(|w| w == MARKER);
+
+    let out = tempfile::tempdir().unwrap();
+    dry_run_deploy(out.path());
+    for file in modules(out.path()) {
+        assert!(!contains(&std::fs::read(&file).unwrap()), "{} carries fault injection", file.display());
+    }
+
+    // The same check finds it in the test build, so it would find it in a deploy that had it.
+    let status = Command::new(repo_root().join("scripts/build.sh"))
+        .arg("faults")
+        .current_dir(repo_root())
+        .env("PATH", r2mpu_testkit::node_path())
+        .status()
+        .expect("scripts/build.sh faults");
+    assert!(status.success());
+    let faults_wasm = std::fs::read(repo_root().join("build-faults/index_bg.wasm")).unwrap();
+    assert!(contains(&faults_wasm), "the faults build lost its marker: this test proves nothing");
 }

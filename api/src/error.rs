@@ -61,6 +61,11 @@ pub enum ApiError {
     UploadAborted,
     /// 409: a complete of this upload is under way; retry after `Retry-After`.
     UploadCompleting,
+    /// 409: another copy of this part is being sent right now; retry after `Retry-After`.
+    PartInFlight { part_number: u16 },
+    /// 409: R2 refused to complete with these parts (its `InvalidPart`): it holds other bytes
+    /// for one of them than the server recorded. The upload is open again; re-send them.
+    PartsRejected { part_numbers: Vec<u16> },
     /// 422: this `Idempotency-Key` already created an upload from a different request.
     IdempotencyKeyReused,
     /// 416: the `Range` header does not fit the object.
@@ -82,7 +87,7 @@ impl ApiError {
             BodyTooLarge { .. } => 413,
             UnsupportedMediaType { .. } => 415,
             RangeNotSatisfiable { .. } => 416,
-            UploadCompleted | UploadAborted | UploadCompleting => 409,
+            UploadCompleted | UploadAborted | UploadCompleting | PartInFlight { .. } | PartsRejected { .. } => 409,
             IdempotencyKeyReused => 422,
             InvalidJson { .. }
             | InvalidRequest { .. }
@@ -129,6 +134,8 @@ impl ApiError {
             UploadCompleted => "upload_completed",
             UploadAborted => "upload_aborted",
             UploadCompleting => "upload_completing",
+            PartInFlight { .. } => "part_in_flight",
+            PartsRejected { .. } => "parts_rejected",
             IdempotencyKeyReused => "idempotency_key_reused",
             RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Internal => "internal",
@@ -142,7 +149,7 @@ impl ApiError {
 
     /// Whether a client may retry the same request and expect another outcome.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ApiError::UploadCompleting | ApiError::Internal)
+        matches!(self, ApiError::UploadCompleting | ApiError::PartInFlight { .. } | ApiError::Internal)
     }
 }
 
@@ -195,6 +202,18 @@ impl fmt::Display for ApiError {
             UploadCompleted => write!(f, "the upload is already completed"),
             UploadAborted => write!(f, "the upload was aborted"),
             UploadCompleting => write!(f, "the upload is being completed; retry shortly"),
+            PartInFlight { part_number } => {
+                write!(f, "another copy of part {part_number} is being received; retry shortly")
+            }
+            PartsRejected { part_numbers } => {
+                let shown: Vec<String> = part_numbers.iter().take(20).map(u16::to_string).collect();
+                let more = if part_numbers.len() > 20 { ", ..." } else { "" };
+                write!(
+                    f,
+                    "R2 holds other bytes than recorded for one of parts {}{more}; re-send them",
+                    shown.join(", ")
+                )
+            }
             IdempotencyKeyReused => {
                 write!(f, "this Idempotency-Key already created an upload from a different request; use a new key")
             }
@@ -278,6 +297,8 @@ mod tests {
             UploadCompleted,
             UploadAborted,
             UploadCompleting,
+            PartInFlight { part_number: 1 },
+            PartsRejected { part_numbers: vec![1] },
             IdempotencyKeyReused,
             RangeNotSatisfiable { size: 1 },
             Internal,

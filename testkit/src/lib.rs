@@ -119,16 +119,22 @@ pub struct Worker {
     pub keys: Keys,
     port: u16,
     options: Options,
+    /// The test-only build with fault injection ([`Worker::start_with_faults`]).
+    faults: bool,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
 static BUILD: Once = Once::new();
+static BUILD_FAULTS: Once = Once::new();
 static SHARED: OnceLock<Worker> = OnceLock::new();
+static SHARED_FAULTS: OnceLock<Worker> = OnceLock::new();
 
 extern "C" fn stop_shared() {
-    if let Some(worker) = SHARED.get() {
-        worker.kill_group();
+    for shared in [&SHARED, &SHARED_FAULTS] {
+        if let Some(worker) = shared.get() {
+            worker.kill_group();
+        }
     }
 }
 
@@ -152,9 +158,35 @@ impl Worker {
         })
     }
 
+    /// Like [`Worker::shared`], for the fault-injection build ([`Options::faults`]).
+    pub fn shared_faults() -> &'static Worker {
+        SHARED_FAULTS.get_or_init(|| {
+            unsafe { libc::atexit(stop_shared) };
+            Worker::start_with_faults(Options::default())
+        })
+    }
+
+    /// Where wrangler persists local R2 and the Durable Objects (`--persist-to`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     pub fn start_with(options: Options) -> Worker {
-        BUILD.call_once(|| {
+        Worker::launch_new(options, false)
+    }
+
+    /// Starts the test-only build with fault injection (`wrangler.faults.toml`, built into
+    /// `build-faults/`): requests may then name faults in the `x-r2mpu-fault` header
+    /// (src/faults.rs).
+    pub fn start_with_faults(options: Options) -> Worker {
+        Worker::launch_new(options, true)
+    }
+
+    fn launch_new(options: Options, faults: bool) -> Worker {
+        let (once, args): (&Once, &[&str]) = if faults { (&BUILD_FAULTS, &["faults"]) } else { (&BUILD, &[]) };
+        once.call_once(|| {
             let status = Command::new(repo_root().join("scripts/build.sh"))
+                .args(args)
                 .current_dir(repo_root())
                 .status()
                 .expect("running scripts/build.sh");
@@ -162,7 +194,7 @@ impl Worker {
         });
         let dir = tempfile::Builder::new().prefix("r2mpu-test-").tempdir().expect("temp dir");
         let keys = Keys::generate();
-        let mut worker = Worker { url: String::new(), keys, port: 0, options, dir, child: None };
+        let mut worker = Worker { url: String::new(), keys, port: 0, options, faults, dir, child: None };
         worker.launch(free_port());
         worker
     }
@@ -170,6 +202,16 @@ impl Worker {
     /// Stops the Worker and starts it again on the same port with the same persisted state.
     pub fn restart(&mut self) {
         self.stop();
+        self.launch(self.port);
+    }
+
+    /// Kills wrangler and workerd at once (SIGKILL to the whole process group), as a crash
+    /// would, and starts them again on the same port with the same persisted state.
+    pub fn crash_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+        }
         self.launch(self.port);
     }
 
@@ -182,8 +224,9 @@ impl Worker {
         std::fs::write(&env_file, env).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let root = repo_root();
+        let config = if self.faults { "wrangler.faults.toml" } else { "wrangler.toml" };
         let child = Command::new(root.join("node_modules/.bin/wrangler"))
-            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["dev", "--config", config, "--ip", "127.0.0.1", "--port", &port.to_string()])
             .arg("--persist-to")
             .arg(self.dir.path().join("state"))
             .arg("--env-file")

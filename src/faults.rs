@@ -1,0 +1,95 @@
+//! Fault injection, for the test suite only. Compiled in only with the cargo feature `faults`
+//! (`scripts/build.sh faults` builds it into `build-faults/`, started by the testkit with
+//! `Options::faults`); what `wrangler deploy` ships has none of it (tests/deploy.rs checks the
+//! bundle). Without the feature every hook below is a no-op the compiler removes.
+//!
+//! A request names its faults in one header, `x-r2mpu-fault: POINT=ACTION[,POINT=ACTION]`.
+//! The points, few and named:
+//! - `part.after-r2`: in the Worker, after R2's `uploadPart` succeeded, before the part is
+//!   recorded. `fail` (the Durable Object is not reached) or `pause:MS`.
+//! - `complete.before-r2`: in the Durable Object, after the upload is marked `completing`,
+//!   before R2's `complete`. `pause:MS` (other requests and the alarm run meanwhile) or `fail`.
+//! - `complete.after-r2`: after R2's `complete` succeeded, before the record is written: `fail`.
+//!
+//! `fail` in the Durable Object is a reset of its instance as far as the upload can tell:
+//! nothing more is written and the complete's in-memory lease dies with the request. (The
+//! runtime's own `state.abort()` is no use here: under `wrangler dev` it poisons the wasm
+//! instance the Worker shares with the Durable Object. tests/crash.rs kills the real thing.)
+//! - `r2.forget`: R2 drops the multipart upload behind our back (as after its seven days),
+//!   before a part or complete reaches it. Action `now`.
+//! - `r2.overwrite`: before R2's `complete`, R2 gets other bytes (zeros) for a recorded part
+//!   behind the record's back, so that R2 answers `InvalidPart`. Action `part:N`.
+//! - `r2.get`, `r2.head`, `r2.list`, `r2.upload-part`, `r2.complete`: that R2 call fails
+//!   (`fail`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiResult;
+use crate::http::Ctx;
+
+/// The faults one request asked for; travels to the Durable Object with its command.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Faults {
+    #[cfg(feature = "faults")]
+    #[serde(default)]
+    wanted: Vec<(String, String)>,
+}
+
+/// What to do at a point, beyond failing or pausing (which [`Faults::at`] does itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Now,
+    Part(u16),
+}
+
+impl Faults {
+    /// The faults the request names (none, without the feature).
+    #[allow(unused_variables)]
+    pub fn of(cx: &Ctx) -> Faults {
+        #[cfg(feature = "faults")]
+        {
+            let header = cx.header("x-r2mpu-fault").unwrap_or_default();
+            let wanted = header
+                .split(',')
+                .filter_map(|item| item.trim().split_once('='))
+                .map(|(point, action)| (point.trim().to_string(), action.trim().to_string()))
+                .collect();
+            return Faults { wanted };
+        }
+        #[allow(unreachable_code)]
+        Faults::default()
+    }
+
+    /// Reaches `point`: fails (`Internal`, logged like a runtime failure) or pauses there if
+    /// asked to, and returns any other action for the caller to carry out.
+    #[allow(unused_variables)]
+    pub async fn at(&self, point: &str) -> ApiResult<Option<Action>> {
+        #[cfg(feature = "faults")]
+        for (wanted, action) in &self.wanted {
+            if wanted != point {
+                continue;
+            }
+            if let Some(ms) = action.strip_prefix("pause:") {
+                let ms: u64 = ms.parse().unwrap_or(0);
+                worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+                continue;
+            }
+            return match action.as_str() {
+                "now" => Ok(Some(Action::Now)),
+                other if other.starts_with("part:") => Ok(other[5..].parse().ok().map(Action::Part)),
+                _ => Err(crate::error::internal(point, "injected fault")),
+            };
+        }
+        Ok(None)
+    }
+
+    /// Before an R2 call `r2.OP`: fails it if asked to.
+    #[allow(unused_variables)]
+    pub async fn r2(&self, op: &str) -> ApiResult<()> {
+        #[cfg(feature = "faults")]
+        if self.at(&format!("r2.{op}")).await?.is_some() {
+            return Err(crate::error::internal(op, "injected fault"));
+        }
+        Ok(())
+    }
+}
