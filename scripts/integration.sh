@@ -17,8 +17,10 @@ times=target/integration-durations.tsv
 logs=$(mktemp -d -t r2mpu-integration-XXXXXX)
 trap 'rm -rf "$logs"' EXIT
 
-# Every binary builds the Worker on first use; do it once here, not three times at once.
+# Every binary builds the Worker (and the fault-injection variant) on first use; do it once
+# here, not three times at once.
 scripts/build.sh
+scripts/build.sh faults
 
 # One `executable<TAB>package directory` per integration-test binary.
 cargo test --workspace --test '*' --no-run --message-format=json-render-diagnostics >"$logs/build.json"
