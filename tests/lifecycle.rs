@@ -43,7 +43,9 @@ fn activity_keeps_an_upload_open_and_one_idle_past_its_ttl_is_aborted_and_freed_
     assert_eq!(api.put_part(&id, 1, b"abandoned").status, 200);
     let pushed = api.state(&id).json()["expiresAt"].as_str().unwrap().to_string();
     assert!(ms_of(&pushed) >= ms_of(&created_expiry) + 2500, "{created_expiry} -> {pushed}");
-    std::thread::sleep(Duration::from_millis(2000));
+    // Just past the first deadline (not a fixed sleep: a busy machine delays the part itself).
+    let first_deadline = ms_of(&created_expiry);
+    std::thread::sleep(Duration::from_millis((first_deadline + 300).saturating_sub(now_ms())));
     assert_eq!(api.state(&id).json()["status"], "open", "past the first deadline, still open");
     assert_eq!(r2_upload_states(&worker, "idle/file.bin"), ["in progress"]);
 
@@ -103,17 +105,18 @@ fn an_upload_stuck_in_completing_is_settled_by_its_alarm_which_never_aborts_a_ru
     assert_eq!(api.state(&done).json()["status"], "completing");
     assert_eq!(api.state(&never).json()["status"], "completing");
 
-    // The alarm fires while a complete runs (held for longer than the TTL): it leaves it alone.
-    let held = upload("stuck/held.bin");
-    let completed = complete_with(&held, "complete.before-r2=pause:5000");
-    assert_eq!(completed.status, 200, "{}", String::from_utf8_lossy(&completed.body));
-    assert!(api.object("stuck/held.bin", &[]).body == data);
-
+    // Watched before anything else runs: a settled record is forgotten one TTL (3 s) later.
     assert!(wait_until(|| api.state(&done).json()["status"] == "completed"), "never settled");
     assert_eq!(api.state(&done).json()["object"]["etag"], multipart_etag(&data, PART));
     assert!(api.object("stuck/done.bin", &[]).body == data);
     assert!(wait_until(|| api.state(&never).json()["status"] == "aborted"), "never settled");
     assert_eq!(r2_upload_states(&worker, "stuck/never.bin"), ["aborted"]);
+
+    // The alarm fires while a complete runs (held for longer than the TTL): it leaves it alone.
+    let held = upload("stuck/held.bin");
+    let completed = complete_with(&held, "complete.before-r2=pause:5000");
+    assert_eq!(completed.status, 200, "{}", String::from_utf8_lossy(&completed.body));
+    assert!(api.object("stuck/held.bin", &[]).body == data);
 }
 
 #[test]
