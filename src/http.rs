@@ -99,16 +99,16 @@ impl Table {
     }
 
     /// Finds the endpoint for `method`, `path` and `?action=` (if any), with the path's parameters.
-    fn lookup(&self, method: &str, path: &str, action: Option<&str>) -> ApiResult<(&Endpoint, Params)> {
+    fn lookup(&self, method: &str, path: &str, action: Option<&str>) -> ApiResult<(&str, &Endpoint, Params)> {
         let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
-        let endpoints = &self.resources[*matched.value].1;
+        let (pattern, endpoints) = &self.resources[*matched.value];
         let params = matched.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let same_method = || endpoints.iter().filter(|e| e.method.as_ref() == method);
         let chosen = same_method()
             .find(|e| e.action.is_some() && e.action == action)
             .or_else(|| same_method().find(|e| e.action.is_none()));
         match chosen {
-            Some(endpoint) => Ok((endpoint, params)),
+            Some(endpoint) => Ok((pattern, endpoint, params)),
             None if same_method().next().is_some() => Err(ApiError::NotFound),
             None => {
                 let mut allow: Vec<String> = Vec::new();
@@ -124,17 +124,24 @@ impl Table {
 
     /// Serves one request: match, authenticate, run the handler, render any error.
     pub async fn serve(&self, req: Request, env: Env) -> Response {
-        match self.dispatch(req, env).await {
+        let mut log = crate::log::Entry::begin(&req); // the request's log line (src/log.rs)
+        let response = match self.dispatch(req, env, &mut log).await {
             Ok(response) => response,
-            Err(error) => problem_response(error),
-        }
+            Err(error) => {
+                log.failed(error.code());
+                problem_response(error)
+            }
+        };
+        log.finish(response) // writes the log line, adds X-Request-Id
     }
 
-    async fn dispatch(&self, req: Request, env: Env) -> ApiResult<Response> {
+    async fn dispatch(&self, req: Request, env: Env, log: &mut crate::log::Entry) -> ApiResult<Response> {
         // `Request::method` reads any method it does not know as GET; go by the real name.
         let method = req.inner().method();
         let action = query_param(&req, "action");
-        let (endpoint, params) = self.lookup(&method, &req.path(), action.as_deref())?;
+        let (pattern, endpoint, params) = self.lookup(&method, &req.path(), action.as_deref())?;
+        log.route = Some(pattern.to_string());
+        log.upload_id = params.iter().find(|(k, _)| k == "uploadId").map(|(_, v)| v.clone());
         let config = Rc::new(Config::from_env(&env).map_err(|e| internal("configuration", e))?);
         if endpoint.action.is_some() && !config.action_protocol {
             return Err(ApiError::NotFound);
@@ -144,6 +151,7 @@ impl Table {
             Handler::Public(handler) => handler(cx).await,
             Handler::Authenticated(scope, handler) => {
                 let claims = cx.authenticate()?;
+                log.subject = Some(claims.sub.clone());
                 claims.require(*scope)?;
                 handler(cx, claims).await
             }
@@ -167,9 +175,8 @@ impl Table {
             Some((path, action)) => (path, Some(action)),
             None => (path, None),
         };
-        let (_, params) = self.lookup(method, path, action)?;
-        let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
-        Ok((self.resources[*matched.value].0.clone(), params))
+        let (pattern, _, params) = self.lookup(method, path, action)?;
+        Ok((pattern.to_string(), params))
     }
 }
 
@@ -311,7 +318,12 @@ fn camel_case(snake: &str) -> String {
 
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
-    Ok(Response::from_json(value).or_internal("rendering json")?.with_status(status))
+    let body = serde_json::to_vec(value).or_internal("rendering json")?;
+    let headers = worker::Headers::new();
+    headers.set("content-type", "application/json").or_internal("content-type")?;
+    // Known here, so the log line (src/log.rs) can count the bytes out.
+    headers.set("content-length", &body.len().to_string()).or_internal("content-length")?;
+    Ok(Response::from_bytes(body).or_internal("json response")?.with_status(status).with_headers(headers))
 }
 
 /// `204 No Content`.

@@ -8,6 +8,8 @@
 //! - [`uploads`] and [`objects`]: the handlers, one module per resource.
 //! - [`compat`]: the guide's `/{key}?action=` protocol, on the same table and state.
 //! - [`state`]: the `UploadState` Durable Object, one per upload, holding its parts and life cycle.
+//! - [`index`]: `GET /uploads` and the `UploadIndex` Durable Object (one per subject) behind it.
+//! - [`log`]: one structured JSON log line per request, and runtime failures with their cause.
 //! - [`meta`]: health and the OpenAPI document.
 //! - [`error`]: how an `ApiError` becomes a problem+json response.
 //! - [`config`]: settings from the environment.
@@ -21,6 +23,8 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod http;
+pub mod index;
+pub mod log;
 pub mod meta;
 pub mod objects;
 pub mod routes;

@@ -171,6 +171,7 @@ struct PartRow {
     part_number: f64,
     etag: String,
     size: f64,
+    md5: Option<String>,
 }
 
 impl DurableObject for UploadState {
@@ -188,6 +189,7 @@ impl DurableObject for UploadState {
         if let Err(e) = sql.exec(schema, None) {
             worker::console_error!("creating the upload schema: {e}");
         }
+        let _ = sql.exec("ALTER TABLE parts ADD COLUMN md5 TEXT", None); // ops: part MD5s (fails once added)
         UploadState { state, env }
     }
 
@@ -203,6 +205,7 @@ impl DurableObject for UploadState {
     /// Aborts an upload left idle past its TTL and frees its parts in R2; forgets the record of
     /// a finished upload once its TTL has passed again.
     async fn alarm(&self) -> worker::Result<Response> {
+        crate::index::retry_pending(&self.state, &self.env).await; // ops: index hook (alarm retry)
         let Some(row) = self.row().ok().flatten() else {
             return Response::empty();
         };
@@ -221,12 +224,14 @@ impl DurableObject for UploadState {
                 let ttl = (row.expires_ms - row.updated_ms) as u64;
                 self.abort_in_r2(&row).await;
                 self.set_status("aborted", now, now + ttl).map_err(failed)?;
+                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await; // ops: index hook (expiry)
                 self.state.storage().set_alarm(Duration::from_millis(ttl)).await?;
             }
             // Forget it. Rows, not `deleteAll()`: that would also drop the schema this live
             // instance was constructed with.
             UploadStatus::Completed | UploadStatus::Aborted => {
-                self.sql("DELETE FROM parts; DELETE FROM upload;", vec![]).map_err(failed)?
+                self.sql("DELETE FROM parts; DELETE FROM upload;", vec![]).map_err(failed)?;
+                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await; // ops: index hook (forget)
             }
         }
         Response::empty()
@@ -283,9 +288,9 @@ impl UploadState {
                  metadata, status, created_ms, updated_ms, expires_ms)
              VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
             vec![
-                upload_id.into(),
-                caller.sub.into(),
-                key.into(),
+                upload_id.clone().into(),
+                caller.sub.clone().into(),
+                key.clone().into(),
                 r2_upload_id.into(),
                 (part_size as i64).into(),
                 size.map(|s| s as i64).into(),
@@ -297,6 +302,8 @@ impl UploadState {
             ],
         )?;
         self.state.storage().set_alarm(Duration::from_millis(ttl_ms)).await.or_internal("set alarm")?;
+        let index_entry = crate::index::Entry { upload_id, key, created_ms: now, part_size, size }; // ops: index hook (create)
+        crate::index::opened(&self.state, &self.env, &caller.sub, index_entry).await; // ops: index hook (create)
         self.record()
     }
 
@@ -304,9 +311,9 @@ impl UploadState {
         status_error(self.live_status(&row))?;
         let now = now_ms();
         self.sql(
-            "INSERT INTO parts (part_number, etag, size) VALUES (?, ?, ?)
-             ON CONFLICT (part_number) DO UPDATE SET etag = excluded.etag, size = excluded.size",
-            vec![i64::from(part.part_number).into(), part.etag.into(), (part.size as i64).into()],
+            "INSERT INTO parts (part_number, etag, size, md5) VALUES (?, ?, ?, ?)
+             ON CONFLICT (part_number) DO UPDATE SET etag = excluded.etag, size = excluded.size, md5 = excluded.md5",
+            vec![i64::from(part.part_number).into(), part.etag.into(), (part.size as i64).into(), part.md5.into()],
         )?;
         self.sql(
             "UPDATE upload SET updated_ms = ?, expires_ms = ?",
@@ -354,6 +361,7 @@ impl UploadState {
                     ],
                 )?;
                 self.state.storage().set_alarm(Duration::from_millis(ttl_ms)).await.or_internal("set alarm")?;
+                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await; // ops: index hook (complete)
                 self.record()
             }
             Err(e) => {
@@ -374,6 +382,7 @@ impl UploadState {
         self.set_status("aborted", now, now + ttl_ms)?;
         self.abort_in_r2(&row).await;
         self.state.storage().set_alarm(Duration::from_millis(ttl_ms)).await.or_internal("set alarm")?;
+        crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await; // ops: index hook (abort)
         self.record()
     }
 
@@ -442,10 +451,10 @@ impl UploadState {
     }
 
     fn parts(&self) -> ApiResult<Vec<Part>> {
-        let rows = self.select::<PartRow>("SELECT part_number, etag, size FROM parts ORDER BY part_number")?;
+        let rows = self.select::<PartRow>("SELECT part_number, etag, size, md5 FROM parts ORDER BY part_number")?;
         Ok(rows
             .into_iter()
-            .map(|r| Part { part_number: r.part_number as u16, etag: r.etag, size: r.size as u64 })
+            .map(|r| Part { part_number: r.part_number as u16, etag: r.etag, size: r.size as u64, md5: r.md5 })
             .collect())
     }
 
@@ -494,7 +503,7 @@ mod tests {
     use super::*;
 
     fn part(n: u16, etag: &str) -> Part {
-        Part { part_number: n, etag: etag.into(), size: 5 }
+        Part { part_number: n, etag: etag.into(), size: 5, md5: None }
     }
 
     fn listed(n: u16, etag: &str) -> PartRef {

@@ -107,7 +107,8 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
             return Err(ApiError::DigestMismatch { part_number });
         }
     }
-    let part = Part { part_number, etag: uploaded.etag(), size: length };
+    let md5 = declared_md5.map(|digest| digest.iter().map(|b| format!("{b:02x}")).collect());
+    let part = Part { part_number, etag: uploaded.etag(), size: length, md5 };
     upload.send(Command::RecordPart { part: part.clone(), ttl_ms: cx.config.upload_ttl_ms }).await?;
     Ok(part)
 }

@@ -167,6 +167,26 @@ impl Worker {
         self.launch(self.port);
     }
 
+    /// Kills wrangler and workerd at once (SIGKILL to the group, as a crash would), leaving the
+    /// persisted state as it is; [`Worker::start_again`] continues from it.
+    pub fn kill(&mut self) {
+        self.kill_group();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a killed Worker again on the same port and state.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the Worker is still running");
+        self.launch(self.port);
+    }
+
+    /// Where `wrangler dev --persist-to` keeps R2 and the Durable Objects.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     fn launch(&mut self, port: u16) {
         let env_file = self.dir.path().join("test.env");
         let mut env = format!("AUTH_JWKS='{}'\n", serde_json::to_string(&self.keys.jwks(false)).unwrap());
@@ -216,7 +236,8 @@ impl Worker {
         panic!("wrangler dev did not become ready:\n{}", self.log_tail());
     }
 
-    fn log_path(&self) -> PathBuf {
+    /// wrangler's output, the Worker's `console.log` lines included.
+    pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("wrangler.log")
     }
 
