@@ -208,3 +208,24 @@ fn every_request_logs_one_json_line_with_its_route_status_and_sizes_and_never_th
     assert!(!log.contains(signature), "a token's signature reached the log");
     assert!(!log.contains("secret=1"), "a raw query string reached the log");
 }
+
+// ---- Part MD5s -------------------------------------------------------------------------------
+
+#[test]
+fn a_part_checked_on_arrival_shows_its_md5_so_another_client_can_check_it_too() {
+    use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
+    use md5::{Digest, Md5};
+    let api = api("part-md5");
+    let id = create(&api, "part-md5/file.bin");
+    let part = random_bytes(PART, 9);
+    let md5 = Md5::digest(&part);
+    let b64 = Base64::encode_to_string(md5).unwrap();
+    let headers = [("content-type", "application/octet-stream"), ("content-md5", b64.as_str())];
+    assert_eq!(api.send("PUT", &format!("/uploads/{id}/parts/1"), &headers, Some(&part)).status, 200);
+    assert_eq!(api.put_part(&id, 2, &random_bytes(PART, 10)).status, 200);
+
+    let parts = api.state(&id).json()["parts"].clone();
+    let hex: String = md5.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(parts[0]["md5"], hex.as_str());
+    assert!(parts[1].get("md5").is_none(), "a part sent without Content-MD5 was not checked: {parts}");
+}
