@@ -202,6 +202,12 @@ fn every_request_logs_one_json_line_with_its_route_status_and_sizes_and_never_th
     assert_eq!((line["status"].as_u64(), line["code"].as_str()), (Some(404), Some("not_found")));
     assert!(line["route"].is_null() && line["subject"].is_null(), "{line}");
 
+    // Behind Cloudflare, the request id is the cf-ray.
+    let ray = "8e2f0c1a9b3d4e5f-LHR";
+    let behind = api.send("GET", &format!("/uploads/{id}"), &[("cf-ray", ray)], None);
+    assert_eq!(behind.header("x-request-id"), Some(ray));
+    assert_eq!(log_line(worker, ray)["route"], "/uploads/{uploadId}");
+
     let log = std::fs::read_to_string(worker.log_path()).unwrap();
     let token = api.token.as_deref().unwrap();
     let signature = token.rsplit('.').next().unwrap();
