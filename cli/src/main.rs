@@ -110,9 +110,11 @@ enum Command {
         /// Content-Type stored with the object.
         #[arg(long)]
         content_type: Option<String>,
-        /// Hash each part before sending it, so the server checks it on arrival (Content-MD5);
-        /// reads the file twice. Without it, Content-MD5 is sent only when a part is re-sent.
-        #[arg(long)]
+        /// Do not send Content-MD5 with every part. By default each part is hashed before it is
+        /// sent (the file is read twice, hashed once), so the server checks it on arrival and
+        /// records its MD5, which lets `upload` on another machine resume this upload. Without
+        /// it, Content-MD5 is sent only when a part is re-sent. See bench/RESULTS-content-md5.md.
+        #[arg(long = "no-content-md5", action = clap::ArgAction::SetFalse)]
         verify_parts: bool,
         /// Start a new upload, even if a local record or the server's list of unfinished
         /// uploads offers one to continue (the recorded one is aborted).

@@ -18,10 +18,17 @@ fn start_and_kill(env: &Env, name: &str, key: &str, parts: usize) -> String {
     let id = running.upload_id();
     wait_until("parts on the server", || env.upload_state(&id).parts.len() >= parts);
     assert!(running.kill(), "the upload finished before it could be killed; make the file larger");
+    // The part in flight at the kill ends (and is logged) a little later: let the Worker settle.
+    let mut last = usize::MAX;
+    while part_puts(env.worker, &id) != last {
+        last = part_puts(env.worker, &id);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+    }
     id
 }
 
-/// How many part PUTs of `upload_id` the Worker has logged (its structured log, src/log.rs).
+/// How many part PUTs of `upload_id` the Worker has logged, whatever their outcome (its
+/// structured log, src/log.rs).
 fn part_puts(worker: &Worker, upload_id: &str) -> usize {
     let log = fs::read_to_string(worker.log_path()).unwrap_or_default();
     log.lines()
