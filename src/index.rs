@@ -149,7 +149,7 @@ async fn live_state(cx: &Ctx, claims: &Claims, entry: &Entry) -> ApiResult<Optio
     let handle = UploadHandle::new(&cx.env, &entry.upload_id, Caller::of(claims))?;
     let record = match handle.send(Command::Get).await {
         Ok(record) => record,
-        Err(ApiError::UploadNotFound | ApiError::KeyOutsidePrefix { .. }) => return Ok(None),
+        Err(ApiError::UploadNotFound) => return Ok(None),
         Err(e) => return Err(e),
     };
     let upload = record.upload;

@@ -205,7 +205,7 @@ impl DurableObject for UploadState {
     /// Aborts an upload left idle past its TTL and frees its parts in R2; forgets the record of
     /// a finished upload once its TTL has passed again.
     async fn alarm(&self) -> worker::Result<Response> {
-        crate::index::retry_pending(&self.state, &self.env).await; // ops: index hook (alarm retry)
+        crate::index::retry_pending(&self.state, &self.env).await; // ops: index hook
         let Some(row) = self.row().ok().flatten() else {
             return Response::empty();
         };
@@ -224,14 +224,15 @@ impl DurableObject for UploadState {
                 let ttl = (row.expires_ms - row.updated_ms) as u64;
                 self.abort_in_r2(&row).await;
                 self.set_status("aborted", now, now + ttl).map_err(failed)?;
-                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await; // ops: index hook (expiry)
+                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await; // ops: index hook
                 self.state.storage().set_alarm(Duration::from_millis(ttl)).await?;
             }
             // Forget it. Rows, not `deleteAll()`: that would also drop the schema this live
             // instance was constructed with.
             UploadStatus::Completed | UploadStatus::Aborted => {
                 self.sql("DELETE FROM parts; DELETE FROM upload;", vec![]).map_err(failed)?;
-                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await; // ops: index hook (forget)
+                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await;
+                // ops: index hook
             }
         }
         Response::empty()
@@ -302,8 +303,8 @@ impl UploadState {
             ],
         )?;
         self.state.storage().set_alarm(Duration::from_millis(ttl_ms)).await.or_internal("set alarm")?;
-        let index_entry = crate::index::Entry { upload_id, key, created_ms: now, part_size, size }; // ops: index hook (create)
-        crate::index::opened(&self.state, &self.env, &caller.sub, index_entry).await; // ops: index hook (create)
+        let index_entry = crate::index::Entry { upload_id, key, created_ms: now, part_size, size }; // ops: index hook
+        crate::index::opened(&self.state, &self.env, &caller.sub, index_entry).await; // ops: index hook
         self.record()
     }
 
@@ -361,7 +362,7 @@ impl UploadState {
                     ],
                 )?;
                 self.state.storage().set_alarm(Duration::from_millis(ttl_ms)).await.or_internal("set alarm")?;
-                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await; // ops: index hook (complete)
+                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await; // ops: index hook
                 self.record()
             }
             Err(e) => {
@@ -382,7 +383,7 @@ impl UploadState {
         self.set_status("aborted", now, now + ttl_ms)?;
         self.abort_in_r2(&row).await;
         self.state.storage().set_alarm(Duration::from_millis(ttl_ms)).await.or_internal("set alarm")?;
-        crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await; // ops: index hook (abort)
+        crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await; // ops: index hook
         self.record()
     }
 

@@ -17,7 +17,8 @@ fn venv(tool: &str) -> PathBuf {
 
 #[track_caller]
 fn run(command: &mut Command) -> Output {
-    let output = command.current_dir(repo_root()).output().unwrap_or_else(|e| panic!("{command:?}: {e} (run `make install`)"));
+    let output =
+        command.current_dir(repo_root()).output().unwrap_or_else(|e| panic!("{command:?}: {e} (run `make install`)"));
     assert!(
         output.status.success(),
         "{command:?} failed:\n{}\n{}",
@@ -35,7 +36,14 @@ fn the_spec_is_valid_openapi() {
 /// Generates the Python client into `dir` and returns the directory to put on PYTHONPATH.
 fn generate_python_client(dir: &Path) -> PathBuf {
     run(Command::new(venv("openapi-python-client"))
-        .args(["generate", "--path", "openapi.yaml", "--overwrite", "--config", "tests/clients/openapi-python-client.yaml"])
+        .args([
+            "generate",
+            "--path",
+            "openapi.yaml",
+            "--overwrite",
+            "--config",
+            "tests/clients/openapi-python-client.yaml",
+        ])
         .arg("--output-path")
         .arg(dir.join("client")));
     dir.join("client")

@@ -19,7 +19,11 @@ const GZIP_BUDGET: usize = 300 * 1024;
 /// stderr).
 fn dry_run_deploy(out: &Path) -> String {
     let mut command = Command::new("npx");
-    command.args(["--no-install", "wrangler", "deploy", "--dry-run", "--outdir"]).arg(out).current_dir(repo_root()).env_clear();
+    command
+        .args(["--no-install", "wrangler", "deploy", "--dry-run", "--outdir"])
+        .arg(out)
+        .current_dir(repo_root())
+        .env_clear();
     for name in ["PATH", "HOME"] {
         if let Some(value) = std::env::var_os(name) {
             command.env(name, value);

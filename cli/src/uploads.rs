@@ -97,7 +97,10 @@ pub fn abort_key(client: &Client, key: &str) -> Result<()> {
 /// The newest open upload of `key` with this declared size and part size, if the server has one.
 pub fn find_open(client: &Client, key: &str, size: u64, part_size: u64) -> Result<Option<Upload>> {
     let found = all(client, key)?.into_iter().find(|u| {
-        u.key == key && u.size == Some(size) && u.part_size == part_size && u.status == r2mpu_api::types::UploadStatus::Open
+        u.key == key
+            && u.size == Some(size)
+            && u.part_size == part_size
+            && u.status == r2mpu_api::types::UploadStatus::Open
     });
     found.map(|u| client.get_upload(&u.upload_id)).transpose()
 }
