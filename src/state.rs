@@ -231,8 +231,8 @@ impl DurableObject for UploadState {
             // instance was constructed with.
             UploadStatus::Completed | UploadStatus::Aborted => {
                 self.sql("DELETE FROM parts; DELETE FROM upload;", vec![]).map_err(failed)?;
-                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await;
                 // ops: index hook
+                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await;
             }
         }
         Response::empty()

@@ -2,11 +2,12 @@
 //! the file, complete it, and check R2's ETag against the part MD5s computed while sending.
 //!
 //! `Content-MD5` travels in the headers, before the body, so it cannot come from the read that
-//! streams the body. By default each part is therefore hashed before it is sent (the file is
-//! read twice, hashed once; bench/RESULTS-content-md5.md measures the cost), so the server
-//! checks it on arrival and records its MD5. With `--no-content-md5` each part is hashed as it
-//! streams instead, and the server learns that hash only on a re-send. Either way the whole
-//! upload is checked at the end through R2's ETag, made of the MD5s of the bytes R2 received.
+//! streams the body. Each part is therefore hashed as it streams; the server learns that hash
+//! on any re-send of the part, and the whole upload is checked at the end through R2's ETag,
+//! which is made of the MD5s of the bytes R2 actually received. `--content-md5` hashes each
+//! part before sending it instead (the file is read twice, hashed once), so the server checks
+//! every part on arrival and records its MD5 for a resume from another machine; it is off by
+//! default because the Worker's check costs it CPU (bench/RESULTS-content-md5.md).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, Metadata};

@@ -67,10 +67,10 @@ fn an_empty_file_uploads_as_one_empty_part() {
 }
 
 #[test]
-fn parts_carry_content_md5_unless_told_not_to_and_round_trip_either_way() {
+fn parts_carry_content_md5_when_asked_and_round_trip_either_way() {
     let env = Env::new("verify-parts");
     let (_, data) = env.file("verify.bin", 2 * PART + 3);
-    for (flags, checked) in [(&[][..], true), (&["--no-content-md5"][..], false)] {
+    for (flags, checked) in [(&["--content-md5"][..], true), (&[][..], false)] {
         let mut args = vec!["upload", "verify.bin", "verify/verify.bin", "--part-size", PART_SIZE];
         args.extend(flags);
         let run = env.run(&args).expect(0);

@@ -10,10 +10,11 @@ use util::{multipart_etag, wait_until, Env, Run, Running, Worker, PART};
 
 const PART_SIZE: &str = "5MiB";
 
-/// Starts uploading `name` one part at a time and SIGKILLs the CLI once the server holds at
-/// least `parts` parts. Returns the upload ID.
+/// Starts uploading `name` one part at a time, with `Content-MD5` so that the server records
+/// every part's MD5, and SIGKILLs the CLI once the server holds at least `parts` parts.
+/// Returns the upload ID.
 fn start_and_kill(env: &Env, name: &str, key: &str, parts: usize) -> String {
-    let args = ["upload", name, key, "--part-size", PART_SIZE, "--concurrency", "1"];
+    let args = ["upload", name, key, "--part-size", PART_SIZE, "--concurrency", "1", "--content-md5"];
     let mut running = Running::start(env.command(&args));
     let id = running.upload_id();
     wait_until("parts on the server", || env.upload_state(&id).parts.len() >= parts);
