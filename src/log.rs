@@ -80,13 +80,15 @@ impl Entry {
 /// JSON line. `error::internal` calls it where such a failure becomes a problem, so each is
 /// logged once.
 pub fn cause(context: &str, error: &dyn std::fmt::Display) {
-    let line = serde_json::json!({
-        "time": rfc3339(Date::now().as_millis()),
-        "level": "error",
-        "context": context,
-        "cause": error.to_string(),
-    });
-    worker::console_error!("{line}");
+    #[derive(Serialize)]
+    struct Cause<'a> {
+        time: String,
+        level: &'static str,
+        context: &'a str,
+        cause: String,
+    }
+    let line = Cause { time: rfc3339(Date::now().as_millis()), level: "error", context, cause: error.to_string() };
+    worker::console_error!("{}", serde_json::to_string(&line).unwrap_or_default());
 }
 
 fn random_id() -> String {
