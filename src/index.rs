@@ -15,7 +15,7 @@
 //! ## Consistency
 //! The upload's own object is the truth; the index is a cache of "which uploads may be open".
 //! Its updates are best effort: when one fails, the upload object keeps it as pending and
-//! retries from its next alarm ([`retry_pending`]). A listing never trusts the index alone:
+//! retries from an alarm half a minute later ([`retry_pending`]). A listing never trusts the index alone:
 //! for the page it returns it asks each listed upload's object for its state (in parallel),
 //! drops those that are finished or gone, and repairs their index entries. That read also
 //! supplies the live part and byte counts, so the index holds only what never changes.
@@ -40,6 +40,8 @@ const MAX_LIMIT: usize = 1000;
 const FAN_OUT: usize = 50;
 /// The upload object's storage key for an index update that has not landed yet.
 const PENDING: &str = "index-pending";
+/// How soon the upload object's alarm retries an index update that failed.
+const RETRY_MS: u64 = 30_000;
 
 /// What the index keeps about one unfinished upload: what never changes while it is open.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,7 +215,8 @@ pub async fn finished(state: &State, env: &Env, subject: &str, upload_id: &str) 
     update(state, env, Pending { subject: subject.to_string(), command }).await
 }
 
-/// From the upload object's alarm: sends the update an earlier call could not.
+/// From the upload object's alarm (set [`RETRY_MS`] ahead when an update fails, if it was due
+/// later): sends the update an earlier call could not.
 pub async fn retry_pending(state: &State, env: &Env) {
     let stored = state.storage().get::<String>(PENDING).await.ok().flatten();
     if let Some(pending) = stored.and_then(|json| serde_json::from_str(&json).ok()) {
@@ -231,7 +234,14 @@ async fn update(state: &State, env: &Env, pending: Pending) {
         Ok(()) => storage.delete(PENDING).await.map(|_| ()),
         Err(e) => {
             crate::log::cause("updating the upload index (kept for the next alarm)", &e);
-            storage.put(PENDING, serde_json::to_string(&pending).unwrap_or_default()).await
+            match storage.put(PENDING, serde_json::to_string(&pending).unwrap_or_default()).await {
+                // An earlier alarm is harmless to the upload: its handler puts its own back.
+                Ok(()) => match storage.get_alarm().await {
+                    Ok(Some(at)) if at <= (worker::Date::now().as_millis() + RETRY_MS) as i64 => Ok(()),
+                    _ => storage.set_alarm(std::time::Duration::from_millis(RETRY_MS)).await,
+                },
+                Err(e) => Err(e),
+            }
         }
     };
     if let Err(e) = kept {

@@ -224,8 +224,9 @@ impl DurableObject for UploadState {
                 let ttl = (row.expires_ms - row.updated_ms) as u64;
                 self.abort_in_r2(&row).await;
                 self.set_status("aborted", now, now + ttl).map_err(failed)?;
-                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await; // ops: index hook
                 self.state.storage().set_alarm(Duration::from_millis(ttl)).await?;
+                // ops: index hook
+                crate::index::finished(&self.state, &self.env, &row.owner, &row.upload_id).await;
             }
             // Forget it. Rows, not `deleteAll()`: that would also drop the schema this live
             // instance was constructed with.
