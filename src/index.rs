@@ -14,8 +14,9 @@
 //!
 //! ## Consistency
 //! The upload's own object is the truth; the index is a cache of "which uploads may be open".
-//! Its updates are best effort: when one fails, the upload object keeps it as pending and
-//! retries from an alarm half a minute later ([`retry_pending`]). A listing never trusts the index alone:
+//! Its updates are best effort: the upload object writes each one down before sending it and
+//! crosses it off once the index has it; one that failed is retried from an alarm half a minute
+//! later, one cut short by a crash from the upload's next alarm ([`retry_pending`]). A listing never trusts the index alone:
 //! for the page it returns it asks each listed upload's object for its state (in parallel),
 //! drops those that are finished or gone, and repairs their index entries. That read also
 //! supplies the live part and byte counts, so the index holds only what never changes.
@@ -225,27 +226,29 @@ pub async fn retry_pending(state: &State, env: &Env) {
 }
 
 async fn update(state: &State, env: &Env, pending: Pending) {
+    let storage = state.storage();
+    // Written ahead, so that a crash between here and the index leaves the update to retry.
+    let json = serde_json::to_string(&pending).unwrap_or_default();
+    if let Err(e) = storage.put(PENDING, json).await {
+        crate::log::cause("recording the pending index update", &e);
+    }
     let sent = match IndexHandle::of(env, &pending.subject) {
         Ok(index) => index.send::<()>(&pending.command).await,
         Err(e) => Err(e),
     };
-    let storage = state.storage();
     let kept = match sent {
         Ok(()) => storage.delete(PENDING).await.map(|_| ()),
         Err(e) => {
-            crate::log::cause("updating the upload index (kept for the next alarm)", &e);
-            match storage.put(PENDING, serde_json::to_string(&pending).unwrap_or_default()).await {
-                // An earlier alarm is harmless to the upload: its handler puts its own back.
-                Ok(()) => match storage.get_alarm().await {
-                    Ok(Some(at)) if at <= (worker::Date::now().as_millis() + RETRY_MS) as i64 => Ok(()),
-                    _ => storage.set_alarm(std::time::Duration::from_millis(RETRY_MS)).await,
-                },
-                Err(e) => Err(e),
+            crate::log::cause("updating the upload index (kept for an alarm to retry)", &e);
+            // An earlier alarm is harmless to the upload: its handler puts its own back.
+            match storage.get_alarm().await {
+                Ok(Some(at)) if at <= (worker::Date::now().as_millis() + RETRY_MS) as i64 => Ok(()),
+                _ => storage.set_alarm(std::time::Duration::from_millis(RETRY_MS)).await,
             }
         }
     };
     if let Err(e) = kept {
-        crate::log::cause("recording the pending index update", &e);
+        crate::log::cause("after an index update", &e);
     }
 }
 
