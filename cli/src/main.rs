@@ -117,7 +117,7 @@ enum Command {
         /// bench/RESULTS-content-md5.md). Without it, Content-MD5 is sent only when a part is
         /// re-sent.
         #[arg(long)]
-        content_md5: bool,
+        verify_parts: bool,
         /// Start a new upload, even if a local record or the server's list of unfinished
         /// uploads offers one to continue (the recorded one is aborted).
         #[arg(long)]
@@ -256,14 +256,14 @@ fn run(cli: Cli) -> Result<(), Error> {
     let client =
         |connections: u16| Client::new(&endpoint, token.clone(), RetryPolicy::new(retries), connections.into());
     match cli.command {
-        Command::Upload { file, key, part_size, concurrency, content_type, content_md5, restart } => {
+        Command::Upload { file, key, part_size, concurrency, content_type, verify_parts, restart } => {
             let args = upload::UploadArgs {
                 file,
                 key,
                 part_size,
                 concurrency: concurrency.into(),
                 content_type,
-                verify_parts: content_md5,
+                verify_parts,
                 restart,
                 quiet,
             };

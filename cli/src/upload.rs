@@ -4,7 +4,7 @@
 //! `Content-MD5` travels in the headers, before the body, so it cannot come from the read that
 //! streams the body. Each part is therefore hashed as it streams; the server learns that hash
 //! on any re-send of the part, and the whole upload is checked at the end through R2's ETag,
-//! which is made of the MD5s of the bytes R2 actually received. `--content-md5` hashes each
+//! which is made of the MD5s of the bytes R2 actually received. `--verify-parts` hashes each
 //! part before sending it instead (the file is read twice, hashed once), so the server checks
 //! every part on arrival and records its MD5 for a resume from another machine; it is off by
 //! default because the Worker's check costs it CPU (bench/RESULTS-content-md5.md).

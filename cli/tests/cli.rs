@@ -70,7 +70,7 @@ fn an_empty_file_uploads_as_one_empty_part() {
 fn parts_carry_content_md5_when_asked_and_round_trip_either_way() {
     let env = Env::new("verify-parts");
     let (_, data) = env.file("verify.bin", 2 * PART + 3);
-    for (flags, checked) in [(&["--content-md5"][..], true), (&[][..], false)] {
+    for (flags, checked) in [(&["--verify-parts"][..], true), (&[][..], false)] {
         let mut args = vec!["upload", "verify.bin", "verify/verify.bin", "--part-size", PART_SIZE];
         args.extend(flags);
         let run = env.run(&args).expect(0);

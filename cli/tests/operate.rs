@@ -14,7 +14,7 @@ const PART_SIZE: &str = "5MiB";
 /// every part's MD5, and SIGKILLs the CLI once the server holds at least `parts` parts.
 /// Returns the upload ID.
 fn start_and_kill(env: &Env, name: &str, key: &str, parts: usize) -> String {
-    let args = ["upload", name, key, "--part-size", PART_SIZE, "--concurrency", "1", "--content-md5"];
+    let args = ["upload", name, key, "--part-size", PART_SIZE, "--concurrency", "1", "--verify-parts"];
     let mut running = Running::start(env.command(&args));
     let id = running.upload_id();
     wait_until("parts on the server", || env.upload_state(&id).parts.len() >= parts);
