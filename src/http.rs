@@ -32,6 +32,8 @@ struct Endpoint {
     /// The `?action=` an endpoint of the guide's protocol answers to; `None` for REST routes.
     action: Option<&'static str>,
     handler: Handler,
+    /// The path as declared (`/uploads/{uploadId}`), for the log line.
+    route: String,
 }
 
 /// A route table: paths (matchit syntax) to per-method endpoints. Built once per isolate.
@@ -94,21 +96,21 @@ impl Table {
             endpoints.iter().all(|e| e.method != method || e.action != action),
             "route `{method} {path}` (action {action:?}) is declared twice"
         );
-        endpoints.push(Endpoint { method, action, handler });
+        endpoints.push(Endpoint { method, action, handler, route: path.to_string() });
         self
     }
 
     /// Finds the endpoint for `method`, `path` and `?action=` (if any), with the path's parameters.
-    fn lookup(&self, method: &str, path: &str, action: Option<&str>) -> ApiResult<(&str, &Endpoint, Params)> {
+    fn lookup(&self, method: &str, path: &str, action: Option<&str>) -> ApiResult<(&Endpoint, Params)> {
         let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
-        let (pattern, endpoints) = &self.resources[*matched.value];
+        let endpoints = &self.resources[*matched.value].1;
         let params = matched.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let same_method = || endpoints.iter().filter(|e| e.method.as_ref() == method);
         let chosen = same_method()
             .find(|e| e.action.is_some() && e.action == action)
             .or_else(|| same_method().find(|e| e.action.is_none()));
         match chosen {
-            Some(endpoint) => Ok((pattern, endpoint, params)),
+            Some(endpoint) => Ok((endpoint, params)),
             None if same_method().next().is_some() => Err(ApiError::NotFound),
             None => {
                 let mut allow: Vec<String> = Vec::new();
@@ -139,8 +141,8 @@ impl Table {
         // `Request::method` reads any method it does not know as GET; go by the real name.
         let method = req.inner().method();
         let action = query_param(&req, "action");
-        let (pattern, endpoint, params) = self.lookup(&method, &req.path(), action.as_deref())?;
-        log.route = Some(pattern.to_string());
+        let (endpoint, params) = self.lookup(&method, &req.path(), action.as_deref())?;
+        log.route = Some(endpoint.route.clone());
         log.upload_id = params.iter().find(|(k, _)| k == "uploadId").map(|(_, v)| v.clone());
         let config = Rc::new(Config::from_env(&env).map_err(|e| internal("configuration", e))?);
         if endpoint.action.is_some() && !config.action_protocol {
@@ -175,8 +177,9 @@ impl Table {
             Some((path, action)) => (path, Some(action)),
             None => (path, None),
         };
-        let (pattern, _, params) = self.lookup(method, path, action)?;
-        Ok((pattern.to_string(), params))
+        let (_, params) = self.lookup(method, path, action)?;
+        let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
+        Ok((self.resources[*matched.value].0.clone(), params))
     }
 }
 

@@ -113,3 +113,20 @@ fn uploads_lists_what_is_unfinished_and_abort_by_key_clears_it() {
     let run = env.run(&["abort", "--key", "unfinished/u.bin"]).expect(1);
     assert!(run.error_line().contains("no unfinished upload"), "{}", run.stderr);
 }
+
+#[test]
+fn the_server_records_part_md5s_only_for_parts_sent_with_content_md5() {
+    let env = Env::new("recorded-md5");
+    let (_, data) = env.file("m.bin", 2 * PART + 3);
+    for (flags, checked) in [(&["--verify-parts"][..], true), (&[][..], false)] {
+        let mut args = vec!["upload", "m.bin", "recorded-md5/m.bin", "--part-size", PART_SIZE];
+        args.extend(flags);
+        let run = env.run(&args).expect(0);
+        assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+        let note = run.stderr.lines().find(|l| l.starts_with("upload ")).expect("the upload note");
+        let id = note.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_string();
+        let parts = env.upload_state(&id).parts;
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| p.md5.is_some() == checked), "{flags:?}: {parts:?}");
+    }
+}
