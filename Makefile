@@ -1,5 +1,5 @@
 # Two commands for a fresh clone: `make dev` and `make test`. Both install what is missing first.
-.PHONY: dev test install build cli lint unit integration
+.PHONY: dev test install chromium build cli lint unit integration
 
 PORT ?= 8787
 PERSIST_DIR ?= .wrangler/state
@@ -21,7 +21,7 @@ dev: build cli
 	@PORT=$(PORT) PERSIST_DIR=$(PERSIST_DIR) scripts/dev.sh
 
 # Everything: formatting and lints, fast unit tests, then the integration suites against a
-# real `wrangler dev`.
+# real `wrangler dev`, several test binaries at once (scripts/integration.sh; JOBS=3).
 test: lint unit integration
 
 lint: install
@@ -31,5 +31,10 @@ lint: install
 unit: install
 	cargo test --workspace --lib --bins
 
-integration: build
-	cargo test --workspace --test '*'
+# Debian's chromium, for the browser tests (installed as root, else a message says how).
+chromium:
+	@scripts/install.sh chromium
+
+# Every integration suite, in parallel against real `wrangler dev`s (scripts/integration.sh).
+integration: build chromium
+	@scripts/integration.sh

@@ -7,8 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The OpenAPI document is served as a static asset (wrangler.toml [assets]), not from the wasm.
-mkdir -p build/assets && cp openapi.yaml build/assets/openapi.yaml
+# The OpenAPI document and the upload page (web/) are served as static assets (wrangler.toml
+# [assets]), not from the wasm.
+mkdir -p build/assets && cp openapi.yaml build/assets/openapi.yaml && cp -R web/. build/assets/
 
 # Up to date? Then skip: worker-build re-runs wasm-bindgen and wasm-opt (~20 s) even when
 # cargo has nothing to do, and every `wrangler dev` start runs this script.

@@ -19,6 +19,11 @@ if [ -f .dev.key.json ]; then
   token=$("$CLI" token --key .dev.key.json --sub dev --ttl 12h)
   cat <<MSG
 r2mpu dev Worker: http://127.0.0.1:$PORT   (local R2 in $PERSIST_DIR)
+
+Upload from the browser: open this link (the token after # stays in the browser):
+
+  http://127.0.0.1:$PORT/#token=$token
+
 Dev token (sub=dev, all scopes, valid 12h; another: $CLI token --ttl 12h):
 
   export R2MPU_ENDPOINT=http://127.0.0.1:$PORT

@@ -2,8 +2,24 @@
 # Installs the pinned toolchain, skipping whatever is already there at the right version:
 # the wasm target, worker-build, the wasm-bindgen CLI matching Cargo.lock, and the npm tools
 # (wrangler, esbuild, binaryen) from package-lock.json. Idempotent; `make` runs it first.
+#
+# `scripts/install.sh chromium` (run by `make test`) installs only Debian's chromium, which the
+# browser tests (tests/browser.rs) drive: with apt-get as root, else it says how and fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = chromium ]; then
+  [ -x /usr/bin/chromium ] && exit 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "install: chromium (apt-get), for the browser tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    exit 0
+  fi
+  echo "install: the browser tests need Debian's chromium at /usr/bin/chromium;" >&2
+  echo "         run \`sudo apt-get update && sudo apt-get install -y chromium\` and \`make test\` again" >&2
+  exit 1
+fi
 export PATH="$HOME/.cargo/bin:$PATH"
 
 WORKER_BUILD_VERSION=0.8.7

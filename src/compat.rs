@@ -27,12 +27,14 @@ pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     http::json(200, &json!({ "key": record.upload.key, "uploadId": record.upload.upload_id }))
 }
 
-/// `PUT /{key}?action=mpu-uploadpart&uploadId=&partNumber=` → `{partNumber, etag}`.
+/// `PUT /{key}?action=mpu-uploadpart&uploadId=&partNumber=` → `{partNumber, etag}`, the ETag
+/// also in a header.
 pub async fn upload_part(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let (upload_id, caller) = upload_of(&cx, &claims)?;
     let part_number = parse_part_number(&required(&cx, "partNumber")?)?;
     let part = uploads::receive_part(&cx, &upload_id, part_number, caller).await?;
-    http::json(200, &PartRef { part_number: part.part_number, etag: part.etag })
+    let response = http::json(200, &PartRef { part_number: part.part_number, etag: part.etag.clone() })?;
+    uploads::with_etag(response, &part.etag)
 }
 
 /// `POST /{key}?action=mpu-complete&uploadId=` with `{parts}` → `200`, the ETag in a header.
@@ -40,9 +42,7 @@ pub async fn complete(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let body: CompleteUpload = cx.json().await?;
     let (upload_id, caller) = upload_of(&cx, &claims)?;
     let object = uploads::finish(&cx, &upload_id, body.parts, caller).await?;
-    let response = Response::empty().or_internal("complete")?;
-    response.headers().set("etag", &format!("\"{}\"", object.etag)).or_internal("etag")?;
-    Ok(response)
+    uploads::with_etag(Response::empty().or_internal("complete")?, &object.etag)
 }
 
 /// `DELETE /{key}?action=mpu-abort&uploadId=` → `204`.

@@ -22,6 +22,47 @@ pub struct Config {
     /// `ACTION_PROTOCOL`: `on` (default) serves the guide's `/{key}?action=` protocol beside the
     /// REST API, for clients written against it; `off` answers it with `404`.
     pub action_protocol: bool,
+    /// `ALLOWED_ORIGINS`: which other origins' pages may call the API from a browser (CORS):
+    /// comma-separated origins (`https://app.example.com`), or `*`. Unset: none; the upload
+    /// page the Worker serves itself is same-origin and needs no grant.
+    pub allowed_origins: AllowedOrigins,
+}
+
+/// The origins granted CORS access.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AllowedOrigins {
+    #[default]
+    None,
+    Any,
+    /// Exact origins, lower-cased, without a trailing slash.
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    fn parse(text: &str) -> Result<AllowedOrigins, String> {
+        if text.trim() == "*" {
+            return Ok(AllowedOrigins::Any);
+        }
+        let mut origins = Vec::new();
+        for origin in text.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+            let host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+            if host.is_none_or(|host| host.is_empty() || host.contains('/')) {
+                return Err(format!("ALLOWED_ORIGINS: `{origin}` is not an origin like https://app.example.com"));
+            }
+            origins.push(origin);
+        }
+        Ok(if origins.is_empty() { AllowedOrigins::None } else { AllowedOrigins::List(origins) })
+    }
+
+    /// Whether a request's `Origin` header value is granted.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            AllowedOrigins::None => false,
+            AllowedOrigins::Any => true,
+            AllowedOrigins::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+        }
+    }
 }
 
 impl Config {
@@ -54,12 +95,17 @@ impl Config {
             Some("off") => false,
             Some(other) => return Err(format!("ACTION_PROTOCOL must be `on` or `off`, not `{other}`")),
         };
+        let allowed_origins = match text("ALLOWED_ORIGINS") {
+            Some(v) => AllowedOrigins::parse(&v)?,
+            None => AllowedOrigins::None,
+        };
         Ok(Config {
             max_part_size,
             upload_ttl_ms,
             issuer: text("AUTH_ISSUER"),
             audience: text("AUTH_AUDIENCE"),
             action_protocol,
+            allowed_origins,
         })
     }
 }
@@ -80,6 +126,7 @@ mod tests {
             issuer: None,
             audience: None,
             action_protocol: true,
+            allowed_origins: AllowedOrigins::None,
         };
         assert_eq!(config(&[]), Ok(defaults.clone()));
         assert_eq!(config(&[("MAX_PART_SIZE", " "), ("UPLOAD_TTL", ""), ("AUTH_ISSUER", "")]), Ok(defaults));
@@ -112,5 +159,21 @@ mod tests {
         for zero in ["0", "0s", "0h"] {
             assert_eq!(config(&[("UPLOAD_TTL", zero)]), Err(format!("UPLOAD_TTL `{zero}` is not a duration")));
         }
+    }
+
+    #[test]
+    fn allowed_origins_are_a_list_or_any_and_nothing_by_default() {
+        let origins = |v: &str| config(&[("ALLOWED_ORIGINS", v)]).map(|c| c.allowed_origins);
+        let list = origins(" https://App.example.com/ , http://127.0.0.1:8080").unwrap();
+        assert_eq!(list, AllowedOrigins::List(vec!["https://app.example.com".into(), "http://127.0.0.1:8080".into()]));
+        assert!(list.allows("https://app.example.com") && list.allows("http://127.0.0.1:8080"));
+        assert!(!list.allows("https://evil.example.com") && !list.allows("null"));
+        assert!(origins("*").unwrap().allows("https://anyone.example"));
+        assert!(!config(&[]).unwrap().allowed_origins.allows("https://app.example.com"));
+        assert_eq!(
+            origins("app.example.com"),
+            Err("ALLOWED_ORIGINS: `app.example.com` is not an origin like https://app.example.com".into())
+        );
+        assert!(origins("https://app.example.com/path").is_err());
     }
 }

@@ -1,12 +1,19 @@
-//! Checking a part's `Content-MD5` without its bytes entering wasm: the body is teed inside the
-//! runtime, one branch into `crypto.DigestStream`, the other, through a `FixedLengthStream` so
-//! that R2 still knows its length, into R2.
+//! Checking a part's `Content-MD5` without its bytes entering wasm or piling up in the isolate:
+//! the body flows through an identity `TransformStream` whose `transform` writes each chunk to
+//! `crypto.DigestStream` and passes it on, through a `FixedLengthStream` (so that R2 still knows
+//! the length), to R2, taking the next chunk only when the digest has room for it. Backpressure
+//! holds end to end: the body is read no faster than R2 and the digest take it, and the stream
+//! holds at most about 2 × [`QUEUED_BYTES`] at any time, where a `tee()` would buffer whatever
+//! the faster branch ran ahead by, up to the whole part.
 
 use jwt_simple::reexports::ct_codecs::{Base64, Decoder};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::ReadableStream;
+use web_sys::{
+    ByteLengthQueuingStrategy, QueuingStrategy, QueuingStrategyInit, ReadableStream, TransformStream,
+    TransformStreamDefaultController, Transformer, WritableStreamDefaultWriter,
+};
 use worker::worker_sys::FixedLengthStream;
 
 use crate::error::{ApiError, ApiResult, OrInternal};
@@ -24,6 +31,10 @@ extern "C" {
     fn digest(this: &DigestStream) -> js_sys::Promise;
 }
 
+/// How many bytes each side of the hashing stream may queue before it pushes back: the most a
+/// part holds in the isolate at any time is about twice this, whatever its size.
+const QUEUED_BYTES: f64 = 1024.0 * 1024.0;
+
 /// MD5 of nothing: what an empty part must declare.
 const EMPTY_MD5: [u8; 16] =
     [0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e];
@@ -35,34 +46,62 @@ pub fn parse_content_md5(header: &str) -> ApiResult<[u8; 16]> {
     bytes.try_into().map_err(|_| invalid())
 }
 
-/// The running MD5 of one branch of a teed body.
+/// The running MD5 of a body on its way to R2.
 pub struct Md5Of {
-    piped: Option<(js_sys::Promise, DigestStream)>,
+    piped: Option<Piped>,
+}
+
+struct Piped {
+    digest: DigestStream,
+    writer: WritableStreamDefaultWriter,
+    /// The `transform` callback: JS calls it until the body ends, so it lives as long as this.
+    _transform: Closure<dyn FnMut(JsValue, TransformStreamDefaultController) -> Result<js_sys::Promise, JsValue>>,
 }
 
 impl Md5Of {
-    /// Splits `body` (`length` bytes, possibly none) into a stream for R2 and its running MD5.
+    /// Passes `body` (`length` bytes, possibly none) through the hashing stream; returns the
+    /// stream for R2 and the running MD5.
     pub fn tee(body: Option<ReadableStream>, length: u64) -> ApiResult<(Option<ReadableStream>, Md5Of)> {
         let Some(body) = body.filter(|_| length > 0) else {
             return Ok((None, Md5Of { piped: None }));
         };
-        let branches = body.tee();
-        let to_r2: ReadableStream = branches.get(0).unchecked_into();
-        let to_digest: ReadableStream = branches.get(1).unchecked_into();
-        let fixed = FixedLengthStream::new_big_int(js_sys::BigInt::from(length)).or_internal_js("FixedLengthStream")?;
-        // Settles as R2 reads; a failure surfaces in R2's uploadPart.
-        let _ = to_r2.pipe_to(&fixed.writable());
         let digest = DigestStream::new("MD5").or_internal_js("DigestStream")?;
-        let piped = to_digest.pipe_to(&digest);
-        Ok((Some(fixed.readable()), Md5Of { piped: Some((piped, digest)) }))
+        let writer = digest.get_writer().or_internal_js("DigestStream writer")?;
+        let hasher = writer.clone();
+        // Each chunk goes to the digest first, then on to R2; the next is not taken until the
+        // digest has room for it (`ready`). No Rust future per chunk: this runs for every chunk.
+        let transform = Closure::new(move |chunk: JsValue, controller: TransformStreamDefaultController| {
+            let _ = hasher.write_with_chunk(&chunk); // a failure also rejects `ready` and `close`
+            controller.enqueue_with_chunk(&chunk)?;
+            Ok::<_, JsValue>(hasher.ready())
+        });
+        let transformer = Transformer::new();
+        transformer.set_transform(transform.as_ref().unchecked_ref());
+        // A bounded queue on each side lets hashing and R2 overlap without running apart.
+        let queue = || -> ApiResult<QueuingStrategy> {
+            let strategy = ByteLengthQueuingStrategy::new(&QueuingStrategyInit::new(QUEUED_BYTES))
+                .or_internal_js("ByteLengthQueuingStrategy")?;
+            Ok(strategy.unchecked_into())
+        };
+        let hashing = TransformStream::new_with_transformer_and_writable_strategy_and_readable_strategy(
+            &transformer,
+            &queue()?,
+            &queue()?,
+        )
+        .or_internal_js("TransformStream")?;
+        let fixed = FixedLengthStream::new_big_int(js_sys::BigInt::from(length)).or_internal_js("FixedLengthStream")?;
+        // Both settle as R2 reads; a failure surfaces in R2's uploadPart.
+        let _ = body.pipe_to(&hashing.writable());
+        let _ = hashing.readable().pipe_to(&fixed.writable());
+        Ok((Some(fixed.readable()), Md5Of { piped: Some(Piped { digest, writer, _transform: transform }) }))
     }
 
-    /// The digest, once the whole body has gone through.
+    /// The digest, once R2 has taken the whole body (every chunk was hashed before R2 got it).
     pub async fn finish(self) -> ApiResult<[u8; 16]> {
-        let Some((piped, digest)) = self.piped else {
+        let Some(Piped { digest, writer, _transform }) = self.piped else {
             return Ok(EMPTY_MD5);
         };
-        JsFuture::from(piped).await.or_internal_js("digesting the part")?;
+        JsFuture::from(writer.close()).await.or_internal_js("digesting the part")?;
         let buffer = JsFuture::from(digest.digest()).await.or_internal_js("part digest")?;
         let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
         bytes.try_into().map_err(|_| crate::error::internal("part digest", "not 16 bytes"))

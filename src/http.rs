@@ -17,6 +17,7 @@ use worker::{Env, Method, Request, Response};
 
 use crate::auth::{bearer, Claims, Verifier};
 use crate::config::Config;
+use crate::cors::Cors;
 use crate::error::{internal, problem_response, ApiError, ApiResult, OrInternal};
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = ApiResult<Response>>>>;
@@ -40,6 +41,10 @@ struct Endpoint {
 #[derive(Default)]
 pub struct Table {
     router: matchit::Router<usize>,
+    /// The paths of the guide's `?action=` endpoints alone: a request naming one of their
+    /// actions is matched here first, so `/objects/x?action=delete` reaches the key `objects/x`
+    /// it names, never the REST route `/objects/{*key}` with the key `x`.
+    actions: matchit::Router<usize>,
     resources: Vec<(String, Vec<Endpoint>)>,
 }
 
@@ -91,6 +96,9 @@ impl Table {
                 self.resources.len() - 1
             }
         };
+        if action.is_some() && self.actions.at(path).map(|m| *m.value) != Ok(index) {
+            self.actions.insert(path, index).unwrap_or_else(|e| panic!("action route `{path}` cannot be added: {e}"));
+        }
         let endpoints = &mut self.resources[index].1;
         assert!(
             endpoints.iter().all(|e| e.method != method || e.action != action),
@@ -101,8 +109,15 @@ impl Table {
     }
 
     /// Finds the endpoint for `method`, `path` and `?action=` (if any), with the path's parameters.
+    /// An `?action=` that one of the guide's endpoints answers to is matched against their paths
+    /// first, whatever REST route the path also fits.
     fn lookup(&self, method: &str, path: &str, action: Option<&str>) -> ApiResult<(&Endpoint, Params)> {
-        let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
+        let declared = |name: &str| self.resources.iter().flat_map(|(_, e)| e).any(|e| e.action == Some(name));
+        let as_action = action.filter(|name| declared(name)).and_then(|_| self.actions.at(path).ok());
+        let matched = match as_action {
+            Some(matched) => matched,
+            None => self.router.at(path).map_err(|_| ApiError::NotFound)?,
+        };
         let endpoints = &self.resources[*matched.value].1;
         let params = matched.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let same_method = || endpoints.iter().filter(|e| e.method.as_ref() == method);
@@ -112,29 +127,36 @@ impl Table {
         match chosen {
             Some(endpoint) => Ok((endpoint, params)),
             None if same_method().next().is_some() => Err(ApiError::NotFound),
-            None => {
-                let mut allow: Vec<String> = Vec::new();
-                for name in endpoints.iter().map(|e| e.method.to_string()) {
-                    if !allow.contains(&name) {
-                        allow.push(name);
-                    }
-                }
-                Err(ApiError::MethodNotAllowed { allow })
-            }
+            None => Err(ApiError::MethodNotAllowed { allow: self.methods_at(path)? }),
         }
     }
 
-    /// Serves one request: match, authenticate, run the handler, render any error.
+    /// The methods served at `path`, each once, in declaration order.
+    fn methods_at(&self, path: &str) -> ApiResult<Vec<String>> {
+        let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
+        let mut methods: Vec<String> = Vec::new();
+        for name in self.resources[*matched.value].1.iter().map(|e| e.method.to_string()) {
+            if !methods.contains(&name) {
+                methods.push(name);
+            }
+        }
+        Ok(methods)
+    }
+
+    /// Serves one request: answer a CORS preflight, or match, authenticate, run the handler,
+    /// render any error; then add the CORS grant.
     pub async fn serve(&self, req: Request, env: Env) -> Response {
         let mut log = crate::log::Entry::begin(&req); // the request's log line (src/log.rs)
-        let response = match self.dispatch(req, env, &mut log).await {
-            Ok(response) => response,
-            Err(error) => {
-                log.failed(error.code());
-                problem_response(error)
-            }
+        let cors = Cors::of(&req, &env);
+        let result = if Cors::is_preflight(&req) {
+            self.methods_at(&req.path()).and_then(|methods| cors.preflight(&methods))
+        } else {
+            self.dispatch(req, env, &mut log).await
         };
-        log.finish(response) // writes the log line, adds X-Request-Id
+        if let Err(error) = &result {
+            log.failed(error.code());
+        }
+        log.finish(cors.apply(result.unwrap_or_else(problem_response))) // writes the log line, adds X-Request-Id
     }
 
     async fn dispatch(&self, req: Request, env: Env, log: &mut crate::log::Entry) -> ApiResult<Response> {
@@ -160,15 +182,23 @@ impl Table {
         }
     }
 
-    /// Every REST `(METHOD, path)` the table serves, in declaration order (the guide's
-    /// `?action=` protocol is not part of the OpenAPI contract).
-    pub fn routes(&self) -> Vec<(String, String)> {
-        let mut routes = Vec::new();
+    /// Every endpoint the table serves, in declaration order, with what it requires: the list
+    /// the spec-agreement test checks against openapi.yaml and the auth tests send requests to,
+    /// so that a new route cannot escape either.
+    pub fn endpoints(&self) -> Vec<EndpointInfo> {
+        let mut list = Vec::new();
         for (path, endpoints) in &self.resources {
-            let rest = endpoints.iter().filter(|e| e.action.is_none());
-            routes.extend(rest.map(|e| (e.method.to_string(), path.clone())));
+            list.extend(endpoints.iter().map(|e| EndpointInfo {
+                method: e.method.to_string(),
+                path: path.clone(),
+                action: e.action,
+                scope: match &e.handler {
+                    Handler::Public(_) => None,
+                    Handler::Authenticated(scope, _) => Some(*scope),
+                },
+            }));
         }
-        routes
+        list
     }
 
     #[cfg(test)]
@@ -177,10 +207,22 @@ impl Table {
             Some((path, action)) => (path, Some(action)),
             None => (path, None),
         };
-        let (_, params) = self.lookup(method, path, action)?;
-        let matched = self.router.at(path).map_err(|_| ApiError::NotFound)?;
-        Ok((self.resources[*matched.value].0.clone(), params))
+        let (endpoint, params) = self.lookup(method, path, action)?;
+        let resource = self.resources.iter().find(|(_, endpoints)| endpoints.iter().any(|e| std::ptr::eq(e, endpoint)));
+        Ok((resource.expect("the endpoint is in the table").0.clone(), params))
     }
+}
+
+/// One endpoint as the table declares it (see [`Table::endpoints`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointInfo {
+    pub method: String,
+    /// In matchit syntax: `/objects/{*key}`.
+    pub path: String,
+    /// The `?action=` of the guide's protocol; `None` for REST routes (the OpenAPI contract).
+    pub action: Option<&'static str>,
+    /// The scope a token must grant; `None` for a public endpoint.
+    pub scope: Option<Scope>,
 }
 
 pub type Params = Vec<(String, String)>;

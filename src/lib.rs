@@ -10,8 +10,9 @@
 //! - [`state`]: the `UploadState` Durable Object, one per upload, holding its parts and life cycle.
 //! - [`index`]: `GET /uploads` and the `UploadIndex` Durable Object (one per subject) behind it.
 //! - [`log`]: one structured JSON log line per request, and runtime failures with their cause.
-//! - [`meta`]: health and the OpenAPI document.
+//! - [`meta`]: health, the OpenAPI document and the upload page (`web/`).
 //! - [`error`]: how an `ApiError` becomes a problem+json response.
+//! - [`cors`]: which other origins' pages may call the API, declared once for every route.
 //! - [`config`]: settings from the environment.
 //!
 //! The wire types, error codes and part rules live in the `r2mpu-api` crate (`api/`), shared
@@ -20,6 +21,7 @@
 pub mod auth;
 pub mod compat;
 pub mod config;
+pub mod cors;
 pub mod digest;
 pub mod error;
 pub mod http;

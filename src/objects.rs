@@ -5,7 +5,7 @@ use percent_encoding::percent_decode_str;
 use r2mpu_api::key::check_key;
 use r2mpu_api::time::rfc3339;
 use r2mpu_api::types::{ObjectInfo, ObjectList};
-use worker::{Conditional, Object, Range};
+use worker::{Bucket, Object, Range};
 use worker::{Headers, Response};
 
 use crate::auth::Claims;
@@ -15,33 +15,27 @@ use crate::http::{json, no_content, Ctx};
 /// The most objects one page of `listObjects` returns (R2's own page limit).
 const MAX_LIST: u32 = 1000;
 
-/// `getObject`: the object or a `Range` of it, `304` when `If-None-Match` matches.
+/// `getObject`: the object or a `Range` of it (RFC 9110 §14), `304` when `If-None-Match`
+/// matches (§13.1.2), the whole object when an `If-Range` does not (§13.1.5).
 pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let key = object_key(&cx, &claims)?;
     let bucket = cx.bucket()?;
-    let range = cx.header("range").and_then(|h| parse_range(&h));
-    let mut request = bucket.get(key.clone());
-    if let Some(range) = &range {
-        request = request.range(range.clone());
+    let mut range = cx.header("range").and_then(|h| parse_range(&h));
+    let mut read = read(&bucket, &key, range.as_ref()).await?;
+    let etag = read.object().etag();
+    if cx.header("if-none-match").is_some_and(|header| none_match_fails(&header, &etag)) {
+        let headers = object_headers(read.object())?;
+        return Ok(Response::empty().or_internal("304")?.with_status(304).with_headers(headers));
     }
-    if let Some(etag) = cx.header("if-none-match").as_deref().and_then(first_etag) {
-        request = request.only_if(Conditional { etag_does_not_match: Some(etag), ..Default::default() });
+    if range.is_some() && cx.header("if-range").is_some_and(|header| !if_range_holds(&header, &etag)) {
+        range = None;
+        read = self::read(&bucket, &key, None).await?;
     }
-    let object = match request.execute().await {
-        Ok(Some(object)) => object,
-        Ok(None) => return Err(ApiError::ObjectNotFound),
-        Err(e) if range.is_some() => {
-            return match bucket.head(key).await.or_internal("R2 head")? {
-                Some(head) => Err(ApiError::RangeNotSatisfiable { size: head.size() }),
-                None => Err(internal("R2 ranged get", e)),
-            };
-        }
-        Err(e) => return Err(internal("R2 get", e)),
+    let object = match read {
+        Read::Unsatisfiable(head) => return Err(ApiError::RangeNotSatisfiable { size: head.size() }),
+        Read::Object(object) => object,
     };
     let headers = object_headers(&object)?;
-    let Some(body) = object.body() else {
-        return Ok(Response::empty().or_internal("304")?.with_status(304).with_headers(headers));
-    };
     let size = object.size();
     let status = match &range {
         Some(range) => {
@@ -52,16 +46,58 @@ pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         }
         None => 200,
     };
+    let body = object.body().ok_or_else(|| internal("R2 get", "an object without a body"))?;
     let body = body.response_body().or_internal("object body")?;
     Ok(Response::from_body(body).or_internal("object response")?.with_status(status).with_headers(headers))
 }
 
-/// `headObject`: the object's headers, without its body.
+/// What reading an object with an optional range gave.
+enum Read {
+    /// The object, its body holding the range asked for.
+    Object(Object),
+    /// The object exists, but the range selects none of its bytes; its metadata only.
+    Unsatisfiable(Object),
+}
+
+impl Read {
+    fn object(&self) -> &Object {
+        match self {
+            Read::Object(object) | Read::Unsatisfiable(object) => object,
+        }
+    }
+}
+
+/// Reads `key`, or `range` of it. R2 refuses a range past the end with an error; whether that
+/// error means `416` is decided from the object's real size, so that any other R2 failure stays
+/// a retryable `500`.
+async fn read(bucket: &Bucket, key: &str, range: Option<&Range>) -> ApiResult<Read> {
+    let mut request = bucket.get(key);
+    if let Some(range) = range {
+        request = request.range(range.clone());
+    }
+    match request.execute().await {
+        Ok(Some(object)) if object.body().is_some() => Ok(Read::Object(object)),
+        Ok(Some(_)) => Err(internal("R2 get", "an object without a body")),
+        Ok(None) => Err(ApiError::ObjectNotFound),
+        Err(e) => match range {
+            None => Err(internal("R2 get", e)),
+            Some(range) => {
+                let head = bucket.head(key).await.or_internal("R2 head")?.ok_or(ApiError::ObjectNotFound)?;
+                match resolve_range(range, head.size()) {
+                    None => Ok(Read::Unsatisfiable(head)),
+                    Some(_) => Err(internal("R2 ranged get", e)),
+                }
+            }
+        },
+    }
+}
+
+/// `headObject`: the object's headers, without its body; `304` when `If-None-Match` matches.
 pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let key = object_key(&cx, &claims)?;
     let object = cx.bucket()?.head(key).await.or_internal("R2 head")?.ok_or(ApiError::ObjectNotFound)?;
     let headers = object_headers(&object)?;
-    let matches = cx.header("if-none-match").as_deref().and_then(first_etag) == Some(object.etag());
+    let matches = cx.header("if-none-match").is_some_and(|header| none_match_fails(&header, &object.etag()));
     let status = if matches { 304 } else { 200 };
     Ok(Response::empty().or_internal("head")?.with_status(status).with_headers(headers))
 }
@@ -89,15 +125,12 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let mut request = bucket.list().prefix(prefix).limit(limit);
     let cursor = query("cursor");
     if let Some(cursor) = &cursor {
+        if !is_cursor(cursor) {
+            return Err(bad_cursor());
+        }
         request = request.cursor(cursor.clone());
     }
-    let page = match request.execute().await {
-        Ok(page) => page,
-        Err(_) if cursor.is_some() => {
-            return Err(ApiError::invalid_field("cursor", "not a cursor from a previous page"))
-        }
-        Err(e) => return Err(internal("R2 list", e)),
-    };
+    let page = request.execute().await.map_err(|e| list_failure(cursor.is_some(), e))?;
     let objects = page
         .objects()
         .iter()
@@ -123,11 +156,55 @@ pub(crate) fn object_key(cx: &Ctx, claims: &Claims) -> ApiResult<String> {
     Ok(key)
 }
 
-/// The entity tag of an `If-None-Match` header, unquoted, weak or strong alike. Only the first
-/// tag of a list counts: R2 compares one.
-fn first_etag(header: &str) -> Option<String> {
-    let tag = header.split(',').next()?.trim().trim_start_matches("W/").trim_matches('"');
-    (!tag.is_empty()).then(|| tag.to_string())
+/// Whether an `If-None-Match` header matches the object's `etag` (unquoted), so that a GET or
+/// HEAD answers `304`: `*`, or a list of entity tags compared weakly (RFC 9110 §13.1.2, §8.8.3.2).
+fn none_match_fails(header: &str, etag: &str) -> bool {
+    header.trim() == "*" || entity_tags(header).any(|(_, tag)| tag == etag)
+}
+
+/// Whether an `If-Range` header lets a `Range` apply: only a strong entity tag equal to the
+/// object's (§13.1.5). A date, a weak tag or another tag means "send the whole object".
+fn if_range_holds(header: &str, etag: &str) -> bool {
+    let header = header.trim();
+    header.starts_with('"') && entity_tags(header).collect::<Vec<_>>() == [(false, etag)]
+}
+
+/// The entity tags of a list header, each as `(weak, opaque-tag without quotes)`; anything that
+/// is not a quoted tag is skipped.
+fn entity_tags(header: &str) -> impl Iterator<Item = (bool, &str)> {
+    header.split(',').filter_map(|item| {
+        let item = item.trim();
+        let (weak, quoted) = match item.strip_prefix("W/") {
+            Some(rest) => (true, rest),
+            None => (false, item),
+        };
+        let tag = quoted.strip_prefix('"')?.strip_suffix('"')?;
+        Some((weak, tag))
+    })
+}
+
+/// R2's cursors are base64 text; anything else never came from a listing.
+fn is_cursor(cursor: &str) -> bool {
+    (1..=4096).contains(&cursor.len())
+        && cursor.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+}
+
+fn bad_cursor() -> ApiError {
+    ApiError::invalid_field("cursor", "not a cursor from a previous page")
+}
+
+/// A failed R2 listing: R2's "invalid argument" (10029) with a cursor is the caller's cursor;
+/// anything else is R2's trouble, a `500` the client may retry.
+fn list_failure(with_cursor: bool, error: impl std::fmt::Display) -> ApiError {
+    let message = error.to_string();
+    match blames_the_cursor(with_cursor, &message) {
+        true => bad_cursor(),
+        false => internal("R2 list", message),
+    }
+}
+
+fn blames_the_cursor(with_cursor: bool, r2_message: &str) -> bool {
+    with_cursor && r2_message.contains("(10029)")
 }
 
 fn object_headers(object: &Object) -> ApiResult<Headers> {
@@ -197,12 +274,41 @@ mod tests {
         }
     }
 
+    /// Issue 8, item 7.
     #[test]
-    fn if_none_match_yields_its_first_tag_unquoted() {
-        assert_eq!(first_etag(r#""abc-2""#), Some("abc-2".into()));
-        assert_eq!(first_etag(r#"W/"abc", "def""#), Some("abc".into()));
-        assert_eq!(first_etag("abc"), Some("abc".into()));
-        assert_eq!(first_etag(" "), None);
+    fn if_none_match_matches_any_tag_of_a_list_weakly_or_anything_with_a_star() {
+        let etag = "abc-2";
+        for header in [r#""abc-2""#, r#""x", "abc-2""#, r#"W/"abc-2""#, r#""x",W/"abc-2""#, "*", " * "] {
+            assert!(none_match_fails(header, etag), "{header}");
+        }
+        for header in [r#""x", "y""#, r#""abc""#, "abc-2", "", r#"W/"abc-20""#] {
+            assert!(!none_match_fails(header, etag), "{header}");
+        }
+    }
+
+    #[test]
+    fn if_range_lets_a_range_apply_only_with_the_same_strong_tag() {
+        assert!(if_range_holds(r#""abc-2""#, "abc-2"));
+        assert!(if_range_holds(r#" "abc-2" "#, "abc-2"));
+        for header in [r#""other""#, r#"W/"abc-2""#, "Wed, 21 Oct 2015 07:28:00 GMT", r#""abc-2", "x""#, ""] {
+            assert!(!if_range_holds(header, "abc-2"), "{header}");
+        }
+    }
+
+    /// Issue 8, item 6: only the client's own cursor is a 4xx; R2 failing is a 500 to retry.
+    #[test]
+    fn a_listing_fails_as_the_clients_mistake_only_for_a_cursor_r2_calls_invalid() {
+        assert!(is_cursor("cGhvdG9zLzIwMjYvY2F0LmpwZw=="));
+        for bad in ["", "not a cursor", "a\u{e9}", &"A".repeat(4097)] {
+            assert!(!is_cursor(bad), "{bad}");
+        }
+        let refused = "list: Invalid argument (10029)";
+        assert!(blames_the_cursor(true, refused));
+        assert!(!blames_the_cursor(false, refused));
+        assert!(!blames_the_cursor(true, "list: We encountered an internal error. Please try again. (10001)"));
+        assert!(!blames_the_cursor(true, "Network connection lost."));
+        assert_eq!(bad_cursor().status(), 400);
+        assert!(ApiError::Internal.is_retryable(), "what every other failure becomes");
     }
 
     #[test]

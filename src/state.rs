@@ -268,10 +268,10 @@ impl UploadState {
     }
 
     async fn create(&self, caller: Caller, new: NewUpload) -> ApiResult<Record> {
-        let NewUpload { upload_id, key, content_type, metadata, size, part_size, ttl_ms } = new;
-        if self.row()?.is_some() {
-            return Err(crate::error::internal("create", "upload id collision"));
+        if let Some(row) = self.row()? {
+            return self.replay(&caller, &new, &row);
         }
+        let NewUpload { upload_id, key, content_type, metadata, size, part_size, ttl_ms } = new.clone();
         let bucket = self.bucket()?;
         let mut builder = bucket.create_multipart_upload(key.clone());
         if let Some(content_type) = &content_type {
@@ -284,6 +284,13 @@ impl UploadState {
             .await
             .or_internal("R2 createMultipartUpload")?;
         let r2_upload_id = multipart.upload_id().await;
+        // The same Idempotency-Key, sent again while R2 answered us, may have created it first.
+        if let Some(row) = self.row()? {
+            if let Err(e) = multipart.abort().await {
+                worker::console_warn!("R2 abort of a duplicate create of {upload_id}: {e}");
+            }
+            return self.replay(&caller, &new, &row);
+        }
         let now = now_ms();
         self.sql(
             "INSERT INTO upload (id, upload_id, owner, key, r2_upload_id, part_size, size, content_type,
@@ -306,6 +313,24 @@ impl UploadState {
         self.state.storage().set_alarm(Duration::from_millis(ttl_ms)).await.or_internal("set alarm")?;
         let index_entry = crate::index::Entry { upload_id, key, created_ms: now, part_size, size }; // ops: index hook
         crate::index::opened(&self.state, &self.env, &caller.sub, index_entry).await; // ops: index hook
+        self.record()
+    }
+
+    /// A create for an upload id that exists: its `Idempotency-Key` was used before. The same
+    /// owner with the same request gets the upload back; anything else is refused.
+    fn replay(&self, caller: &Caller, new: &NewUpload, row: &UploadRow) -> ApiResult<Record> {
+        if row.owner != caller.sub {
+            return Err(crate::error::internal("create", "upload id collision"));
+        }
+        let metadata: BTreeMap<String, String> = serde_json::from_str(&row.metadata).unwrap_or_default();
+        let same = row.key == new.key
+            && row.content_type == new.content_type
+            && metadata == new.metadata
+            && row.size.map(|s| s as u64) == new.size
+            && row.part_size as u64 == new.part_size;
+        if !same {
+            return Err(ApiError::IdempotencyKeyReused);
+        }
         self.record()
     }
 

@@ -29,11 +29,17 @@ pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     json(200, &record.upload)
 }
 
-/// `uploadPart`.
+/// `uploadPart`: the part, also with its ETag in an `ETag` header, as S3 answers.
 pub async fn put_part(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let part_number = parse_part_number(cx.param("partNumber"))?;
     let part = receive_part(&cx, cx.param("uploadId"), part_number, Caller::of(&claims)).await?;
-    json(200, &part)
+    with_etag(json(200, &part)?, &part.etag)
+}
+
+/// Sets `ETag` to `etag`, quoted as HTTP (and S3) have it.
+pub fn with_etag(response: Response, etag: &str) -> ApiResult<Response> {
+    response.headers().set("etag", &format!("\"{etag}\"")).or_internal("etag")?;
+    Ok(response)
 }
 
 /// `completeUpload`: idempotent; a repeat returns the same object.
@@ -49,10 +55,15 @@ pub async fn abort(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     no_content()
 }
 
-/// Starts an upload of `body.key` owned by the token's subject.
+/// Starts an upload of `body.key` owned by the token's subject. With an `Idempotency-Key`, the
+/// upload id derives from the subject and the key, so a retried create reaches the same Durable
+/// Object, which answers with the upload the first attempt made (see [`idempotent_upload_id`]).
 pub async fn start(cx: &Ctx, claims: &Claims, body: CreateUpload, layout: Layout) -> ApiResult<Record> {
     claims.check_key(&body.key)?;
-    let upload_id = new_upload_id()?;
+    let upload_id = match cx.header("idempotency-key") {
+        Some(key) => idempotent_upload_id(&claims.sub, &key)?,
+        None => new_upload_id()?,
+    };
     handle(cx, &upload_id, Caller::of(claims))?
         .send(Command::Create(NewUpload {
             upload_id: upload_id.clone(),
@@ -151,6 +162,21 @@ fn new_upload_id() -> ApiResult<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The upload id for `Idempotency-Key: key` from `subject`: SHA-256 of the two, as the 32 hex
+/// digits of its first 128 bits. Another subject's same key is another upload.
+fn idempotent_upload_id(subject: &str, key: &str) -> ApiResult<String> {
+    let key = key.trim();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        let message = format!("must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters");
+        return Err(ApiError::invalid_field("Idempotency-Key", message));
+    }
+    let hash = hmac_sha256::Hash::hash(format!("r2mpu upload\0{subject}\0{key}").as_bytes());
+    Ok(hash[..16].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
 /// Cheap shape check, so that junk ids never wake a Durable Object.
 fn is_upload_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -167,5 +193,19 @@ mod tests {
         assert_ne!(id, new_upload_id().unwrap());
         assert!(!is_upload_id("../../etc"));
         assert!(!is_upload_id(&id.to_uppercase()));
+    }
+
+    #[test]
+    fn an_idempotency_key_names_one_upload_per_subject() {
+        let id = idempotent_upload_id("alice", "k-1").unwrap();
+        assert!(is_upload_id(&id), "{id}");
+        assert_eq!(idempotent_upload_id("alice", " k-1 ").unwrap(), id);
+        assert_ne!(idempotent_upload_id("bob", "k-1").unwrap(), id);
+        assert_ne!(idempotent_upload_id("alice", "k-2").unwrap(), id);
+        // The separator keeps ("a", "b\0c") and ("a\0b", "c") apart.
+        assert_ne!(idempotent_upload_id("a", "bc").unwrap(), idempotent_upload_id("ab", "c").unwrap());
+        for bad in ["", "  ", "tab\there", &"k".repeat(256), "ключ"] {
+            assert!(idempotent_upload_id("alice", bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -107,19 +107,29 @@ fn a_generated_typescript_client_uploads_and_downloads_a_file_intact() {
 
 /// Every answer the live Worker gives to schemathesis' generated requests (valid and invalid)
 /// is declared by the spec, with the declared status, headers, content type and schema, and
-/// none is a 5xx. Not run: the heuristics that expect every schema-valid body to succeed
-/// (a part of the wrong length for its upload's layout is schema-valid yet refused), and the
-/// one that expects `404` after `DELETE` (an aborted upload stays readable as `aborted`).
+/// none is a 5xx; and every operation but the public ones refuses a request stripped of its
+/// token (`ignored_auth`). Every check runs but these, each for its reason:
+const SCHEMATHESIS_EXCLUDED: &[(&str, &str)] = &[
+    (
+        "positive_data_acceptance",
+        "expects every schema-valid body to succeed, but a part of the wrong length for its upload's \
+         layout, or a complete of an upload with parts missing, is schema-valid yet refused (400)",
+    ),
+    (
+        "use_after_free",
+        "expects 404 after DELETE, but an aborted upload stays readable as `aborted` until its record expires",
+    ),
+];
+
 #[test]
 fn the_live_worker_conforms_to_the_spec_under_schemathesis() {
     let worker = Worker::shared();
     let token = worker.token("schemathesis", ALL_SCOPES);
-    let checks = "not_a_server_error,status_code_conformance,content_type_conformance,\
-                  response_headers_conformance,response_schema_conformance,unsupported_method";
+    let excluded: Vec<&str> = SCHEMATHESIS_EXCLUDED.iter().map(|(check, _)| *check).collect();
     run(Command::new(venv("schemathesis"))
         .args(["run", "openapi.yaml", "--url", &worker.url])
         .args(["--header", &format!("Authorization: Bearer {token}")])
-        .args(["--checks", &checks.replace(' ', "")])
+        .args(["--checks", "all", "--exclude-checks", &excluded.join(",")])
         .args(["--max-examples", "25", "--generation-deterministic", "--request-timeout", "30"])
         .env("NO_COLOR", "1"));
 }

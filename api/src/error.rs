@@ -61,6 +61,8 @@ pub enum ApiError {
     UploadAborted,
     /// 409: a complete of this upload is under way; retry after `Retry-After`.
     UploadCompleting,
+    /// 422: this `Idempotency-Key` already created an upload from a different request.
+    IdempotencyKeyReused,
     /// 416: the `Range` header does not fit the object.
     RangeNotSatisfiable { size: u64 },
     /// 500: the server failed; the detail is logged, never sent.
@@ -81,6 +83,7 @@ impl ApiError {
             UnsupportedMediaType { .. } => 415,
             RangeNotSatisfiable { .. } => 416,
             UploadCompleted | UploadAborted | UploadCompleting => 409,
+            IdempotencyKeyReused => 422,
             InvalidJson { .. }
             | InvalidRequest { .. }
             | InvalidKey { .. }
@@ -126,6 +129,7 @@ impl ApiError {
             UploadCompleted => "upload_completed",
             UploadAborted => "upload_aborted",
             UploadCompleting => "upload_completing",
+            IdempotencyKeyReused => "idempotency_key_reused",
             RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Internal => "internal",
         }
@@ -191,6 +195,9 @@ impl fmt::Display for ApiError {
             UploadCompleted => write!(f, "the upload is already completed"),
             UploadAborted => write!(f, "the upload was aborted"),
             UploadCompleting => write!(f, "the upload is being completed; retry shortly"),
+            IdempotencyKeyReused => {
+                write!(f, "this Idempotency-Key already created an upload from a different request; use a new key")
+            }
             RangeNotSatisfiable { size } => write!(f, "the range does not fit the object's {size} bytes"),
             Internal => write!(f, "internal error"),
         }
@@ -271,6 +278,7 @@ mod tests {
             UploadCompleted,
             UploadAborted,
             UploadCompleting,
+            IdempotencyKeyReused,
             RangeNotSatisfiable { size: 1 },
             Internal,
         ];
@@ -296,6 +304,7 @@ mod tests {
             ApiError::LengthRequired,
             ApiError::PartsMissing { missing: vec![2] },
             ApiError::UploadAborted,
+            ApiError::IdempotencyKeyReused,
         ];
         for error in samples {
             assert!((400..500).contains(&error.status()), "{error:?}");

@@ -7,7 +7,7 @@
 //! [`Error::Refused`] with the server's problem document.
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use r2mpu_api::types::{CompleteUpload, CompletedObject, CreateUpload, ObjectList, Upload};
@@ -156,11 +156,17 @@ impl Client {
         }
     }
 
-    /// `POST /uploads`.
+    /// `POST /uploads`, with an `Idempotency-Key` of its own: a retry after the answer was lost
+    /// gets the upload the first attempt created, not a second one left behind to expire.
     pub fn create_upload(&self, body: &CreateUpload) -> Result<Upload> {
         let json = serde_json::to_vec(body).expect("CreateUpload serializes");
+        let key = idempotency_key();
         self.with_retries("create upload", || {
-            let response = self.post("/uploads").header("Content-Type", "application/json").send(&json[..]);
+            let response = self
+                .post("/uploads")
+                .header("Content-Type", "application/json")
+                .header("Idempotency-Key", &key)
+                .send(&json[..]);
             read_json(check("create upload", response)?)
         })
     }
@@ -257,8 +263,7 @@ pub fn check(what: &str, result: Result<Response<Body>, ureq::Error>) -> Result<
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(|v| retry_after(v, SystemTime::now()));
     let body = response.body_mut().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
     let problem = serde_json::from_str::<Problem>(&body).ok().map(Box::new);
     let transient = retryable_status(status) || problem.as_ref().is_some_and(|p| p.error.is_retryable());
@@ -275,6 +280,40 @@ pub fn check(what: &str, result: Result<Response<Body>, ureq::Error>) -> Result<
     Err(Error::Unavailable(format!("{what}: unexpected HTTP {status}")).into())
 }
 
+/// A `Retry-After` value as a wait from `now`: delay-seconds, or an HTTP date (RFC 9110 §10.2.3),
+/// which is as long as it takes to get there (nothing when it is past).
+pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = UNIX_EPOCH + Duration::from_secs(http_date(value)?);
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Seconds since the epoch of an IMF-fixdate, the HTTP date servers send:
+/// `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(text: &str) -> Option<u64> {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let [_weekday, day, month, year, time, "GMT"] = fields[..] else { return None };
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let clock: Vec<i64> = time.split(':').map(|t| t.parse().ok()).collect::<Option<_>>()?;
+    let [hour, minute, second] = clock[..] else { return None };
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // Days from 1970-01-01 to the civil date (H. Hinnant's `days_from_civil`).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    u64::try_from(days * 86_400 + hour * 3_600 + minute * 60 + second).ok()
+}
+
 /// Reads a JSON success body. A body cut short is worth retrying; one that is not the JSON the
 /// contract promises is not.
 pub fn read_json<T: DeserializeOwned>(mut response: Response<Body>) -> Result<T, Attempt> {
@@ -285,6 +324,12 @@ pub fn read_json<T: DeserializeOwned>(mut response: Response<Body>) -> Result<T,
     serde_json::from_str(&text).map_err(|e| {
         Error::Unavailable(format!("the server's answer is not what the API promises ({e}): {text:.200}")).into()
     })
+}
+
+/// 128 random bits as 32 hex digits: one create, however many times it is sent.
+fn idempotency_key() -> String {
+    let (a, b) = (getrandom::u64().expect("random bits"), getrandom::u64().expect("random bits"));
+    format!("{a:016x}{b:016x}")
 }
 
 /// A random number in `[0, 1)` for jitter.
@@ -360,6 +405,26 @@ mod tests {
         let internal = check("x", response(500, &[], &problem(r2mpu_api::ApiError::Internal)));
         assert!(matches!(internal, Err(Attempt::Transient { reason, retry_after: None }) if reason == "500 internal"));
         assert!(matches!(check("x", response(429, &[], "")), Err(Attempt::Transient { .. })));
+    }
+
+    /// Issue 8, item 11: `Retry-After` may be an HTTP date.
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now), Some(Duration::from_secs(30)));
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::ZERO));
+        assert_eq!(retry_after("Sat, 05 Nov 1994 08:49:37 GMT", now), Some(Duration::ZERO), "already past");
+        assert_eq!(retry_after("Thu, 01 Jan 1970 00:00:00 GMT", UNIX_EPOCH), Some(Duration::ZERO));
+        let leap_day = UNIX_EPOCH + Duration::from_secs(1_709_164_800); // 2024-02-29 00:00:00
+        assert_eq!(retry_after("Thu, 29 Feb 2024 00:00:05 GMT", leap_day), Some(Duration::from_secs(5)));
+        assert_eq!(retry_after("Sat, 01 Jan 2000 00:00:00 GMT", UNIX_EPOCH), Some(Duration::from_secs(946_684_800)));
+        for junk in ["soon", "-1", "Sun, 06 Nov 1994 08:49:37 PST", "Sun, 32 Nov 1994 08:49:37 GMT", ""] {
+            assert_eq!(retry_after(junk, now), None, "{junk}");
+        }
+        let date_in_5s = "Sun, 06 Nov 1994 08:49:42 GMT";
+        let reply = check("x", response(503, &[("Retry-After", date_in_5s)], ""));
+        assert!(matches!(reply, Err(Attempt::Transient { retry_after: Some(_), .. })), "{reply:?}");
     }
 
     #[test]

@@ -189,12 +189,18 @@ pub fn check_multipart(
     }
 }
 
-/// The last segment of the key, when it makes a sensible file name.
+/// The last segment of the key, when it makes a plain file name in the current directory.
+/// A key is the server's text, not a path: `\` separates too (a Windows path), and a name
+/// that is empty, `.`, `..`, a drive (`C:`) or anything but one plain component is refused,
+/// so that no key can make the download write outside the directory it runs in.
 fn default_file_name(key: &str) -> Result<PathBuf> {
-    match key.rsplit('/').next() {
-        Some(name) if !name.is_empty() && name != "." && name != ".." => Ok(PathBuf::from(name)),
-        _ => Err(Error::Usage(format!("`{key}` does not end in a file name; give FILE"))),
+    let name = key.rsplit(['/', '\\']).next().unwrap_or("");
+    let mut components = Path::new(name).components();
+    let plain = matches!(components.next(), Some(std::path::Component::Normal(_))) && components.next().is_none();
+    if plain && name != "." && name != ".." && !name.contains(':') && !name.chars().any(char::is_control) {
+        return Ok(PathBuf::from(name));
     }
+    Err(Error::Usage(format!("`{key}` does not end in a plain file name; give FILE")))
 }
 
 /// What every fetching thread shares.
@@ -218,7 +224,7 @@ impl Fetching<'_> {
             concurrency,
             self.progress,
             |n| self.fetch_range(n),
-            |n, md5| journal.record(u32::from(n), md5?),
+            |n, md5| commit_range(self.file, journal, n, md5?),
         )
     }
 
@@ -287,6 +293,25 @@ impl Fetching<'_> {
     }
 }
 
+/// The one thing a range needs from its file before it is journaled (a `File`; tests stand in
+/// a disk that fails).
+trait SyncData {
+    fn sync_data(&self) -> std::io::Result<()>;
+}
+
+impl SyncData for File {
+    fn sync_data(&self) -> std::io::Result<()> {
+        File::sync_data(self)
+    }
+}
+
+/// Journals range `n` once its bytes are on disk: a crash must never leave a range marked done
+/// whose bytes were still in the page cache, since a rerun would not fetch it again.
+fn commit_range(file: &impl SyncData, journal: &mut Journal<DownloadRecord>, n: u16, md5: Digest) -> Result<()> {
+    file.sync_data().map_err(|e| Error::io("flushing the downloaded file", e))?;
+    journal.record(u32::from(n), md5)
+}
+
 /// Whether a `Content-Range` header says `bytes start-(end-1)/…`.
 fn fits(content_range: &str, start: u64, end: u64) -> bool {
     let expected = format!("bytes {start}-{}/", end - 1);
@@ -346,5 +371,50 @@ mod tests {
         assert_eq!(default_file_name("a/b/c.bin").unwrap(), PathBuf::from("c.bin"));
         assert_eq!(default_file_name("c.bin").unwrap(), PathBuf::from("c.bin"));
         assert!(default_file_name("a/b/").is_err());
+    }
+
+    /// Issue 8, item 11: a range is journaled only after its bytes were flushed to disk.
+    #[test]
+    fn a_range_is_journaled_only_once_its_bytes_are_flushed() {
+        use std::cell::Cell;
+        struct Disk {
+            fails: bool,
+            syncs: Cell<u32>,
+        }
+        impl SyncData for Disk {
+            fn sync_data(&self) -> std::io::Result<()> {
+                self.syncs.set(self.syncs.get() + 1);
+                match self.fails {
+                    true => Err(std::io::Error::other("disk full")),
+                    false => Ok(()),
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin.r2mpu-download");
+        let header = DownloadRecord { endpoint: "e".into(), key: "k".into(), size: 2, etag: "t".into(), range_size: 1 };
+        let mut journal = Journal::create(&path, header).unwrap();
+        let md5 = etag::md5(b"x");
+
+        let failing = Disk { fails: true, syncs: Cell::new(0) };
+        assert!(commit_range(&failing, &mut journal, 1, md5).is_err());
+        assert_eq!(failing.syncs.get(), 1);
+        assert!(journal.done.is_empty());
+        let working = Disk { fails: false, syncs: Cell::new(0) };
+        commit_range(&working, &mut journal, 2, md5).unwrap();
+        assert_eq!(working.syncs.get(), 1);
+        let reopened = Journal::<DownloadRecord>::open(&path).unwrap().unwrap();
+        assert_eq!(reopened.done.keys().copied().collect::<Vec<_>>(), vec![2], "only the flushed range");
+    }
+
+    /// Issue 8, item 11: whatever the key holds, the default name is one plain component.
+    #[test]
+    fn no_key_makes_a_default_file_name_that_leaves_the_directory() {
+        assert_eq!(default_file_name("dir\\..\\..\\escape.bin").unwrap(), PathBuf::from("escape.bin"));
+        assert_eq!(default_file_name("C:\\Windows\\evil.dll").unwrap(), PathBuf::from("evil.dll"));
+        assert_eq!(default_file_name("/etc/passwd").unwrap(), PathBuf::from("passwd"));
+        for key in ["..", "a/..", "a\\..", "a\\.", "C:", "a/C:evil", "a/", "a\\", "x/nul\0"] {
+            assert!(default_file_name(key).is_err(), "{key:?}");
+        }
     }
 }

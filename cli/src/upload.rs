@@ -22,7 +22,7 @@ use ureq::SendBody;
 
 use crate::client::{check, part_path, read_json, Attempt, Client};
 use crate::error::{Error, Result};
-use crate::etag::{self, Digest};
+use crate::etag::{self, Digest, Etag};
 use crate::fileio::{md5_range, RangeReader};
 use crate::pool;
 use crate::progress::{note, Progress};
@@ -76,7 +76,8 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
     let object = match (upload.status, upload.object.clone()) {
         (UploadStatus::Completed, Some(object)) => object,
         _ => {
-            let known: Vec<u16> = journal.done.keys().filter_map(|&n| u16::try_from(n).ok()).collect();
+            let known: BTreeMap<u16, Digest> =
+                journal.done.iter().filter_map(|(&n, &md5)| Some((u16::try_from(n).ok()?, md5))).collect();
             let todo = missing_parts(&layout, &upload.parts, &known);
             if resumed && !args.quiet {
                 note(format!("resumed: {} of {count} parts already on the server", usize::from(count) - todo.len()));
@@ -195,15 +196,29 @@ fn start_or_resume(
 }
 
 /// The parts still to send, in order: those the server lacks (or holds at the wrong length),
-/// and those it holds but whose MD5 we do not know, since the final check needs every one.
-pub fn missing_parts(layout: &Layout, on_server: &[Part], md5_known: &[u16]) -> Vec<u16> {
+/// those it holds but whose MD5 we do not know, since the final check needs every one, and
+/// those whose ETag is an MD5 other than the one we sent (R2's part ETags are MD5s; the server
+/// holds other bytes than ours).
+pub fn missing_parts(layout: &Layout, on_server: &[Part], md5_known: &BTreeMap<u16, Digest>) -> Vec<u16> {
     let count = layout.part_count().unwrap_or(0);
     (1..=count)
         .filter(|&n| {
-            let held = on_server.iter().any(|p| p.part_number == n && p.size == part_len(layout, n));
-            !(held && md5_known.contains(&n))
+            let held = on_server.iter().find(|p| p.part_number == n && p.size == part_len(layout, n));
+            match (held, md5_known.get(&n)) {
+                (Some(part), Some(md5)) => !etag_agrees(&part.etag, md5),
+                _ => true,
+            }
         })
         .collect()
+}
+
+/// Whether a part's ETag is consistent with the MD5 of the bytes sent for it: equal when the
+/// ETag is an MD5 (R2 in production), unknowable (so not contradicted) when it is opaque.
+pub fn etag_agrees(part_etag: &str, md5: &Digest) -> bool {
+    match Etag::parse(part_etag) {
+        Etag::Plain(digest) => digest == *md5,
+        Etag::Multipart { .. } | Etag::Opaque => true,
+    }
 }
 
 /// The length of part `n`: the width of [`Layout::part_range`].
@@ -282,6 +297,13 @@ impl Sending<'_> {
             let streamed = body.digest();
             match check(&what, response).and_then(read_json::<Part>) {
                 Ok(part) => match streamed.or(known) {
+                    // Caught here, before the part is journaled or complete can replace an object.
+                    Some(md5) if !etag_agrees(&part.etag, &md5) => Err(Error::Integrity(format!(
+                        "part {n}: the server's ETag {} is not the MD5 {} of the bytes sent; the part is corrupt",
+                        part.etag,
+                        etag::hex(&md5)
+                    ))
+                    .into()),
                     Some(md5) => Ok((part, md5)),
                     None => {
                         Err(Error::Unavailable(format!("{what}: the server answered before the whole part was sent"))
@@ -321,12 +343,16 @@ mod tests {
         Part { part_number: n, etag: format!("e{n}"), size, md5: None }
     }
 
+    fn known(parts: &[u16]) -> BTreeMap<u16, Digest> {
+        parts.iter().map(|&n| (n, etag::md5(&n.to_le_bytes()))).collect()
+    }
+
     #[test]
     fn a_fresh_upload_sends_every_part() {
         let layout = Layout { part_size: P, size: Some(3 * P + 17) };
-        assert_eq!(missing_parts(&layout, &[], &[]), vec![1, 2, 3, 4]);
+        assert_eq!(missing_parts(&layout, &[], &known(&[])), vec![1, 2, 3, 4]);
         let empty = Layout { part_size: P, size: Some(0) };
-        assert_eq!(missing_parts(&empty, &[], &[]), vec![1]);
+        assert_eq!(missing_parts(&empty, &[], &known(&[])), vec![1]);
     }
 
     #[test]
@@ -334,10 +360,35 @@ mod tests {
         let layout = Layout { part_size: P, size: Some(3 * P + 17) };
         let on_server = [part(1, P), part(2, P), part(4, 17)];
         // Part 3 is missing; part 2 is there but its MD5 was lost with the record.
-        assert_eq!(missing_parts(&layout, &on_server, &[1, 4]), vec![2, 3]);
-        assert_eq!(missing_parts(&layout, &on_server, &[1, 2, 4]), vec![3]);
+        assert_eq!(missing_parts(&layout, &on_server, &known(&[1, 4])), vec![2, 3]);
+        assert_eq!(missing_parts(&layout, &on_server, &known(&[1, 2, 4])), vec![3]);
         // A part the server holds at the wrong length goes again.
-        assert_eq!(missing_parts(&layout, &[part(1, P), part(2, P), part(3, P), part(4, 16)], &[1, 2, 3, 4]), vec![4]);
-        assert!(missing_parts(&layout, &[part(1, P), part(2, P), part(3, P), part(4, 17)], &[1, 2, 3, 4]).is_empty());
+        let short = [part(1, P), part(2, P), part(3, P), part(4, 16)];
+        assert_eq!(missing_parts(&layout, &short, &known(&[1, 2, 3, 4])), vec![4]);
+        let whole = [part(1, P), part(2, P), part(3, P), part(4, 17)];
+        assert!(missing_parts(&layout, &whole, &known(&[1, 2, 3, 4])).is_empty());
+    }
+
+    /// Issue 8, item 10: R2's part ETags are the MD5 of the part; one that names other bytes than
+    /// the journal's is not trusted on resume.
+    #[test]
+    fn a_server_part_whose_md5_etag_contradicts_the_journal_goes_again() {
+        let layout = Layout { part_size: P, size: Some(2 * P) };
+        let md5s = known(&[1, 2]);
+        let agreeing = Part { part_number: 1, etag: etag::hex(&md5s[&1]), size: P, md5: None };
+        let contradicting =
+            Part { part_number: 2, etag: format!("\"{}\"", etag::hex(&etag::md5(b"other"))), size: P, md5: None };
+        assert_eq!(missing_parts(&layout, &[agreeing.clone(), contradicting], &md5s), vec![2]);
+        // Local R2's opaque part ETags say nothing either way.
+        assert!(missing_parts(&layout, &[agreeing, part(2, P)], &md5s).is_empty());
+    }
+
+    #[test]
+    fn a_part_etag_agrees_with_its_md5_unless_it_is_another_md5() {
+        let md5 = etag::md5(b"part");
+        assert!(etag_agrees(&etag::hex(&md5), &md5));
+        assert!(etag_agrees(&format!("\"{}\"", etag::hex(&md5).to_uppercase()), &md5));
+        assert!(!etag_agrees(&etag::hex(&etag::md5(b"other")), &md5));
+        assert!(etag_agrees("opaque-local-etag", &md5));
     }
 }

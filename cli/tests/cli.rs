@@ -5,8 +5,12 @@ mod util;
 
 use std::fs;
 
+use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
+use md5::{Digest, Md5};
 use r2mpu_api::types::UploadStatus;
-use util::{multipart_etag, sidecar_lines, wait_until, Env, FlakyProxy, Run, Running, MIB, PART};
+use util::{
+    multipart_etag, sidecar_lines, wait_until, Action, EditingProxy, Env, Fate, Proxy, Run, Running, Seen, MIB, PART,
+};
 
 const PART_SIZE: &str = "5MiB";
 
@@ -66,13 +70,36 @@ fn an_empty_file_uploads_as_one_empty_part() {
     assert_eq!(fs::read(env.path("back.bin")).unwrap().len(), 0);
 }
 
+/// The `Content-MD5` of `bytes`.
+fn content_md5(bytes: &[u8]) -> String {
+    Base64::encode_to_string(Md5::digest(bytes)).unwrap()
+}
+
+/// The part `PUT`s the proxy saw, in order.
+fn part_puts(proxy: &Proxy) -> Vec<Seen> {
+    proxy.seen().into_iter().filter(|s| s.part_number().is_some()).collect()
+}
+
 #[test]
 fn parts_hashed_before_sending_carry_content_md5_and_still_round_trip() {
     let env = Env::new("verify-parts");
     let (_, data) = env.file("verify.bin", 2 * PART + 3);
-    let run =
-        env.run(&["upload", "verify.bin", "verify/verify.bin", "--part-size", PART_SIZE, "--verify-parts"]).expect(0);
+    let proxy = Proxy::start(&env.worker.url, |_| Action::Forward);
+    let mut command = env.command(&["upload", "verify.bin", "verify/verify.bin", "--part-size", PART_SIZE]);
+    command.arg("--verify-parts").env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
     assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+
+    let puts = part_puts(&proxy);
+    assert_eq!(puts.len(), 3, "{puts:?}");
+    for put in &puts {
+        let n = usize::from(put.part_number().unwrap());
+        let range = &data[(n - 1) * PART..(n * PART).min(data.len())];
+        assert_eq!(put.header("content-md5"), Some(content_md5(range).as_str()), "part {n}");
+        assert!(put.body == range, "part {n} carried other bytes");
+    }
+    env.run(&["download", "verify/verify.bin", "back.bin"]).expect(0);
+    assert!(fs::read(env.path("back.bin")).unwrap() == data);
 }
 
 /// Starts an upload of `name` with one part at a time and SIGKILLs it once the server holds
@@ -257,38 +284,237 @@ fn an_unreachable_endpoint_is_exit_3_after_the_retries() {
     assert_eq!(stderr.lines().filter(|l| l.contains("retrying in")).count(), 2, "{stderr}");
 }
 
+/// The percentages of the plain progress lines (`upload: 2/3 parts, ... (99%), ...`), in order.
+fn progress_percents(stderr: &str) -> Vec<u64> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("upload: "))
+        .map(|l| l.split_once('(').unwrap().1.split_once("%)").unwrap().0.parse().unwrap())
+        .collect()
+}
+
 #[test]
 fn transient_failures_are_retried_and_the_upload_still_lands_intact() {
     for status in ["503 Service Unavailable", "429 Too Many Requests"] {
         let env = Env::new("flaky");
-        let (_, data) = env.file("flaky.bin", 2 * PART + 3);
-        let proxy = FlakyProxy::start(&env.worker.url, 3, status);
+        let (_, data) = env.file("flaky.bin", 4 * PART);
+        // The create fails once, the first two attempts at part 2 and the first at part 3 fail
+        // after the whole part was sent. Answers to parts come a second apart, so every progress
+        // line is printed.
+        let proxy = Proxy::start(&env.worker.url, move |seen| match (seen.part_number(), seen.earlier) {
+            (None, 0) if seen.method == "POST" && seen.path == "/uploads" => Action::Fail(status),
+            (Some(2), 0 | 1) | (Some(3), 0) => Action::Fail(status),
+            (Some(_), _) => Action::ForwardAfter(std::time::Duration::from_millis(1100)),
+            _ => Action::Forward,
+        });
         let mut command = env.command(&["upload", "flaky.bin", "flaky/flaky.bin", "--part-size", PART_SIZE]);
-        command.env("R2MPU_ENDPOINT", &proxy.url);
+        command.args(["--concurrency", "1"]).env("R2MPU_ENDPOINT", &proxy.url);
         let run = Run::of(command).expect(0);
-        assert_eq!(run.stderr.lines().filter(|l| l.contains("retrying in")).count(), 3, "{status}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().filter(|l| l.contains("retrying in")).count(), 4, "{status}: {}", run.stderr);
+
+        // Each attempt sent the part's own bytes; a re-send also tells the server their MD5.
+        let attempts: Vec<(u16, Option<String>)> = part_puts(&proxy)
+            .iter()
+            .map(|p| (p.part_number().unwrap(), p.header("content-md5").map(Into::into)))
+            .collect();
+        let range = |n: usize| &data[(n - 1) * PART..n * PART];
+        let md5 = |n: usize| Some(content_md5(range(n)));
+        assert_eq!(
+            attempts,
+            vec![(1, None), (2, None), (2, md5(2)), (2, md5(2)), (3, None), (3, md5(3)), (4, None)],
+            "{status}"
+        );
+        for put in part_puts(&proxy) {
+            let n = usize::from(put.part_number().unwrap());
+            assert!(put.body == range(n), "{status}: an attempt at part {n} carried other bytes");
+        }
+        // The bytes of a failed attempt are not counted twice. When part k is done, at most the
+        // next part is in flight: between k and k + 1 quarters of the file have moved. Counting
+        // part 2's failed attempts too would put the line after part 2 at 4 quarters.
+        let percents = progress_percents(&run.stderr);
+        assert_eq!(percents.len(), 4, "{status}: {}", run.stderr);
+        for (k, percent) in percents.into_iter().enumerate() {
+            let (least, most) = (25 * (k as u64 + 1), (25 * (k as u64 + 2)).min(100));
+            assert!((least..=most).contains(&percent), "{status}: after part {}: {percent}%\n{}", k + 1, run.stderr);
+        }
+
         let download = env.run(&["download", "flaky/flaky.bin", "back.bin"]).expect(0);
         assert!(std::fs::read(env.path("back.bin")).unwrap() == data, "{status}: {}", download.stderr);
     }
 }
 
+/// Flips the first character of the `"etag"` member of a JSON answer, keeping its length.
+fn corrupt_etag(body: &mut [u8]) {
+    let at = body.windows(8).position(|w| w == br#""etag":""#).expect("an etag member") + 8;
+    body[at] = if body[at] == b'0' { b'1' } else { b'0' };
+}
+
+#[test]
+fn an_etag_from_r2_that_differs_from_the_md5s_sent_exits_4() {
+    let env = Env::new("etag-mismatch");
+    env.file("mismatch.bin", PART + 9);
+    let proxy = Proxy::start(&env.worker.url, |seen| match seen.path.ends_with("/complete") {
+        true => Action::EditAnswer(corrupt_etag),
+        false => Action::Forward,
+    });
+    let mut command = env.command(&["upload", "mismatch.bin", "etag/mismatch.bin", "--part-size", PART_SIZE]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(4);
+    assert!(run.error_line().contains("differs from"), "{}", run.stderr);
+    assert!(run.error_line().contains("the object is corrupt"), "{}", run.stderr);
+}
+
+#[test]
+fn a_file_that_changes_during_its_upload_exits_4() {
+    let env = Env::new("changing");
+    let (path, mut data) = env.file("changing.bin", 3 * PART);
+    let proxy = Proxy::start(&env.worker.url, |seen| match seen.part_number() {
+        Some(_) => Action::ForwardAfter(std::time::Duration::from_millis(500)),
+        None => Action::Forward,
+    });
+    let mut command = env.command(&["upload", "changing.bin", "changing/changing.bin", "--part-size", PART_SIZE]);
+    command.args(["--concurrency", "1"]).env("R2MPU_ENDPOINT", &proxy.url);
+    let running = Running::start(command);
+    wait_until("the first part on its way", || !part_puts(&proxy).is_empty());
+    // Same size, other bytes in the last part, which is not sent yet.
+    data[3 * PART - 1] ^= 0xff;
+    fs::write(&path, &data).unwrap();
+    let (code, stderr) = running.finish();
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("changed while it was being uploaded"), "{stderr}");
+}
+
+/// The upload ID from the `upload ID: …` note of a finished run.
+fn upload_id_of(run: &Run) -> String {
+    let line = run.stderr.lines().find_map(|line| line.strip_prefix("upload ")?.split_once(':'));
+    line.unwrap_or_else(|| panic!("no upload note in\n{}", run.stderr)).0.to_owned()
+}
+
+/// Issue 8, item 10: R2's part ETags are the MD5 of the part. One that names other bytes is
+/// caught before the part is journaled and before complete could replace an object.
+#[test]
+fn a_part_etag_that_is_not_the_md5_sent_stops_the_upload_before_complete() {
+    let env = Env::new("etag-check");
+    let (_, data) = env.file("etag.bin", 3 * PART + 9);
+    let mut corrupted = false;
+    let proxy = EditingProxy::start(&env.worker.url, move |method, path, answer| {
+        if method == "PUT" && path.ends_with("/parts/2") && answer.status == 200 && !corrupted {
+            corrupted = true;
+            let mut part: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+            part["etag"] = "0123456789abcdef0123456789abcdef".into();
+            answer.body = serde_json::to_vec(&part).unwrap();
+        }
+        Fate::Deliver
+    });
+    let mut command = env.command(&["upload", "etag.bin", "etag/etag.bin", "--part-size", PART_SIZE]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(4);
+    assert!(run.error_line().contains("part 2"), "{}", run.stderr);
+    let id = upload_id_of(&run);
+    assert_eq!(env.upload_state(&id).status, UploadStatus::Open, "never completed");
+    assert_eq!(env.run(&["ls", "etag/"]).expect(0).stdout, "", "no object was made");
+
+    // The suspect part was not journaled: a rerun sends it again and the object lands whole.
+    let mut command = env.command(&["upload", "etag.bin", "etag/etag.bin", "--part-size", PART_SIZE]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let rerun = Run::of(command).expect(0);
+    assert!(rerun.stderr.contains("resumed: "), "{}", rerun.stderr);
+    assert_eq!(upload_id_of(&rerun), id, "the same upload, resumed");
+    assert_eq!(rerun.field("etag"), multipart_etag(&data, PART));
+}
+
+/// Issue 8, item 11: the answer to `POST /uploads` is lost after the server acted on it. The
+/// retry carries the same `Idempotency-Key` and gets the same upload, not an orphan.
+#[test]
+fn a_create_whose_answer_was_lost_is_retried_into_the_same_upload() {
+    use std::sync::{Arc, Mutex};
+    let env = Env::new("lost-create");
+    let (_, data) = env.file("lost.bin", PART + 1);
+    let created = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&created);
+    let proxy = EditingProxy::start(&env.worker.url, move |method, path, answer| {
+        if method != "POST" || path != "/uploads" {
+            return Fate::Deliver;
+        }
+        let upload: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+        let mut seen = seen.lock().unwrap();
+        seen.push((answer.status, upload["uploadId"].as_str().unwrap_or("").to_owned()));
+        if seen.len() == 1 {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    let mut command = env.command(&["upload", "lost.bin", "lost/lost.bin", "--part-size", PART_SIZE]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
+    assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+    let created = created.lock().unwrap().clone();
+    assert_eq!(created.len(), 2, "one lost answer, one retry: {created:?}");
+    assert_eq!(created[0].0, 201);
+    assert_eq!(created[0], created[1], "the retry reached the upload the first attempt created");
+    assert_eq!(upload_id_of(&run), created[0].1);
+}
+
+/// Issue 8, item 11: a key is the server's text; its last segment names the file only when it
+/// is a plain name, whatever `\`, `..` or drive letters the key holds.
+#[test]
+fn a_download_named_after_its_key_stays_in_the_directory_it_runs_in() {
+    let env = Env::new("dl-names");
+    let (_, data) = env.file("names.bin", 1000);
+    let key = "dl-names\\..\\..\\escape.bin";
+    env.run(&["upload", "names.bin", key]).expect(0);
+    let inner = env.path("inner");
+    fs::create_dir(&inner).unwrap();
+    let mut command = env.command(&["download", key]);
+    command.current_dir(&inner);
+    let run = Run::of(command).expect(0);
+    assert_eq!(run.field("file"), "escape.bin");
+    assert!(fs::read(inner.join("escape.bin")).unwrap() == data);
+    let written: Vec<_> = fs::read_dir(&inner).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(written, ["escape.bin"], "one plain file in the directory, nothing else");
+    let mut outside: Vec<_> = fs::read_dir(env.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    outside.sort();
+    assert_eq!(outside, ["inner", "names.bin"], "nothing written beside it");
+
+    // A key that ends in no plain name needs FILE.
+    env.run(&["upload", "names.bin", "dl-names/trailing\\"]).expect(0);
+    let run = env.run(&["download", "dl-names/trailing\\"]).expect(1);
+    assert!(run.error_line().contains("give FILE"), "{}", run.stderr);
+}
+
 #[test]
 fn ls_follows_the_listing_and_rm_deletes() {
     let env = Env::new("listing");
-    for name in ["a.bin", "b.bin", "c.bin"] {
+    let names = ["a.bin", "b.bin", "c.bin", "d.bin", "e.bin"];
+    for name in names {
         env.file(name, 3);
         env.run(&["upload", name, &format!("listing/{name}")]).expect(0);
     }
-    let run = env.run(&["ls", "listing/"]).expect(0);
+    // Pages of two objects: `ls` must follow the cursor through three of them.
+    let proxy = Proxy::start(&env.worker.url, |seen| match seen.path.starts_with("/objects?") {
+        true => Action::AppendQuery("&limit=2"),
+        false => Action::Forward,
+    });
+    let ls = |env: &Env| {
+        let mut command = env.command(&["ls", "listing/"]);
+        command.env("R2MPU_ENDPOINT", &proxy.url);
+        Run::of(command).expect(0)
+    };
+    let run = ls(&env);
     let keys: Vec<&str> = run.stdout.lines().map(|l| l.rsplit('\t').next().unwrap()).collect();
-    assert_eq!(keys, ["listing/a.bin", "listing/b.bin", "listing/c.bin"]);
+    let expected: Vec<String> = names.iter().map(|n| format!("listing/{n}")).collect();
+    assert_eq!(keys, expected);
     let first: Vec<&str> = run.stdout.lines().next().unwrap().split('\t').collect();
     assert_eq!(first[0], "3");
+    let pages: Vec<Seen> = proxy.seen().into_iter().filter(|s| s.path.starts_with("/objects?")).collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(pages[1..].iter().all(|p| p.path.contains("cursor=")), "{pages:?}");
 
     env.run(&["rm", "listing/b.bin"]).expect(0);
     env.run(&["rm", "listing/b.bin"]).expect(0);
-    let run = env.run(&["ls", "listing/"]).expect(0);
-    assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
+    let run = ls(&env);
+    assert_eq!(run.stdout.lines().count(), 4, "{}", run.stdout);
 }
 
 #[test]
@@ -305,7 +531,8 @@ fn tokens_minted_from_the_private_jwks_are_accepted_with_their_scopes() {
     let run = env.run(&["token", "--key", key, "--sub", "minted", "--scope", "objects:read"]).expect(0);
     let reader = run.stdout.trim();
     env.run_with_token(Some(reader), &["ls", "minted/"]).expect(0);
-    env.run_with_token(Some(reader), &["rm", "minted/m.bin"]).expect(2);
+    let run = env.run_with_token(Some(reader), &["rm", "minted/m.bin"]).expect(2);
+    assert!(run.error_line().contains("403 insufficient_scope"), "{}", run.stderr);
     let run = env.run(&["token", "--key", key, "--sub", "minted", "--prefix", "elsewhere/"]).expect(0);
     let fenced = run.stdout.trim();
     let run = env.run_with_token(Some(fenced), &["upload", "m.bin", "minted/m.bin"]).expect(2);

@@ -140,9 +140,15 @@ impl Worker {
     /// One Worker shared by every test of a test binary that needs no special settings (tests
     /// keep apart by using their own subjects and keys). It is stopped when the binary exits.
     pub fn shared() -> &'static Worker {
+        Worker::shared_with(Options::default())
+    }
+
+    /// [`Worker::shared`] started with `options`; a test binary passes the same ones each time
+    /// (the first call's win).
+    pub fn shared_with(options: Options) -> &'static Worker {
         SHARED.get_or_init(|| {
             unsafe { libc::atexit(stop_shared) };
-            Worker::start()
+            Worker::start_with(options)
         })
     }
 

@@ -88,10 +88,22 @@ impl Api {
             None => self.agent.run(builder.body(()).unwrap()),
         };
         let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let headers =
-            response.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+        // A header that is not text, or a body that breaks off, is a failure of the Worker: say so.
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                let text = v.to_str().unwrap_or_else(|_| panic!("{method} {path}: header {k} is not text: {v:?}"));
+                (k.to_string(), text.to_string())
+            })
+            .collect();
         let status = response.status().as_u16();
-        let body = response.body_mut().with_config().limit(u64::MAX).read_to_vec().unwrap_or_default();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .unwrap_or_else(|e| panic!("{method} {path}: the {status} answer's body could not be read: {e}"));
         Reply { status, headers, body }
     }
 

@@ -180,6 +180,13 @@ impl Running {
         self.wait_for(|line| Some(line.strip_prefix("upload ")?.split_once(':')?.0.to_owned()))
     }
 
+    /// Waits for the exit; returns its code and the whole of stderr.
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        self.stderr.extend(self.lines.iter());
+        (status.code(), self.stderr.join("\n"))
+    }
+
     /// SIGKILL, as a crash or a pulled plug would; returns whether it was still running.
     pub fn kill(mut self) -> bool {
         let running = self.child.try_wait().unwrap().is_none();
@@ -204,54 +211,284 @@ pub fn data(size: usize, name: &str) -> Vec<u8> {
     random_bytes(size, seed)
 }
 
-/// The lines of a download's sidecar record, or 0 without one.
+/// The lines of a download's sidecar record, or 0 when there is none; any other read error fails.
 pub fn sidecar_lines(file: &Path) -> usize {
     let mut name = file.as_os_str().to_owned();
     name.push(".r2mpu-download");
-    std::fs::read_to_string(name).map(|t| t.lines().count()).unwrap_or(0)
+    match std::fs::read_to_string(&name) {
+        Ok(text) => text.lines().count(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => panic!("reading {}: {e}", Path::new(&name).display()),
+    }
 }
 
-/// A loopback TCP proxy in front of the Worker that answers the first `failures` connections
-/// itself, with `status` and `Retry-After: 0`, and pipes every later one through untouched:
-/// transient failures injected where the CLI cannot tell them from the real thing.
-pub struct FlakyProxy {
+/// One request that went through the [`Proxy`], as the Worker would have seen it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query, as sent.
+    pub path: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// How many earlier requests had the same method and path (0 for the first).
+    pub earlier: usize,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// `Some(n)` for a `PUT` of part `n`.
+    pub fn part_number(&self) -> Option<u16> {
+        if self.method != "PUT" {
+            return None;
+        }
+        self.path.split_once("/parts/")?.1.parse().ok()
+    }
+}
+
+/// What the [`Proxy`] does with a request.
+pub enum Action {
+    /// Pass it to the Worker and its answer back.
+    Forward,
+    /// Pass it on after this long: slows the transfer down enough to act in the middle of it.
+    ForwardAfter(Duration),
+    /// Append this to the query (`&limit=2`) and pass it on.
+    AppendQuery(&'static str),
+    /// Pass it on and change the answer's body, keeping its length.
+    EditAnswer(fn(&mut [u8])),
+    /// Read the whole request, then answer it with this status (`503 Service Unavailable`) and
+    /// `Retry-After: 0`: a transient failure the CLI cannot tell from the real thing.
+    Fail(&'static str),
+}
+
+/// A loopback HTTP/1.1 proxy in front of the Worker that records every request and lets a test
+/// fail, slow down or rewrite the ones it picks. One request per connection: each answer says
+/// `Connection: close`.
+pub struct Proxy {
     pub url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
 }
 
-impl FlakyProxy {
-    pub fn start(upstream: &str, failures: usize, status: &'static str) -> FlakyProxy {
-        use std::io::{Read, Write};
-        use std::net::{TcpListener, TcpStream};
+impl Proxy {
+    pub fn start(upstream: &str, rule: impl Fn(&Seen) -> Action + Send + Sync + 'static) -> Proxy {
+        use std::net::TcpListener;
+        use std::sync::{Arc, Mutex};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_string();
-        let mut refused = 0;
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let (log, rule) = (seen.clone(), Arc::new(rule));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                if refused < failures {
-                    refused += 1;
-                    let mut client = client;
-                    let mut head = [0u8; 1024];
-                    let _ = client.read(&mut head);
-                    let reply = format!(
-                        "HTTP/1.1 {status}\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                    let _ = client.write_all(reply.as_bytes());
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(&upstream) else { continue };
-                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let (mut client, mut server) = (client, server);
+                let (log, rule, upstream) = (log.clone(), rule.clone(), upstream.clone());
+                std::thread::spawn(move || serve(client, &upstream, &log, &*rule));
+            }
+        });
+        Proxy { url, seen }
+    }
+
+    /// Every request so far, in the order they arrived.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve(
+    mut client: std::net::TcpStream,
+    upstream: &str,
+    log: &std::sync::Mutex<Vec<Seen>>,
+    rule: &(dyn Fn(&Seen) -> Action + Send + Sync),
+) {
+    use std::io::{Read, Write};
+    let Some(mut request) = read_request(&mut client) else { return };
+    let action = {
+        let mut log = log.lock().unwrap();
+        request.earlier = log.iter().filter(|s| s.method == request.method && s.path == request.path).count();
+        log.push(request.clone());
+        rule(&request)
+    };
+    let mut edit: Option<fn(&mut [u8])> = None;
+    match action {
+        Action::Forward => {}
+        Action::ForwardAfter(wait) => std::thread::sleep(wait),
+        Action::AppendQuery(extra) => request.path.push_str(extra),
+        Action::EditAnswer(f) => edit = Some(f),
+        Action::Fail(status) => {
+            let reply =
+                format!("HTTP/1.1 {status}\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = client.write_all(reply.as_bytes());
+            return;
+        }
+    }
+    let mut server = std::net::TcpStream::connect(upstream).expect("the Worker");
+    let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.path);
+    for (name, value) in request.headers.iter().filter(|(k, _)| k != "connection") {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    server.write_all(head.as_bytes()).unwrap();
+    server.write_all(&request.body).unwrap();
+    let mut answer = Vec::new();
+    server.read_to_end(&mut answer).unwrap();
+    let split = find(&answer, b"\r\n\r\n").expect("an answer head") + 4;
+    let (answer_head, body) = answer.split_at_mut(split);
+    if let Some(edit) = edit {
+        edit(body);
+    }
+    // The client must not reuse this connection: say so, dropping any other `Connection`.
+    let answer_head = String::from_utf8_lossy(answer_head);
+    let mut lines: Vec<&str> =
+        answer_head.trim_end().lines().filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
+    lines.push("connection: close");
+    let _ = client.write_all(format!("{}\r\n\r\n", lines.join("\r\n")).as_bytes());
+    let _ = client.write_all(body);
+}
+
+/// Reads one request whose body has a `Content-Length` (the CLI never sends chunked bodies).
+fn read_request(client: &mut std::net::TcpStream) -> Option<Seen> {
+    use std::io::Read;
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    let end = loop {
+        if let Some(end) = find(&buffer, b"\r\n\r\n") {
+            break end;
+        }
+        let n = client.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8(buffer[..end].to_vec()).expect("a text request head");
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap().split(' ');
+    let (method, path) = (first.next().unwrap().to_string(), first.next().unwrap().to_string());
+    let headers: Vec<(String, String)> = lines
+        .map(|l| l.split_once(':').expect("a header line"))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    assert!(!headers.iter().any(|(k, _)| k == "transfer-encoding"), "the proxy reads only Content-Length bodies");
+    let length: usize = headers.iter().find(|(k, _)| k == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = buffer[end + 4..].to_vec();
+    while body.len() < length {
+        let n = client.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some(Seen { method, path, headers, body, earlier: 0 })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// An upstream answer on its way back through an [`EditingProxy`].
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What an [`EditingProxy`] does with an answer once the server has acted on the request.
+pub enum Fate {
+    /// Send it (as edited) to the client.
+    Deliver,
+    /// Close the connection without a word: the server acted, the client never hears of it.
+    Drop,
+}
+
+/// A loopback HTTP proxy in front of the Worker that forwards each request whole and lets the
+/// test edit the answer, or lose it, before the client sees it: corruption and lost answers
+/// injected where the CLI cannot tell them from the real thing. One request per connection.
+pub struct EditingProxy {
+    pub url: String,
+}
+
+impl EditingProxy {
+    /// `edit(method, path, answer)` sees every answer, in the order they come back.
+    pub fn start<F>(upstream: &str, edit: F) -> EditingProxy
+    where
+        F: FnMut(&str, &str, &mut Answer) -> Fate + Send + 'static,
+    {
+        use std::net::TcpListener;
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let edit = Arc::new(Mutex::new(edit));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, edit) = (upstream.clone(), Arc::clone(&edit));
                 std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c2, &mut s2);
-                    let _ = s2.shutdown(std::net::Shutdown::Write);
-                });
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut server, &mut client);
-                    let _ = client.shutdown(std::net::Shutdown::Write);
+                    let _ =
+                        relay(client, &upstream, |method, path, answer| (edit.lock().unwrap())(method, path, answer));
                 });
             }
         });
-        FlakyProxy { url }
+        EditingProxy { url }
     }
+}
+
+fn relay(
+    client: std::net::TcpStream,
+    upstream: &str,
+    mut edit: impl FnMut(&str, &str, &mut Answer) -> Fate,
+) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next().unwrap_or("").to_string(), words.next().unwrap_or("").to_string());
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    let length = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+
+    let mut request = ureq::http::Request::builder().method(method.as_str()).uri(format!("{upstream}{path}"));
+    for (name, value) in &headers {
+        if !["host", "connection", "content-length", "transfer-encoding"].contains(&name.as_str()) {
+            request = request.header(name, value);
+        }
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let mut response = agent.run(request.body(body).unwrap()).map_err(std::io::Error::other)?;
+    let mut answer = Answer {
+        status: response.status().as_u16(),
+        headers: response
+            .headers()
+            .iter()
+            .filter(|(k, _)| !["content-length", "transfer-encoding", "connection"].contains(&k.as_str()))
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect(),
+        body: response.body_mut().with_config().limit(u64::MAX).read_to_vec().unwrap_or_default(),
+    };
+    let head_length = response.headers().get("content-length").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut client = client;
+    if let Fate::Drop = edit(&method, &path, &mut answer) {
+        return client.shutdown(std::net::Shutdown::Both);
+    }
+    let length = match (method.as_str(), head_length) {
+        ("HEAD", Some(length)) => length,
+        _ => answer.body.len().to_string(),
+    };
+    let mut out = format!("HTTP/1.1 {} Relayed\r\n", answer.status);
+    for (name, value) in &answer.headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str(&format!("content-length: {length}\r\nconnection: close\r\n\r\n"));
+    client.write_all(out.as_bytes())?;
+    client.write_all(&answer.body)?;
+    client.flush()
 }

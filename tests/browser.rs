@@ -1,0 +1,334 @@
+//! The browser as a client (issue 9): CORS on every route, the part's `ETag` header, and the
+//! upload page (`GET /`), the last two driven in Debian's Chromium by Playwright
+//! (`tests/browser/*.mjs`) against a real `wrangler dev`.
+//!
+//! One Worker serves every test here, with `ALLOWED_ORIGINS` naming one of two tiny static
+//! sites on other loopback ports: pages from it may call the API, pages from the other may not.
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+use util::*;
+
+struct Fixture {
+    worker: &'static Worker,
+    /// `http://127.0.0.1:PORT` of a site `ALLOWED_ORIGINS` lists.
+    allowed: String,
+    /// The same kind of site on another port, not listed.
+    denied: String,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let allowed = static_site();
+        let denied = static_site();
+        let vars = vec![("ALLOWED_ORIGINS".to_string(), format!("https://app.example.com, {allowed}"))];
+        Fixture { worker: Worker::shared_with(Options { vars }), allowed, denied }
+    })
+}
+
+/// A one-page site on a free loopback port, standing for somebody's web app; its origin.
+fn static_site() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let page = "<!doctype html><meta charset=utf-8><title>An app</title><h1>An app of one's own</h1>";
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                page.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(page.as_bytes()));
+        }
+    });
+    origin
+}
+
+/// Runs `tests/browser/{script}` with `vars` and returns the JSON it prints last.
+fn browser(script: &str, vars: &[(&str, &str)]) -> Value {
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "these tests drive Debian's Chromium: `apt-get install chromium` (as root; `make test` does it)"
+    );
+    let root = r2mpu_testkit::repo_root();
+    let output = Command::new(root.join("node_modules/.bin/node"))
+        .arg(root.join("tests/browser").join(script))
+        .envs(vars.iter().copied())
+        .env("ARTIFACTS", artifacts())
+        .current_dir(&root)
+        .output()
+        .expect("running node (run `make install` first)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{script} printed no result ({e}):\n{stdout}\n{stderr}"))
+}
+
+/// Screenshots land here, to be looked at: `target/browser-artifacts/`.
+fn artifacts() -> PathBuf {
+    r2mpu_testkit::repo_root().join("target/browser-artifacts")
+}
+
+/// A file of `len` random bytes named `name` in a fresh directory (kept alive by the guard).
+fn file(name: &str, len: usize, seed: u64) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    let data = random_bytes(len, seed);
+    std::fs::write(&path, &data).unwrap();
+    (dir, path, data)
+}
+
+fn numbers(value: &Value) -> BTreeSet<u64> {
+    value.as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect()
+}
+
+// ---- CORS, on every route (plain HTTP) ----------------------------------------------------------
+
+/// Every documented route (openapi.yaml, which a unit test holds equal to the route table) and
+/// the guide's `?action=` protocol, with its parameters filled in, and the methods it serves.
+fn every_route() -> Vec<(String, Vec<String>)> {
+    let spec: serde_yaml::Value = serde_yaml::from_str(include_str!("../openapi.yaml")).unwrap();
+    let mut routes = Vec::new();
+    for (path, item) in spec["paths"].as_mapping().unwrap() {
+        let methods = item.as_mapping().unwrap().keys().filter_map(|m| m.as_str());
+        let methods = methods.filter(|m| ["get", "put", "post", "delete", "head", "patch"].contains(m));
+        let path = path.as_str().unwrap().replace("{uploadId}", &"0".repeat(32)).replace("{partNumber}", "1");
+        routes.push((path.replace("{key}", "a/b.bin"), methods.map(str::to_uppercase).collect()));
+    }
+    let actions = ["mpu-create", "mpu-uploadpart", "mpu-complete", "mpu-abort", "get", "delete"];
+    let methods = ["POST", "PUT", "DELETE", "GET"].map(String::from).to_vec();
+    routes.extend(actions.map(|action| (format!("/a/b.bin?action={action}"), methods.clone())));
+    routes
+}
+
+fn preflight(api: &Api, path: &str, origin: &str, method: &str) -> Reply {
+    let headers = [
+        ("origin", origin),
+        ("access-control-request-method", method),
+        ("access-control-request-headers", "authorization,content-type,content-md5"),
+    ];
+    api.send("OPTIONS", path, &headers, None)
+}
+
+fn listed(reply: &Reply, header: &str) -> Vec<String> {
+    reply.header(header).unwrap_or_default().split(',').map(|h| h.trim().to_ascii_lowercase()).collect()
+}
+
+#[test]
+fn preflights_to_every_route_from_an_allowed_origin_are_granted_without_a_token() {
+    let fx = fixture();
+    let anonymous = Api::new(fx.worker, None);
+    for (path, methods) in every_route() {
+        for method in &methods {
+            let reply = preflight(&anonymous, &path, &fx.allowed, method);
+            assert_eq!(reply.status, 204, "OPTIONS {path} for {method}: {reply:?}");
+            assert_eq!(reply.header("access-control-allow-origin"), Some(fx.allowed.as_str()), "{path}");
+            let allowed_methods = listed(&reply, "access-control-allow-methods");
+            assert!(methods.iter().all(|m| allowed_methods.contains(&m.to_ascii_lowercase())), "{path}: {reply:?}");
+            let allowed_headers = listed(&reply, "access-control-allow-headers");
+            for header in ["authorization", "content-type", "content-md5", "upload-offset", "tus-resumable"] {
+                assert!(allowed_headers.iter().any(|h| h == header), "{path}: {header} not allowed: {reply:?}");
+            }
+            assert_eq!(reply.header("access-control-max-age"), Some("7200"), "{path}");
+            assert!(listed(&reply, "vary").contains(&"origin".to_string()), "{path}: {reply:?}");
+        }
+    }
+}
+
+#[test]
+fn every_response_to_an_allowed_origin_carries_the_grant_errors_included() {
+    let fx = fixture();
+    let anonymous = Api::new(fx.worker, None);
+    for (path, methods) in every_route() {
+        for method in &methods {
+            let reply = anonymous.send(method, &path, &[("origin", &fx.allowed)], None);
+            assert_eq!(reply.header("access-control-allow-origin"), Some(fx.allowed.as_str()), "{method} {path}");
+            let exposed = listed(&reply, "access-control-expose-headers");
+            for header in ["etag", "location", "content-range", "retry-after", "upload-offset", "tus-resumable"] {
+                assert!(exposed.iter().any(|h| h == header), "{method} {path}: {header} not exposed: {reply:?}");
+            }
+            assert!(listed(&reply, "vary").contains(&"origin".to_string()), "{method} {path}");
+        }
+    }
+    // The other listed origin too, and a 404 off the table.
+    let reply = anonymous.send("GET", "/nope", &[("origin", "https://app.example.com")], None);
+    reply.assert_problem(404, "not_found");
+    assert_eq!(reply.header("access-control-allow-origin"), Some("https://app.example.com"));
+}
+
+#[test]
+fn another_origin_gets_no_grant_at_all_and_requests_without_origin_need_none() {
+    let fx = fixture();
+    let api = Api::of(fx.worker, "cors-denied");
+    for (path, methods) in every_route() {
+        let reply = preflight(&api, &path, &fx.denied, &methods[0]);
+        assert_eq!(reply.header("access-control-allow-origin"), None, "OPTIONS {path}: {reply:?}");
+        assert_eq!(reply.header("access-control-allow-methods"), None, "OPTIONS {path}");
+        assert_eq!(reply.header("access-control-allow-headers"), None, "OPTIONS {path}");
+        let reply = api.send(&methods[0], &path, &[("origin", &fx.denied)], None);
+        assert_eq!(reply.header("access-control-allow-origin"), None, "{path}");
+        assert_eq!(reply.header("access-control-expose-headers"), None, "{path}");
+        assert!(listed(&reply, "vary").contains(&"origin".to_string()), "{path}");
+    }
+    let reply = api.send("GET", "/healthz", &[], None);
+    assert_eq!((reply.status, reply.header("access-control-allow-origin")), (200, None));
+    assert_eq!(reply.header("vary"), Some("Origin"));
+    // An OPTIONS that is no preflight is an ordinary request: no route serves it.
+    api.send("OPTIONS", "/uploads", &[], None).assert_problem(405, "method_not_allowed");
+}
+
+#[test]
+fn a_part_put_answers_with_its_etag_in_a_header_as_s3_does() {
+    let fx = fixture();
+    let api = Api::of(fx.worker, "etag-header");
+    let id = api.create_id(json!({"key": "etag-header.bin", "size": 10}));
+    let reply = api.put_part(&id, 1, b"0123456789");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("etag"), Some(format!("\"{}\"", reply.json()["etag"].as_str().unwrap()).as_str()));
+
+    let created = api.send("POST", "/guide/etag.bin?action=mpu-create", &[], None).json();
+    let path = format!("/guide/etag.bin?action=mpu-uploadpart&uploadId={}&partNumber=1", created["uploadId"]);
+    let reply = api.send("PUT", &path.replace('"', ""), &[], Some(b"0123456789"));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.header("etag"), Some(format!("\"{}\"", reply.json()["etag"].as_str().unwrap()).as_str()));
+}
+
+#[test]
+fn the_page_is_served_at_the_root_without_a_token_and_may_not_be_framed() {
+    let page = Api::new(fixture().worker, None).send("GET", "/", &[], None);
+    assert_eq!((page.status, page.header("content-type")), (200, Some("text/html; charset=utf-8")));
+    assert!(String::from_utf8_lossy(&page.body).contains(r#"<input id="file-input" type="file" multiple"#));
+    assert_eq!(page.header("content-security-policy"), Some("frame-ancestors 'none'"));
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+}
+
+// ---- in Chromium ----------------------------------------------------------------------------------
+
+#[test]
+fn the_page_uploads_a_file_chosen_in_its_input_and_the_bytes_come_back_identical() {
+    let fx = fixture();
+    let mut claims = claims("page-user", ALL_SCOPES);
+    claims.custom.prefix = Some("page-user/".into());
+    let token = fx.worker.sign(claims);
+    let (_dir, path, data) = file("holiday video.bin", 6 * PART + MIB, 9);
+    let (_other, cancel_path, _) = file("not this one.bin", 2 * PART + MIB, 11);
+
+    let seen = browser(
+        "page_upload.mjs",
+        &[
+            ("WORKER_URL", &fx.worker.url),
+            ("TOKEN", &token),
+            ("FILE", path.to_str().unwrap()),
+            ("CANCEL_FILE", cancel_path.to_str().unwrap()),
+        ],
+    );
+
+    let key = "page-user/holiday video.bin";
+    assert_eq!(seen["key"], key, "the file's name, inside the token's prefix");
+    assert_eq!(seen["focusedBeforePause"], "Pause", "Tab from the file input reaches Pause: {seen}");
+    assert_eq!(seen["focusAfterPause"], "Resume", "and Enter leaves the focus on Resume: {seen}");
+    assert_eq!(seen["sentWhilePaused"], 0, "nothing is sent while paused");
+    assert_eq!(seen["part1Sent"], 2, "a part the Worker failed (503) is sent again: {seen}");
+    let stored = seen["parts"].as_array().unwrap();
+    assert_eq!((numbers(&seen["parts"]), stored.len()), ((1..=7).collect(), 7), "each part stored once: {seen}");
+    let api = Api::new(fx.worker, Some(token));
+    let object = api.object(key, &[]);
+    assert_eq!(object.status, 200);
+    assert!(object.body == data, "the bytes came back identical");
+    assert_eq!(object.header("etag"), Some(format!("\"{}\"", multipart_etag(&data, PART)).as_str()));
+    assert!(seen["listed"].as_array().unwrap().contains(&json!(key)), "listed under the caller's files: {seen}");
+
+    let cancelled = api.state(seen["cancelledId"].as_str().unwrap());
+    assert_eq!(cancelled.json()["status"], "aborted", "Cancel aborts the upload on the Worker");
+    assert_eq!(api.object("page-user/not this one.bin", &[]).status, 404);
+
+    assert!(!seen["url"].as_str().unwrap().contains("token"), "the token leaves the address bar: {seen}");
+    assert_eq!(seen["tokenInSession"], true);
+    assert_eq!(seen["localStorage"], "{}", "nothing left in localStorage once finished, never the token");
+}
+
+#[test]
+fn a_reload_mid_upload_then_the_same_file_resumes_without_resending_stored_parts() {
+    let fx = fixture();
+    let token = fx.worker.token("page-resume", ALL_SCOPES);
+    let (_dir, path, data) = file("big.bin", 16 * PART, 10);
+
+    let seen = browser(
+        "page_resume.mjs",
+        &[("WORKER_URL", &fx.worker.url), ("TOKEN", &token), ("FILE", path.to_str().unwrap()), ("RELOAD_AFTER", "4")],
+    );
+
+    let stored_before = numbers(&seen["storedBeforeReload"]);
+    let resumed_from = numbers(&seen["resumedFrom"]);
+    let sent_after = numbers(&seen["sentAfterReload"]);
+    assert!(stored_before.len() >= 4 && stored_before.len() < 16, "{seen}");
+    let pending = seen["pending"].as_str().unwrap();
+    assert!(pending.contains("big.bin") && pending.contains("of 80 MiB stored"), "the page lists it: {seen}");
+    assert!(stored_before.is_subset(&resumed_from), "what was stored stays stored: {seen}");
+    assert!(sent_after.is_disjoint(&resumed_from), "no stored part is sent again: {seen}");
+    assert_eq!(sent_after.len(), seen["sentAfterReload"].as_array().unwrap().len(), "each part once: {seen}");
+    assert_eq!(sent_after.union(&resumed_from).count(), 16, "every part is there in the end: {seen}");
+    let object = Api::new(fx.worker, Some(token)).object("big.bin", &[]);
+    assert!(object.status == 200 && object.body == data, "the resumed object is the file");
+}
+
+#[test]
+fn a_page_from_an_allowed_origin_uploads_with_fetch_reading_etag_and_location() {
+    let fx = fixture();
+    let token = fx.worker.token("other-app", ALL_SCOPES);
+    let size = (PART + 1000).to_string();
+
+    let seen = browser(
+        "other_origin.mjs",
+        &[("WORKER_URL", &fx.worker.url), ("TOKEN", &token), ("PAGE_URL", &fx.allowed), ("SIZE", &size)],
+    );
+
+    assert_eq!(seen["origin"], fx.allowed.as_str());
+    assert_eq!(seen.get("error"), None, "{seen}");
+    assert_eq!(seen["createStatus"], 201);
+    let id = seen["uploadId"].as_str().unwrap();
+    assert_eq!(seen["location"], format!("/uploads/{id}"), "Location is readable");
+    assert_eq!(seen["headerEtags"], seen["bodyEtags"], "each part's ETag is readable from its header");
+    assert_eq!(seen["headerEtags"].as_array().unwrap().len(), 2);
+    assert_eq!(seen["completeStatus"], 200);
+    assert_eq!(seen["readStatus"], 200);
+    assert_eq!(seen["readEtag"], format!("\"{}\"", seen["object"]["etag"].as_str().unwrap()));
+    assert_eq!(seen["identical"], true, "the bytes read back are the bytes sent");
+    assert_eq!(seen["healthStatus"], 200);
+    assert_eq!(seen["corsConsole"], json!([]));
+}
+
+#[test]
+fn a_page_from_an_origin_not_allowed_is_blocked_by_the_browser() {
+    let fx = fixture();
+    let token = fx.worker.token("blocked-app", ALL_SCOPES);
+
+    let seen = browser(
+        "other_origin.mjs",
+        &[("WORKER_URL", &fx.worker.url), ("TOKEN", &token), ("PAGE_URL", &fx.denied), ("SIZE", "1000")],
+    );
+
+    assert_eq!(seen["origin"], fx.denied.as_str());
+    assert_eq!(seen["error"], "TypeError: Failed to fetch", "the create never got through: {seen}");
+    assert_eq!(seen.get("createStatus"), None);
+    assert_eq!(seen["healthError"], "TypeError: Failed to fetch", "even a simple GET is unreadable: {seen}");
+    let blocked = seen["corsConsole"].as_array().unwrap();
+    assert_eq!(blocked.len(), 2, "Chromium says CORS blocked both: {seen}");
+}
