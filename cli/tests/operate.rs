@@ -19,11 +19,13 @@ fn start_and_kill(env: &Env, name: &str, key: &str, parts: usize) -> String {
     let id = running.upload_id();
     wait_until("parts on the server", || env.upload_state(&id).parts.len() >= parts);
     assert!(running.kill(), "the upload finished before it could be killed; make the file larger");
-    // The part in flight at the kill ends (and is logged) a little later: let the Worker settle.
-    let mut last = usize::MAX;
-    while part_puts(env.worker, &id) != last {
-        last = part_puts(env.worker, &id);
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+    // The part in flight at the kill may still land (and be logged) seconds later on a busy
+    // machine: wait until neither the parts nor the log have changed for five seconds.
+    let settled = || (part_puts(env.worker, &id), env.upload_state(&id).parts.len());
+    let mut last = (usize::MAX, usize::MAX);
+    while settled() != last {
+        last = settled();
+        std::thread::sleep(std::time::Duration::from_secs(5));
     }
     id
 }
@@ -63,6 +65,8 @@ fn an_upload_started_elsewhere_resumes_without_a_local_record_sending_only_what_
 
     assert!(run.stderr.contains(&format!("found upload {id} of elsewhere/big.bin")), "{}", run.stderr);
     // Every part the server held matched the file but part 2, which is sent again.
+    let matching = note_number(&run.stderr, "found upload ", 8);
+    assert_eq!((matching, note_number(&run.stderr, "found upload ", 11)), (held - 1, held), "{}", run.stderr);
     assert_eq!(note_number(&run.stderr, "resumed: ", 1), held - 1, "{}", run.stderr);
     let sent = note_number(&run.stderr, "sent: ", 1);
     assert_eq!(sent, 13 - (held - 1), "{}", run.stderr);
