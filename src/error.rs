@@ -5,7 +5,7 @@
 
 pub use r2mpu_api::ApiError;
 use r2mpu_api::Problem;
-use worker::{console_error, Headers, Response};
+use worker::{Headers, Response};
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -51,9 +51,10 @@ pub fn problem_response(error: ApiError) -> Response {
         .unwrap_or_else(|_| Response::empty().unwrap().with_status(500))
 }
 
-/// Logs a runtime failure and turns it into the opaque [`ApiError::Internal`].
+/// Logs a runtime failure with its cause (one JSON line, `log::cause`) and turns it into the
+/// opaque [`ApiError::Internal`].
 pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
-    console_error!("{context}: {error}");
+    crate::log::cause(context, &error);
     ApiError::Internal
 }
 

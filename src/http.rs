@@ -33,6 +33,8 @@ struct Endpoint {
     /// The `?action=` an endpoint of the guide's protocol answers to; `None` for REST routes.
     action: Option<&'static str>,
     handler: Handler,
+    /// The path as declared (`/uploads/{uploadId}`), for the log line.
+    route: String,
 }
 
 /// A route table: paths (matchit syntax) to per-method endpoints. Built once per isolate.
@@ -102,7 +104,7 @@ impl Table {
             endpoints.iter().all(|e| e.method != method || e.action != action),
             "route `{method} {path}` (action {action:?}) is declared twice"
         );
-        endpoints.push(Endpoint { method, action, handler });
+        endpoints.push(Endpoint { method, action, handler, route: path.to_string() });
         self
     }
 
@@ -144,20 +146,26 @@ impl Table {
     /// Serves one request: answer a CORS preflight, or match, authenticate, run the handler,
     /// render any error; then add the CORS grant.
     pub async fn serve(&self, req: Request, env: Env) -> Response {
+        let mut log = crate::log::Entry::begin(&req); // the request's log line (src/log.rs)
         let cors = Cors::of(&req, &env);
         let result = if Cors::is_preflight(&req) {
             self.methods_at(&req.path()).and_then(|methods| cors.preflight(&methods))
         } else {
-            self.dispatch(req, env).await
+            self.dispatch(req, env, &mut log).await
         };
-        cors.apply(result.unwrap_or_else(problem_response))
+        if let Err(error) = &result {
+            log.failed(error.code());
+        }
+        log.finish(cors.apply(result.unwrap_or_else(problem_response))) // writes the log line, adds X-Request-Id
     }
 
-    async fn dispatch(&self, req: Request, env: Env) -> ApiResult<Response> {
+    async fn dispatch(&self, req: Request, env: Env, log: &mut crate::log::Entry) -> ApiResult<Response> {
         // `Request::method` reads any method it does not know as GET; go by the real name.
         let method = req.inner().method();
         let action = query_param(&req, "action");
         let (endpoint, params) = self.lookup(&method, &req.path(), action.as_deref())?;
+        log.route = Some(endpoint.route.clone());
+        log.upload_id = params.iter().find(|(k, _)| k == "uploadId").map(|(_, v)| v.clone());
         let config = Rc::new(Config::from_env(&env).map_err(|e| internal("configuration", e))?);
         if endpoint.action.is_some() && !config.action_protocol {
             return Err(ApiError::NotFound);
@@ -167,6 +175,7 @@ impl Table {
             Handler::Public(handler) => handler(cx).await,
             Handler::Authenticated(scope, handler) => {
                 let claims = cx.authenticate()?;
+                log.subject = Some(claims.sub.clone());
                 claims.require(*scope)?;
                 handler(cx, claims).await
             }
@@ -354,7 +363,12 @@ fn camel_case(snake: &str) -> String {
 
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
-    Ok(Response::from_json(value).or_internal("rendering json")?.with_status(status))
+    let body = serde_json::to_vec(value).or_internal("rendering json")?;
+    let headers = worker::Headers::new();
+    headers.set("content-type", "application/json").or_internal("content-type")?;
+    // Known here, so the log line (src/log.rs) can count the bytes out.
+    headers.set("content-length", &body.len().to_string()).or_internal("content-length")?;
+    Ok(Response::from_bytes(body).or_internal("json response")?.with_status(status).with_headers(headers))
 }
 
 /// `204 No Content`.

@@ -10,6 +10,8 @@
 //! - [`machine`]: the upload life cycle as plain data: statuses, transitions, who wins a race.
 //! - [`state`]: the `UploadState` Durable Object, one per upload: stores rows, calls R2, sets
 //!   alarms, as [`machine`] decides.
+//! - [`index`]: `GET /uploads` and the `UploadIndex` Durable Object (one per subject) behind it.
+//! - [`log`]: one structured JSON log line per request, and runtime failures with their cause.
 //! - [`meta`]: health, the OpenAPI document and the upload page (`web/`).
 //! - [`error`]: how an `ApiError` becomes a problem+json response.
 //! - [`cors`]: which other origins' pages may call the API, declared once for every route.
@@ -27,6 +29,8 @@ pub mod digest;
 pub mod error;
 pub mod faults;
 pub mod http;
+pub mod index;
+pub mod log;
 pub mod machine;
 pub mod meta;
 pub mod objects;

@@ -5,7 +5,7 @@ use r2mpu_api::auth::Scope::{ObjectsDelete, ObjectsRead, UploadsWrite};
 use worker::Method::{Delete, Get, Head, Post, Put};
 
 use crate::http::Table;
-use crate::{compat, meta, objects, uploads};
+use crate::{compat, index, meta, objects, uploads};
 
 pub fn table() -> Table {
     Table::new()
@@ -14,6 +14,7 @@ pub fn table() -> Table {
         .public(Get, "/openapi.yaml", meta::openapi)
         // Uploads: start, feed parts, inspect (resume), complete, abort.
         .authenticated(Post, "/uploads", UploadsWrite, uploads::create)
+        .authenticated(Get, "/uploads", UploadsWrite, index::list)
         .authenticated(Get, "/uploads/{uploadId}", UploadsWrite, uploads::get)
         .authenticated(Delete, "/uploads/{uploadId}", UploadsWrite, uploads::abort)
         .authenticated(Put, "/uploads/{uploadId}/parts/{partNumber}", UploadsWrite, uploads::put_part)

@@ -186,7 +186,7 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS upload (
         attempt_since_ms INTEGER, attempt_size INTEGER, attempt_parts TEXT,
         etag TEXT, object_size INTEGER);
     CREATE TABLE IF NOT EXISTS parts (
-        part_number INTEGER PRIMARY KEY, etag TEXT NOT NULL, size INTEGER NOT NULL);
+        part_number INTEGER PRIMARY KEY, etag TEXT NOT NULL, size INTEGER NOT NULL, md5 TEXT);
     CREATE TABLE IF NOT EXISTS part_leases (
         part_number INTEGER PRIMARY KEY, token INTEGER NOT NULL, until_ms INTEGER NOT NULL);";
 
@@ -244,6 +244,7 @@ struct PartRow {
     part_number: f64,
     etag: String,
     size: f64,
+    md5: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,8 +261,11 @@ impl DurableObject for UploadState {
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let envelope: Envelope = req.json().await?;
+        let before = self.row().ok().flatten();
+        let applied = self.apply(envelope).await;
+        self.unlist_if_finished(before.as_ref()).await;
         // Errors travel to the Worker as the bare ApiError; the Worker renders the problem.
-        Ok(match self.apply(envelope).await {
+        Ok(match applied {
             Ok(record) => Response::from_json(&record)?,
             Err(error) => Response::from_json(&error)?.with_status(error.status()),
         })
@@ -270,6 +274,7 @@ impl DurableObject for UploadState {
     /// Aborts an upload left idle past its TTL and frees its parts in R2; settles one whose
     /// complete lost its runner; forgets a finished upload entirely once its TTL has passed again.
     async fn alarm(&self) -> worker::Result<Response> {
+        crate::index::retry_pending(&self.state, &self.env).await;
         let failed = |e: ApiError| worker::Error::RustError(e.to_string());
         let Some(row) = self.row().map_err(failed)? else {
             return Response::empty();
@@ -290,6 +295,7 @@ impl DurableObject for UploadState {
             Alarm::Then(Next::Nothing) => {}
             Alarm::Forget => self.forget().await?,
         }
+        self.unlist_if_finished(Some(&row)).await;
         Response::empty()
     }
 }
@@ -351,9 +357,9 @@ impl UploadState {
                  metadata, status, created_ms, updated_ms, expires_ms, ttl_ms, next_token)
              VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)",
             vec![
-                upload_id.into(),
-                caller.sub.into(),
-                key.into(),
+                upload_id.clone().into(),
+                caller.sub.clone().into(),
+                key.clone().into(),
                 r2_upload_id.into(),
                 (part_size as i64).into(),
                 size.map(|s| s as i64).into(),
@@ -367,6 +373,8 @@ impl UploadState {
             ],
         )?;
         self.alarm_at(facts.expires_ms).await?;
+        let entry = crate::index::Entry { upload_id, key, created_ms: now, part_size, size };
+        crate::index::opened(&self.state, &self.env, &caller.sub, entry).await;
         self.record()
     }
 
@@ -410,9 +418,9 @@ impl UploadState {
         self.save(&before, &facts, None)?;
         let number = i64::from(part.part_number);
         self.sql(
-            "INSERT INTO parts (part_number, etag, size) VALUES (?, ?, ?)
-             ON CONFLICT (part_number) DO UPDATE SET etag = excluded.etag, size = excluded.size",
-            vec![number.into(), part.etag.into(), (part.size as i64).into()],
+            "INSERT INTO parts (part_number, etag, size, md5) VALUES (?, ?, ?, ?)
+             ON CONFLICT (part_number) DO UPDATE SET etag = excluded.etag, size = excluded.size, md5 = excluded.md5",
+            vec![number.into(), part.etag.into(), (part.size as i64).into(), part.md5.into()],
         )?;
         self.sql("DELETE FROM part_leases WHERE part_number = ?", vec![number.into()])?;
         if facts.expires_ms != before.expires_ms {
@@ -652,6 +660,18 @@ impl UploadState {
         Ok(())
     }
 
+    /// Tells the owner's upload index (`src/index.rs`) to stop listing this upload once a
+    /// command or the alarm took it from unfinished (`before`) to completed or aborted. Every
+    /// status change goes through [`UploadState::save`]; this runs after each of them.
+    async fn unlist_if_finished(&self, before: Option<&UploadRow>) {
+        let unfinished =
+            |row: &UploadRow| matches!(parse_status(&row.status), UploadStatus::Open | UploadStatus::Completing);
+        let Some(before) = before.filter(|row| unfinished(row)) else { return };
+        if self.row().ok().flatten().is_some_and(|now| !unfinished(&now)) {
+            crate::index::finished(&self.state, &self.env, &before.owner, &before.upload_id).await;
+        }
+    }
+
     /// Forgets a finished upload entirely: `deleteAll()` frees the object's storage, tables
     /// included; they are recreated on next use.
     async fn forget(&self) -> worker::Result<()> {
@@ -766,10 +786,10 @@ impl UploadState {
     }
 
     fn parts(&self) -> ApiResult<Vec<Part>> {
-        let rows = self.select::<PartRow>("SELECT part_number, etag, size FROM parts ORDER BY part_number")?;
+        let rows = self.select::<PartRow>("SELECT part_number, etag, size, md5 FROM parts ORDER BY part_number")?;
         Ok(rows
             .into_iter()
-            .map(|r| Part { part_number: r.part_number as u16, etag: r.etag, size: r.size as u64 })
+            .map(|r| Part { part_number: r.part_number as u16, etag: r.etag, size: r.size as u64, md5: r.md5 })
             .collect())
     }
 
@@ -897,7 +917,7 @@ mod tests {
     use super::*;
 
     fn part(n: u16, etag: &str) -> Part {
-        Part { part_number: n, etag: etag.into(), size: 5 }
+        Part { part_number: n, etag: etag.into(), size: 5, md5: None }
     }
 
     fn listed(n: u16, etag: &str) -> PartRef {

@@ -108,7 +108,10 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
             return Err(error);
         }
     };
-    let part = Part { part_number, etag, size: length };
+    // Recorded when the bytes were checked on arrival, so that another client can check its
+    // own copy against it (`GET /uploads/{id}`; R2's part ETags are not always MD5s).
+    let md5 = declared_md5.map(|digest| digest.iter().map(|b| format!("{b:02x}")).collect());
+    let part = Part { part_number, etag, size: length, md5 };
     upload.send(Command::RecordPart { part: part.clone(), token, ttl_ms: cx.config.upload_ttl_ms }).await?;
     Ok(part)
 }

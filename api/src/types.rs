@@ -53,6 +53,9 @@ pub struct Part {
     pub part_number: u16,
     pub etag: String,
     pub size: u64,
+    /// The part's MD5 (lowercase hex), when the server checked it on arrival (`Content-MD5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
 }
 
 /// An upload's state: everything a client needs to resume it. `GET /uploads/{uploadId}`.
@@ -81,6 +84,34 @@ pub struct Upload {
     /// The object, once completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<CompletedObject>,
+}
+
+/// An unfinished upload in `GET /uploads`, with how far it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadSummary {
+    pub upload_id: String,
+    pub key: String,
+    /// `open` or `completing`: finished uploads are not listed.
+    pub status: UploadStatus,
+    pub part_size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Parts received so far, and their bytes.
+    pub parts: u32,
+    pub bytes: u64,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+/// `GET /uploads`: a page of the caller's unfinished uploads, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadList {
+    pub uploads: Vec<UploadSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// A part named in `POST /uploads/{uploadId}/complete`.

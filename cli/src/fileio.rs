@@ -44,7 +44,8 @@ pub struct RangeReader<'a> {
     file: &'a File,
     offset: u64,
     remaining: u64,
-    md5: Md5,
+    /// `None` when the caller knows the range's MD5 already.
+    md5: Option<Md5>,
     progress: &'a Progress,
     /// Bytes handed out so far, to take back from the progress if the attempt fails.
     pub counted: u64,
@@ -53,12 +54,20 @@ pub struct RangeReader<'a> {
 
 impl<'a> RangeReader<'a> {
     pub fn new(file: &'a File, offset: u64, len: u64, progress: &'a Progress) -> RangeReader<'a> {
-        RangeReader { file, offset, remaining: len, md5: Md5::new(), progress, counted: 0, local_error: None }
+        RangeReader { file, offset, remaining: len, md5: Some(Md5::new()), progress, counted: 0, local_error: None }
     }
 
-    /// The MD5 of the range, once every byte of it was read.
+    /// The same reader without hashing: for a range whose MD5 was computed before.
+    pub fn unhashed(self) -> RangeReader<'a> {
+        RangeReader { md5: None, ..self }
+    }
+
+    /// The MD5 of the range, once every byte of it was read (never, when [`unhashed`]).
+    ///
+    /// [`unhashed`]: RangeReader::unhashed
     pub fn digest(&self) -> Option<Digest> {
-        (self.remaining == 0).then(|| self.md5.clone().finalize().into())
+        let md5 = self.md5.as_ref().filter(|_| self.remaining == 0)?;
+        Some(md5.clone().finalize().into())
     }
 }
 
@@ -79,7 +88,9 @@ impl Read for RangeReader<'_> {
         };
         match n {
             Ok(n) => {
-                self.md5.update(&buf[..n]);
+                if let Some(md5) = &mut self.md5 {
+                    md5.update(&buf[..n]);
+                }
                 self.offset += n as u64;
                 self.remaining -= n as u64;
                 self.counted += n as u64;

@@ -11,6 +11,8 @@
 //! - [`resume`]: the local journals that let a transfer continue after it was interrupted.
 //! - [`etag`]: R2's ETag arithmetic. [`fileio`]: positional, hashed file ranges.
 //! - [`manage`]: `status`, `abort`, `rm`, `ls`. [`token`]: `token` and `keygen`.
+//! - [`uploads`]: the server's unfinished uploads: `uploads`, `abort --key`, and finding the
+//!   upload to resume when there is no local record.
 //! - [`progress`]: bar or plain lines. [`error`]: the failure kinds. Sizes and durations
 //!   (`16MiB`, `12h`) parse with [`units`], shared with the Worker.
 
@@ -25,6 +27,7 @@ mod progress;
 mod resume;
 mod token;
 mod upload;
+mod uploads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,10 +110,18 @@ enum Command {
         /// Content-Type stored with the object.
         #[arg(long)]
         content_type: Option<String>,
-        /// Hash each part before sending it, so the server checks it on arrival (Content-MD5);
-        /// reads the file twice. Without it, Content-MD5 is sent only when a part is re-sent.
+        /// Send Content-MD5 with every part: each part is hashed before it is sent (the file is
+        /// read twice, hashed once), the server checks it on arrival and records its MD5, and
+        /// `upload` on another machine can then resume this upload without re-sending its parts.
+        /// Off by default: the Worker's check costs it about 40% more CPU per GiB (see
+        /// bench/RESULTS-content-md5.md). Without it, Content-MD5 is sent only when a part is
+        /// re-sent.
         #[arg(long)]
         verify_parts: bool,
+        /// Start a new upload, even if a local record or the server's list of unfinished
+        /// uploads offers one to continue (the recorded one is aborted).
+        #[arg(long)]
+        restart: bool,
     },
     /// Download KEY to FILE with parallel ranged GETs; resume an interrupted download of it.
     ///
@@ -148,7 +159,21 @@ enum Command {
     /// Abort an upload, discarding its parts, and forget its local resume record.
     Abort {
         /// The upload ID.
-        upload_id: String,
+        #[arg(required_unless_present = "key", conflicts_with = "key")]
+        upload_id: Option<String>,
+        /// Abort every unfinished upload of this key instead.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// List your unfinished uploads on the server (open or completing), newest first: ID, key,
+    /// status, parts and bytes received (of how many), created.
+    Uploads {
+        /// Only keys starting with this.
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Print the JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Delete an object (succeeds when it does not exist).
     Rm {
@@ -231,7 +256,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     let client =
         |connections: u16| Client::new(&endpoint, token.clone(), RetryPolicy::new(retries), connections.into());
     match cli.command {
-        Command::Upload { file, key, part_size, concurrency, content_type, verify_parts } => {
+        Command::Upload { file, key, part_size, concurrency, content_type, verify_parts, restart } => {
             let args = upload::UploadArgs {
                 file,
                 key,
@@ -239,6 +264,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 concurrency: concurrency.into(),
                 content_type,
                 verify_parts,
+                restart,
                 quiet,
             };
             let object = upload::upload(&client(concurrency), &args)?;
@@ -254,7 +280,10 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::Status { upload_id, json } => manage::status(&client(1), &upload_id, json)?,
-        Command::Abort { upload_id } => manage::abort(&client(1), &upload_id)?,
+        Command::Abort { upload_id: Some(upload_id), .. } => manage::abort(&client(1), &upload_id)?,
+        Command::Abort { key: Some(key), .. } => uploads::abort_key(&client(1), &key)?,
+        Command::Abort { .. } => unreachable!("clap requires an upload ID or --key"),
+        Command::Uploads { prefix, json } => uploads::list(&client(1), &prefix, json)?,
         Command::Rm { key } => manage::remove(&client(1), &key)?,
         Command::Ls { prefix } => manage::list(&client(1), &prefix)?,
         Command::Token { key, sub, scope, prefix, ttl, kid } => {

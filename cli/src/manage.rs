@@ -92,7 +92,7 @@ mod tests {
             part_count: Some(3),
             content_type: None,
             metadata: Default::default(),
-            parts: vec![Part { part_number: 1, etag: "e".into(), size: 5 }],
+            parts: vec![Part { part_number: 1, etag: "e".into(), size: 5, md5: None }],
             created_at: "2026-01-01T00:00:00.000Z".into(),
             expires_at: "2026-01-02T00:00:00.000Z".into(),
             object: None,

@@ -5,8 +5,9 @@
 //! streams the body. Each part is therefore hashed as it streams; the server learns that hash
 //! on any re-send of the part, and the whole upload is checked at the end through R2's ETag,
 //! which is made of the MD5s of the bytes R2 actually received. `--verify-parts` hashes each
-//! part before sending it instead (the file is read twice) so the server checks every part on
-//! arrival.
+//! part before sending it instead (the file is read twice, hashed once), so the server checks
+//! every part on arrival and records its MD5 for a resume from another machine; it is off by
+//! default because the Worker's check costs it CPU (bench/RESULTS-content-md5.md).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, Metadata};
@@ -34,6 +35,8 @@ pub struct UploadArgs {
     pub concurrency: usize,
     pub content_type: Option<String>,
     pub verify_parts: bool,
+    /// Start a new upload even if one could be resumed.
+    pub restart: bool,
     pub quiet: bool,
 }
 
@@ -62,7 +65,7 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
         mtime_ns,
         part_size: args.part_size.unwrap_or_else(|| default_part_size(Some(size))),
     };
-    let (mut journal, upload, resumed) = start_or_resume(client, &record_path, wanted, args)?;
+    let (mut journal, upload, resumed) = start_or_resume(client, &record_path, &file, wanted, args)?;
     let id = upload.upload_id.clone();
     let layout = Layout { part_size: upload.part_size, size: Some(size) };
     let count = layout.part_count().expect("the size is declared");
@@ -120,18 +123,26 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
 }
 
 /// Continues the upload in the record at `record_path` if it still fits the file and is alive
-/// on the server; otherwise aborts it (best effort) and creates a new one. Returns the record,
-/// the server's view of the upload, and whether it was resumed.
+/// on the server; otherwise aborts it (best effort). Without a record, continues an open upload
+/// of the key with the same size and part size that the server lists (see [`uploads`]). Else
+/// creates a new one. Returns the record, the server's view of the upload, and whether it was
+/// resumed.
+///
+/// [`uploads`]: crate::uploads
 fn start_or_resume(
     client: &Client,
     record_path: &Path,
+    file: &File,
     wanted: UploadRecord,
     args: &UploadArgs,
 ) -> Result<(Journal<UploadRecord>, Upload, bool)> {
     if let Some(journal) = Journal::<UploadRecord>::open(record_path)? {
         let previous = &journal.header;
         let id = previous.upload_id.clone();
-        let stale = previous.stale_because(wanted.size, wanted.mtime_ns, args.part_size);
+        let stale = match args.restart {
+            true => Some("--restart was given".into()),
+            false => previous.stale_because(wanted.size, wanted.mtime_ns, args.part_size),
+        };
         let gone = match stale {
             Some(reason) => Some(reason),
             None => match client.get_upload(&id) {
@@ -152,6 +163,25 @@ fn start_or_resume(
             }
             // Best effort: an upload left open is aborted by the server when it expires anyway.
             let _ = client.abort_upload(&id);
+        }
+    } else if !args.restart {
+        if let Some(upload) = crate::uploads::find_open(client, &wanted.key, wanted.size, wanted.part_size)? {
+            let verified = crate::uploads::verified_parts(file, &upload)?;
+            if !args.quiet {
+                note(format!(
+                    "found upload {} of {} on the server: {} of its {} parts match the file",
+                    upload.upload_id,
+                    wanted.key,
+                    verified.len(),
+                    upload.parts.len()
+                ));
+            }
+            let record = UploadRecord { upload_id: upload.upload_id.clone(), ..wanted };
+            let mut journal = Journal::create(record_path, record)?;
+            for (n, md5) in verified {
+                journal.record(u32::from(n), md5)?;
+            }
+            return Ok((journal, upload, true));
         }
     }
     let upload = client.create_upload(&CreateUpload {
@@ -255,6 +285,10 @@ impl Sending<'_> {
                 request = request.header("Content-MD5", etag::content_md5(md5));
             }
             let mut body = RangeReader::new(self.file, start, len, self.progress);
+            if known.is_some() {
+                // Hashed once only: the server checks these bytes against `known` anyway.
+                body = body.unhashed();
+            }
             let response = request.send(SendBody::from_reader(&mut body));
             if let Some(error) = body.local_error.take() {
                 self.progress.take_back(body.counted);
@@ -306,7 +340,7 @@ mod tests {
     const P: u64 = 5 << 20;
 
     fn part(n: u16, size: u64) -> Part {
-        Part { part_number: n, etag: format!("e{n}"), size }
+        Part { part_number: n, etag: format!("e{n}"), size, md5: None }
     }
 
     fn known(parts: &[u16]) -> BTreeMap<u16, Digest> {
@@ -341,8 +375,9 @@ mod tests {
     fn a_server_part_whose_md5_etag_contradicts_the_journal_goes_again() {
         let layout = Layout { part_size: P, size: Some(2 * P) };
         let md5s = known(&[1, 2]);
-        let agreeing = Part { part_number: 1, etag: etag::hex(&md5s[&1]), size: P };
-        let contradicting = Part { part_number: 2, etag: format!("\"{}\"", etag::hex(&etag::md5(b"other"))), size: P };
+        let agreeing = Part { part_number: 1, etag: etag::hex(&md5s[&1]), size: P, md5: None };
+        let contradicting =
+            Part { part_number: 2, etag: format!("\"{}\"", etag::hex(&etag::md5(b"other"))), size: P, md5: None };
         assert_eq!(missing_parts(&layout, &[agreeing.clone(), contradicting], &md5s), vec![2]);
         // Local R2's opaque part ETags say nothing either way.
         assert!(missing_parts(&layout, &[agreeing, part(2, P)], &md5s).is_empty());

@@ -208,10 +208,22 @@ impl Worker {
     /// Kills wrangler and workerd at once (SIGKILL to the whole process group), as a crash
     /// would, and starts them again on the same port with the same persisted state.
     pub fn crash_and_restart(&mut self) {
+        self.kill();
+        self.start_again();
+    }
+
+    /// Kills wrangler and workerd at once (SIGKILL to the group, as a crash would), leaving the
+    /// persisted state as it is; [`Worker::start_again`] continues from it.
+    pub fn kill(&mut self) {
+        self.kill_group();
         if let Some(mut child) = self.child.take() {
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
         }
+    }
+
+    /// Starts a killed Worker again on the same port and state.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the Worker is still running");
         self.launch(self.port);
     }
 
@@ -265,7 +277,8 @@ impl Worker {
         panic!("wrangler dev did not become ready:\n{}", self.log_tail());
     }
 
-    fn log_path(&self) -> PathBuf {
+    /// wrangler's output, the Worker's `console.log` lines included.
+    pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("wrangler.log")
     }
 
