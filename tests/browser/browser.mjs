@@ -55,11 +55,14 @@ export async function screenshot(page, name) {
 
 /** Part numbers of the part PUTs the page sends, in order, and those answered 200. */
 export function countParts(page) {
-  const seen = { sent: [], stored: [] };
+  // `inFlight`: sends refused with 409 because another copy of the part was still landing.
+  const seen = { sent: [], stored: [], inFlight: [] };
   const partOf = (url) => Number(new URL(url).pathname.match(/\/parts\/(\d+)$/)?.[1] ?? 0);
   page.on("request", (r) => { if (r.method() === "PUT" && partOf(r.url())) seen.sent.push(partOf(r.url())); });
   page.on("response", (r) => {
-    if (r.request().method() === "PUT" && partOf(r.url()) && r.status() === 200) seen.stored.push(partOf(r.url()));
+    if (r.request().method() !== "PUT" || !partOf(r.url())) return;
+    if (r.status() === 200) seen.stored.push(partOf(r.url()));
+    if (r.status() === 409) seen.inFlight.push(partOf(r.url()));
   });
   return seen;
 }

@@ -32,6 +32,7 @@ await run(async (page) => {
     pending,
     resumedFrom: seen.parts.map((p) => p.partNumber),
     sentAfterReload: after.sent,
+    inFlightAfterReload: after.inFlight,
     status: await page.locator("li.file .status").first().textContent(),
   };
 });
