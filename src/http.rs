@@ -145,12 +145,13 @@ impl Table {
     /// render any error; then add the CORS grant.
     pub async fn serve(&self, req: Request, env: Env) -> Response {
         let cors = Cors::of(&req, &env);
+        let path = req.path();
         let result = if Cors::is_preflight(&req) {
             self.methods_at(&req.path()).and_then(|methods| cors.preflight(&methods))
         } else {
             self.dispatch(req, env).await
         };
-        cors.apply(result.unwrap_or_else(problem_response))
+        crate::tus::stamp(&path, cors.apply(result.unwrap_or_else(problem_response)))
     }
 
     async fn dispatch(&self, req: Request, env: Env) -> ApiResult<Response> {

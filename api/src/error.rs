@@ -70,6 +70,15 @@ pub enum ApiError {
     IdempotencyKeyReused,
     /// 416: the `Range` header does not fit the object.
     RangeNotSatisfiable { size: u64 },
+    /// 409: an append (tus or the IETF draft) did not start at the upload's offset, which the
+    /// server holds durably; `expected` is where the client must resume.
+    OffsetMismatch { expected: u64 },
+    /// 413: an append would carry the upload past its declared length.
+    BeyondLength { size: u64 },
+    /// 412: the request's `Tus-Resumable` names a tus version other than 1.0.0.
+    UnsupportedTusVersion,
+    /// 460 (tus's checksum extension): the chunk does not match its `Upload-Checksum`; it was not kept.
+    ChecksumMismatch,
     /// 500: the server failed; the detail is logged, never sent.
     Internal,
 }
@@ -89,6 +98,10 @@ impl ApiError {
             RangeNotSatisfiable { .. } => 416,
             UploadCompleted | UploadAborted | UploadCompleting | PartInFlight { .. } | PartsRejected { .. } => 409,
             IdempotencyKeyReused => 422,
+            OffsetMismatch { .. } => 409,
+            BeyondLength { .. } => 413,
+            UnsupportedTusVersion => 412,
+            ChecksumMismatch => 460,
             InvalidJson { .. }
             | InvalidRequest { .. }
             | InvalidKey { .. }
@@ -138,6 +151,10 @@ impl ApiError {
             PartsRejected { .. } => "parts_rejected",
             IdempotencyKeyReused => "idempotency_key_reused",
             RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            OffsetMismatch { .. } => "offset_mismatch",
+            BeyondLength { .. } => "beyond_length",
+            UnsupportedTusVersion => "unsupported_tus_version",
+            ChecksumMismatch => "checksum_mismatch",
             Internal => "internal",
         }
     }
@@ -218,6 +235,10 @@ impl fmt::Display for ApiError {
                 write!(f, "this Idempotency-Key already created an upload from a different request; use a new key")
             }
             RangeNotSatisfiable { size } => write!(f, "the range does not fit the object's {size} bytes"),
+            OffsetMismatch { expected } => write!(f, "the upload's offset is {expected}; append from there"),
+            BeyondLength { size } => write!(f, "the append would carry the upload past its length of {size} bytes"),
+            UnsupportedTusVersion => write!(f, "this server speaks tus 1.0.0 only"),
+            ChecksumMismatch => write!(f, "the chunk does not match its Upload-Checksum; it was not kept"),
             Internal => write!(f, "internal error"),
         }
     }
@@ -301,6 +322,10 @@ mod tests {
             PartsRejected { part_numbers: vec![1] },
             IdempotencyKeyReused,
             RangeNotSatisfiable { size: 1 },
+            OffsetMismatch { expected: 1 },
+            BeyondLength { size: 1 },
+            UnsupportedTusVersion,
+            ChecksumMismatch,
             Internal,
         ];
         for error in every_variant {
