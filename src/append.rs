@@ -22,6 +22,7 @@ use web_sys::{ReadableStream, ReadableStreamDefaultReader, WritableStreamDefault
 use worker::worker_sys::FixedLengthStream;
 use worker::{Bucket, Data, ResponseBody};
 
+use crate::digest::Digesting;
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::state::{is_no_such_upload, Appends, Command, Record, UploadHandle};
 
@@ -96,12 +97,30 @@ pub struct Sent {
 pub struct Source {
     reader: ReadableStreamDefaultReader,
     pending: Option<Uint8Array>,
+    /// Hashes every byte read, for tus's `Upload-Checksum`.
+    digest: Option<Digesting>,
 }
 
 impl Source {
     pub fn new(stream: ReadableStream) -> ApiResult<Source> {
         let reader = stream.get_reader().unchecked_into::<ReadableStreamDefaultReader>();
-        Ok(Source { reader, pending: None })
+        Ok(Source { reader, pending: None, digest: None })
+    }
+
+    /// The same source, hashing every byte it reads with `digest`.
+    pub fn hashed(self, digest: Digesting) -> Source {
+        Source { digest: Some(digest), ..self }
+    }
+
+    /// The digest of everything read, once the body is read to its end.
+    pub async fn digest(&mut self) -> ApiResult<Option<Vec<u8>>> {
+        if !self.is_done().await? {
+            return Err(ApiError::invalid_field("Content-Length", "the body is longer"));
+        }
+        match self.digest.take() {
+            Some(digest) => Ok(Some(digest.finish().await?)),
+            None => Ok(None),
+        }
     }
 
     async fn next(&mut self) -> ApiResult<Option<Uint8Array>> {
@@ -117,6 +136,9 @@ impl Source {
             let value = Reflect::get(&result, &"value".into()).map_err(|e| internal("a chunk", js(&e)))?;
             let chunk: Uint8Array = value.dyn_into().map_err(|_| internal("a chunk", "not bytes"))?;
             if chunk.length() > 0 {
+                if let Some(digest) = &self.digest {
+                    digest.write(&chunk).await?;
+                }
                 return Ok(Some(chunk));
             }
         }

@@ -1,7 +1,8 @@
 //! `/tus`: the tus 1.0 resumable upload protocol (https://tus.io/protocols/resumable-upload), on
 //! the same uploads as the REST API: a tus upload's id is its REST `uploadId`, its bytes are
 //! appended as `append.rs` describes, and the same token, scope and prefix rules apply.
-//! Extensions: creation, creation-with-upload, creation-defer-length, termination, expiration.
+//! Extensions: creation, creation-with-upload, creation-defer-length, termination, expiration,
+//! checksum (sha1, md5, sha256; a mismatch is `460` and nothing of the chunk is kept).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use worker::Response;
 
 use crate::append::{self, Source};
 use crate::auth::Claims;
+use crate::digest::Digesting;
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::http::Ctx;
 use crate::state::{Caller, Command, Record, UploadHandle};
@@ -20,7 +22,9 @@ use crate::uploads;
 
 /// The one tus version spoken.
 pub const TUS_VERSION: &str = "1.0.0";
-const EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,termination,expiration";
+const EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum";
+/// `Upload-Checksum` algorithms, as tus names them and as `crypto.DigestStream` does.
+const CHECKSUMS: [(&str, &str); 3] = [("sha1", "SHA-1"), ("md5", "MD5"), ("sha256", "SHA-256")];
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 
 /// `OPTIONS /tus`: what this server speaks, for discovery (no token needed; it tells nothing).
@@ -31,6 +35,8 @@ pub async fn options(cx: Ctx) -> ApiResult<Response> {
     headers.set("tus-extension", EXTENSIONS).or_internal("header")?;
     let max = cx.config.max_part_size.saturating_mul(u64::from(MAX_PARTS));
     headers.set("tus-max-size", &max.to_string()).or_internal("header")?;
+    let algorithms: Vec<&str> = CHECKSUMS.iter().map(|(name, _)| *name).collect();
+    headers.set("tus-checksum-algorithm", &algorithms.join(",")).or_internal("header")?;
     Ok(response)
 }
 
@@ -136,6 +142,10 @@ pub async fn append_body(cx: &Ctx, upload: &UploadHandle, record: Record) -> Api
         None if incoming == 0 => Source::new(empty_stream()?)?,
         None => return Err(ApiError::LengthRequired),
     };
+    let checksum = cx.header("upload-checksum").map(|h| parse_checksum(&h)).transpose()?;
+    if let Some((algorithm, _)) = &checksum {
+        body = body.hashed(Digesting::new(algorithm)?);
+    }
     let sent = match append::send(&bucket, &record, &appends, &pieces, &mut body, upload).await {
         Ok(sent) => sent,
         Err((error, taken)) => {
@@ -145,6 +155,21 @@ pub async fn append_body(cx: &Ctx, upload: &UploadHandle, record: Record) -> Api
             return Err(error);
         }
     };
+    // A chunk that does not match its checksum is not kept: nothing of it is recorded.
+    if let Some((_, declared)) = checksum {
+        let matches = body.digest().await.map(|digest| digest == Some(declared));
+        if !matches.as_ref().is_ok_and(|m| *m) {
+            for (part, token) in sent.parts {
+                let part_number = part.part_number;
+                upload.send(Command::EndPart { part_number, token, forget: false }).await?;
+            }
+            if let Some((key, _)) = sent.tail {
+                let _ = bucket.delete(key).await;
+            }
+            matches?;
+            return Err(ApiError::ChecksumMismatch);
+        }
+    }
     let to = appends.offset + incoming;
     let new_tail = sent.tail.clone();
     let recorded = upload
@@ -240,6 +265,15 @@ fn parse_metadata(header: Option<&str>) -> ApiResult<BTreeMap<String, String>> {
         }
     }
     Ok(pairs)
+}
+
+/// `Upload-Checksum: <algorithm> <base64 digest>`: the `crypto.DigestStream` name and the digest.
+fn parse_checksum(header: &str) -> ApiResult<(&'static str, Vec<u8>)> {
+    let invalid = || ApiError::invalid_field("Upload-Checksum", "must be `sha1|md5|sha256 <base64 digest>`");
+    let (name, digest) = header.trim().split_once(' ').ok_or_else(invalid)?;
+    let (_, algorithm) = CHECKSUMS.iter().find(|(known, _)| known.eq_ignore_ascii_case(name)).ok_or_else(invalid)?;
+    let digest = Base64::decode_to_vec(digest.trim(), None).map_err(|_| invalid())?;
+    Ok((algorithm, digest))
 }
 
 /// `Upload-Expires`: when the upload is aborted if left idle, as an HTTP date.

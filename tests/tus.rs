@@ -95,9 +95,11 @@ fn tus_headers_statuses_and_extensions() {
     assert_eq!(options.header("tus-version"), Some("1.0.0"));
     assert_eq!(options.header("tus-resumable"), Some("1.0.0"));
     let extensions = options.header("tus-extension").unwrap();
-    for extension in ["creation", "creation-with-upload", "creation-defer-length", "termination", "expiration"] {
+    let all = ["creation", "creation-with-upload", "creation-defer-length", "termination", "expiration", "checksum"];
+    for extension in all {
         assert!(extensions.split(',').any(|e| e == extension), "{extensions}");
     }
+    assert_eq!(options.header("tus-checksum-algorithm"), Some("sha1,md5,sha256"));
     assert_eq!(options.header("tus-max-size"), Some((PART as u64 * 10_000).to_string().as_str()));
 
     // Another version is 412, with the version spoken.
@@ -150,6 +152,26 @@ fn tus_headers_statuses_and_extensions() {
     let last = api.send("PATCH", &path, &[TUS, OCTETS, ("upload-offset", "3"), ("upload-length", "6")], Some(b"def"));
     assert_eq!(last.status, 204, "{last:?}");
     assert_eq!(api.object("tus-raw/deferred", &[]).body, b"abcdef");
+
+    // checksum: a chunk that does not match is 460 and not kept; a matching one is.
+    let path = create(&api, "tus-raw/checksum", PART + 3);
+    let chunk = random_bytes(PART + 2, 12);
+    let md5 = |bytes: &[u8]| {
+        use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
+        use md5::Digest;
+        format!("md5 {}", Base64::encode_to_string(md5::Md5::digest(bytes)).unwrap())
+    };
+    let wrong = md5(b"other bytes");
+    let send = |checksum: &str| {
+        let headers = [TUS, OCTETS, ("upload-offset", "0"), ("upload-checksum", checksum)];
+        api.send("PATCH", &path, &headers, Some(&chunk))
+    };
+    send(&wrong).assert_problem(460, "checksum_mismatch");
+    assert_eq!(offset(&api, &path), 0, "the chunk was not kept");
+    assert!(api.state(path.trim_start_matches("/tus/")).json()["parts"].as_array().unwrap().is_empty());
+    send("crc32 AAAA").assert_problem(400, "invalid_request");
+    assert_eq!(send(&md5(&chunk)).status, 204);
+    assert_eq!(offset(&api, &path), PART + 2);
 
     // termination: gone for tus, aborted for REST.
     let path = create(&api, "tus-raw/terminated", 10);
