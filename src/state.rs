@@ -686,7 +686,7 @@ impl UploadState {
         let before = facts.clone();
         facts.append(ttl_ms, now_ms())?;
         if appends.offset != from {
-            return Err(ApiError::OffsetMismatch { expected: appends.offset });
+            return Err(ApiError::OffsetMismatch { expected_offset: appends.offset, provided_offset: from });
         }
         for (part, token) in &parts {
             if self.part_lease(part.part_number)?.map(|l| l.token) != Some(*token) {

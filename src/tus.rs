@@ -1,8 +1,14 @@
-//! `/tus`: the tus 1.0 resumable upload protocol (https://tus.io/protocols/resumable-upload), on
+//! `/tus`: the tus 1.0 resumable upload protocol (https://tus.io/protocols/resumable-upload), and
+//! the IETF draft "Resumable Uploads for HTTP" for requests naming an `Upload-Draft-Interop-Version`, on
 //! the same uploads as the REST API: a tus upload's id is its REST `uploadId`, its bytes are
 //! appended as `append.rs` describes, and the same token, scope and prefix rules apply.
 //! Extensions: creation, creation-with-upload, creation-defer-length, termination, expiration,
 //! checksum (sha1, md5, sha256; a mismatch is `460` and nothing of the chunk is kept).
+//!
+//! The draft's creation is always "careful" or plain "optimistic": a Worker cannot send the
+//! `104 (Upload Resumption Supported)` interim response (workerd's `fetch` handler answers once),
+//! so a client learns the upload's URL from the final `201`. An interrupted optimistic creation is
+//! started over; `Upload-Complete: ?0` with an empty body gets the URL first.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +32,11 @@ const EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,te
 /// `Upload-Checksum` algorithms, as tus names them and as `crypto.DigestStream` does.
 const CHECKSUMS: [(&str, &str); 3] = [("sha1", "SHA-1"), ("md5", "MD5"), ("sha256", "SHA-256")];
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+/// The IETF draft's media type of an append (interop version 6 and later).
+const PARTIAL_UPLOAD: &str = "application/partial-upload";
+/// The draft's interop versions spoken: 5 (draft 03) and 6 (draft 05), which tus-js-client
+/// sends, 7 (drafts 06 to 08) and 8 (draft 09 and later, the latest).
+const INTEROP_VERSIONS: [u8; 4] = [5, 6, 7, 8];
 
 /// `OPTIONS /tus`: what this server speaks, for discovery (no token needed; it tells nothing).
 pub async fn options(cx: Ctx) -> ApiResult<Response> {
@@ -43,11 +54,20 @@ pub async fn options(cx: Ctx) -> ApiResult<Response> {
 /// `POST /tus` (creation): `Upload-Length` or `Upload-Defer-Length: 1`, `Upload-Metadata`
 /// naming the key (`key`, else `filename`, else a generated name); with a body, its first bytes.
 pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    check_version(&cx)?;
-    let size = match (cx.header("upload-length"), cx.header("upload-defer-length")) {
-        (Some(length), None) => Some(parse_u64("Upload-Length", &length)?),
-        (None, Some(defer)) if defer.trim() == "1" => None,
-        _ => return Err(ApiError::invalid_field("Upload-Length", "send Upload-Length or Upload-Defer-Length: 1")),
+    let protocol = protocol(&cx)?;
+    let declared = cx.header("upload-length").map(|length| parse_u64("Upload-Length", &length)).transpose()?;
+    let size = match protocol {
+        Protocol::Tus => match (declared, cx.header("upload-defer-length")) {
+            (Some(size), None) => Some(size),
+            (None, Some(defer)) if defer.trim() == "1" => None,
+            _ => return Err(ApiError::invalid_field("Upload-Length", "send Upload-Length or Upload-Defer-Length: 1")),
+        },
+        // The draft: `Upload-Complete: ?1` says the body is all of it.
+        Protocol::Draft(_) => match (upload_complete(&cx)?, declared) {
+            (true, Some(size)) if Some(size) != content_length(&cx)? => return Err(inconsistent_length()),
+            (true, _) => Some(content_length(&cx)?.ok_or(ApiError::LengthRequired)?),
+            (false, declared) => declared,
+        },
     };
     let mut metadata = parse_metadata(cx.header("upload-metadata").as_deref())?;
     let key = match metadata.remove("key").or_else(|| metadata.get("filename").cloned()) {
@@ -68,58 +88,77 @@ pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         // An Idempotency-Key that named a REST upload.
         return Err(ApiError::IdempotencyKeyReused);
     }
-    let has_body = content_length(&cx)?.is_some_and(|n| n > 0);
+    let has_body = content_length(&cx)?.is_some_and(|n| n > 0) || size == Some(0);
     if has_body {
-        check_media_type(&cx)?;
+        if protocol == Protocol::Tus && content_length(&cx)?.is_some_and(|n| n > 0) {
+            check_media_type(&cx, OFFSET_OCTET_STREAM)?;
+        }
         record = append_body(&cx, &upload, record).await?;
     }
     let response = Response::empty().or_internal("response")?.with_status(201);
     response.headers().set("location", &format!("/tus/{}", record.upload.upload_id)).or_internal("location")?;
-    if has_body {
+    if has_body || protocol != Protocol::Tus {
         response.headers().set("upload-offset", &offset_of(&record).to_string()).or_internal("offset")?;
     }
-    with_expiry(response, &record)
+    with_state(response, &record, protocol, &cx)
 }
 
 /// `HEAD /tus/{uploadId}`: the durable offset to resume from.
 pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    check_version(&cx)?;
+    let protocol = protocol(&cx)?;
     let record = appendable(handle(&cx, cx.param("uploadId"), &claims)?.send(Command::Get).await?)?;
-    let response = Response::empty().or_internal("response")?.with_status(200);
+    let status = if protocol == Protocol::Tus { 200 } else { 204 };
+    let response = Response::empty().or_internal("response")?.with_status(status);
     let headers = response.headers();
     headers.set("cache-control", "no-store").or_internal("header")?;
     headers.set("upload-offset", &offset_of(&record).to_string()).or_internal("header")?;
-    match record.upload.size {
-        Some(size) => headers.set("upload-length", &size.to_string()),
-        None => headers.set("upload-defer-length", "1"),
+    match (record.upload.size, protocol) {
+        (Some(size), _) => headers.set("upload-length", &size.to_string()),
+        (None, Protocol::Tus) => headers.set("upload-defer-length", "1"),
+        (None, Protocol::Draft(_)) => Ok(()),
     }
     .or_internal("header")?;
-    with_expiry(response, &record)
+    with_state(response, &record, protocol, &cx)
 }
 
 /// `PATCH /tus/{uploadId}`: appends the body at `Upload-Offset`; `204` with the new offset.
 pub async fn patch(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    check_version(&cx)?;
-    check_media_type(&cx)?;
+    let protocol = protocol(&cx)?;
+    match protocol {
+        Protocol::Tus => check_media_type(&cx, OFFSET_OCTET_STREAM)?,
+        // Interop version 5 (draft 03) predates the media type.
+        Protocol::Draft(5) => {}
+        Protocol::Draft(_) => check_media_type(&cx, PARTIAL_UPLOAD)?,
+    }
     let offset = parse_u64("Upload-Offset", &cx.header("upload-offset").unwrap_or_default())?;
     let upload = handle(&cx, cx.param("uploadId"), &claims)?;
     let mut record = appendable(upload.send(Command::Get).await?)?;
-    if let Some(length) = cx.header("upload-length") {
-        let size = parse_u64("Upload-Length", &length)?;
+    let declared = match protocol {
+        Protocol::Tus => cx.header("upload-length").map(|length| parse_u64("Upload-Length", &length)).transpose()?,
+        // `Upload-Complete: ?1`: this body is the rest, so the length is known now.
+        Protocol::Draft(_) if upload_complete(&cx)? => {
+            Some(offset + content_length(&cx)?.ok_or(ApiError::LengthRequired)?)
+        }
+        Protocol::Draft(_) => None,
+    };
+    if let Some(size) = declared {
+        if record.upload.size.is_some_and(|known| known != size) && protocol != Protocol::Tus {
+            return Err(inconsistent_length());
+        }
         record = upload.send(Command::DeclareLength { size }).await?;
     }
     if offset != offset_of(&record) {
-        return Err(ApiError::OffsetMismatch { expected: offset_of(&record) });
+        return Err(ApiError::OffsetMismatch { expected_offset: offset_of(&record), provided_offset: offset });
     }
     let record = append_body(&cx, &upload, record).await?;
     let response = Response::empty().or_internal("response")?.with_status(204);
     response.headers().set("upload-offset", &offset_of(&record).to_string()).or_internal("offset")?;
-    with_expiry(response, &record)
+    with_state(response, &record, protocol, &cx)
 }
 
 /// `DELETE /tus/{uploadId}` (termination): aborts the upload and frees its parts and tail.
 pub async fn terminate(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    check_version(&cx)?;
+    protocol(&cx)?;
     let upload = handle(&cx, cx.param("uploadId"), &claims)?;
     let record = appendable(upload.send(Command::Get).await?)?;
     uploads::cancel(&cx, cx.param("uploadId"), Caller::of(&claims)).await?;
@@ -230,17 +269,44 @@ fn handle(cx: &Ctx, upload_id: &str, claims: &Claims) -> ApiResult<UploadHandle>
     UploadHandle::new(&cx.env, upload_id, Caller::of(claims))
 }
 
-fn check_version(cx: &Ctx) -> ApiResult<()> {
+/// Which protocol a request speaks: the draft when it names an interop version, else tus 1.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Tus,
+    /// The IETF draft at this interop version.
+    Draft(u8),
+}
+
+fn protocol(cx: &Ctx) -> ApiResult<Protocol> {
+    if let Some(version) = cx.header("upload-draft-interop-version") {
+        return match version.trim().parse::<u8>() {
+            Ok(version) if INTEROP_VERSIONS.contains(&version) => Ok(Protocol::Draft(version)),
+            _ => Err(ApiError::invalid_field("Upload-Draft-Interop-Version", "this server speaks 5, 6, 7 and 8")),
+        };
+    }
     match cx.header("tus-resumable") {
-        Some(version) if version.trim() == TUS_VERSION => Ok(()),
+        Some(version) if version.trim() == TUS_VERSION => Ok(Protocol::Tus),
         _ => Err(ApiError::UnsupportedTusVersion),
     }
 }
 
-fn check_media_type(cx: &Ctx) -> ApiResult<()> {
+/// The draft's `Upload-Complete` (a structured-field boolean), required on creation and append.
+fn upload_complete(cx: &Ctx) -> ApiResult<bool> {
+    match cx.header("upload-complete").as_deref().map(str::trim) {
+        Some("?1") => Ok(true),
+        Some("?0") => Ok(false),
+        _ => Err(ApiError::invalid_field("Upload-Complete", "must be ?0 or ?1")),
+    }
+}
+
+fn inconsistent_length() -> ApiError {
+    ApiError::invalid_field("Upload-Length", "inconsistent with the upload's length or Upload-Complete")
+}
+
+fn check_media_type(cx: &Ctx, expected: &str) -> ApiResult<()> {
     match cx.media_type() {
-        Some(media) if media == OFFSET_OCTET_STREAM => Ok(()),
-        _ => Err(ApiError::UnsupportedMediaType { accept: OFFSET_OCTET_STREAM.into() }),
+        Some(media) if media == expected => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType { accept: expected.into() }),
     }
 }
 
@@ -275,6 +341,28 @@ fn parse_checksum(header: &str) -> ApiResult<(&'static str, Vec<u8>)> {
     let digest = Base64::decode_to_vec(digest.trim(), None).map_err(|_| invalid())?;
     Ok((algorithm, digest))
 }
+
+/// The upload's state in the protocol's headers: tus's `Upload-Expires`; the draft's
+/// `Upload-Complete` and `Upload-Limit`.
+fn with_state(response: Response, record: &Record, protocol: Protocol, cx: &Ctx) -> ApiResult<Response> {
+    let Protocol::Draft(version) = protocol else {
+        return with_expiry(response, record);
+    };
+    let headers = response.headers();
+    let complete = if record.upload.status == UploadStatus::Completed { "?1" } else { "?0" };
+    headers.set("upload-complete", complete).or_internal("header")?;
+    headers.set("upload-draft-interop-version", &version.to_string()).or_internal("header")?;
+    // R2's limits: 10,000 parts of this upload's size; no append is too small (the tail keeps
+    // it) and the upload lives until its TTL runs out without activity.
+    let max_size = record.upload.part_size.saturating_mul(u64::from(MAX_PARTS));
+    let max_age = cx.config.upload_ttl_ms / 1000;
+    let limit = format!("max-size={max_size}, max-append-size={MAX_APPEND}, max-age={max_age}");
+    headers.set("upload-limit", &limit).or_internal("header")?;
+    Ok(response)
+}
+
+/// Cloudflare's request body limit on the free and pro plans.
+const MAX_APPEND: u64 = 100 * 1024 * 1024;
 
 /// `Upload-Expires`: when the upload is aborted if left idle, as an HTTP date.
 fn with_expiry(response: Response, record: &Record) -> ApiResult<Response> {

@@ -69,7 +69,9 @@ fn appends_of_any_size_survive_a_kill_between_them_and_complete_into_the_object(
 
     worker.crash_and_restart();
     assert_eq!(offset(&api, &path), at, "HEAD reports exactly the durable bytes after a kill");
-    patch(&api, &path, at - 1, b"x").assert_problem(409, "offset_mismatch");
+    let behind = patch(&api, &path, at - 1, b"x");
+    behind.assert_problem(409, "offset_mismatch");
+    assert_eq!(behind.json()["expected-offset"], at);
     while at < data.len() {
         let end = (at + chunk).min(data.len());
         assert_eq!(patch(&api, &path, at, &data[at..end]).status, 204);
@@ -192,7 +194,13 @@ fn real_tus_clients_upload_stop_and_resume_from_the_url() {
     let data = random_bytes(2 * PART + 777_777, 11);
     let file = dir.path().join("in.bin");
     std::fs::write(&file, &data).unwrap();
-    for (client, key) in [("python", "tus-clients/tuspy.bin"), ("node", "tus-clients/tus-js-client.bin")] {
+    let clients = [
+        ("python", "tus-v1", "tus-clients/tuspy.bin"),
+        ("node", "tus-v1", "tus-clients/tus-js-client.bin"),
+        ("node", "ietf-draft-05", "tus-clients/tus-js-client-draft-05.bin"),
+        ("node", "ietf-draft-03", "tus-clients/tus-js-client-draft-03.bin"),
+    ];
+    for (client, protocol, key) in clients {
         let mut command = match client {
             "python" => {
                 let mut c = Command::new(repo_root().join(".venv/bin/python"));
@@ -211,14 +219,76 @@ fn real_tus_clients_upload_stop_and_resume_from_the_url() {
             .env("R2MPU_URL", &worker.url)
             .env("R2MPU_TOKEN", &token)
             .env("CHUNK_SIZE", (3 * MIB + 17).to_string())
+            .env("TUS_PROTOCOL", protocol)
             .current_dir(repo_root())
             .output()
             .unwrap();
         let log = format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert!(output.status.success(), "{client}: {log}");
-        assert!(log.contains("resumed from"), "{client} stopped and resumed: {log}");
+        assert!(output.status.success(), "{client} {protocol}: {log}");
+        assert!(log.contains("resumed from"), "{client} {protocol} stopped and resumed: {log}");
         let object = api.object(key, &[]);
-        assert_eq!(object.status, 200, "{client}");
-        assert!(object.body == data, "{client}: the object is the file");
+        assert_eq!(object.status, 200, "{client} {protocol}");
+        assert!(object.body == data, "{client} {protocol}: the object is the file");
     }
+}
+
+/// The IETF draft (interop version 8, the latest; 5 and 6 through tus-js-client above): careful
+/// creation, offset retrieval, appends with `application/partial-upload` and `Upload-Complete`,
+/// the draft's problem for a mismatching offset, `Upload-Limit`, cancellation.
+#[test]
+fn the_ietf_draft_creates_appends_resumes_and_cancels() {
+    let worker = Worker::shared_with(small_parts());
+    let api = Api::of(worker, "tus-draft");
+    const DRAFT: (&str, &str) = ("upload-draft-interop-version", "8");
+    const PARTIAL: (&str, &str) = ("content-type", "application/partial-upload");
+    let data = random_bytes(PART + 1000, 13);
+    let metadata = format!("key {}", b64("tus-draft/file.bin"));
+    let created = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?0"), ("upload-metadata", &metadata)], None);
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!((created.header("upload-offset"), created.header("upload-complete")), (Some("0"), Some("?0")));
+    let limit = created.header("upload-limit").unwrap();
+    assert!(limit.contains(&format!("max-size={}", PART as u64 * 10_000)), "{limit}");
+    assert!(limit.contains("max-append-size=104857600") && limit.contains("max-age="), "{limit}");
+    let path = created.header("location").unwrap().to_string();
+    let append = |offset: usize, complete: &str, bytes: &[u8], media: (&str, &str)| {
+        let offset = offset.to_string();
+        api.send(
+            "PATCH",
+            &path,
+            &[DRAFT, media, ("upload-offset", &offset), ("upload-complete", complete)],
+            Some(bytes),
+        )
+    };
+
+    let first = append(0, "?0", &data[..3 * MIB], PARTIAL);
+    assert_eq!((first.status, first.header("upload-offset")), (204, Some((3 * MIB).to_string().as_str())));
+    append(3 * MIB, "?0", b"x", OCTETS).assert_problem(415, "unsupported_media_type");
+    let behind = append(MIB, "?0", b"x", PARTIAL);
+    behind.assert_problem(409, "offset_mismatch");
+    let problem = behind.json();
+    assert_eq!(problem["type"], "https://iana.org/assignments/http-problem-types#mismatching-upload-offset");
+    assert_eq!(
+        (problem["expected-offset"].as_u64(), problem["provided-offset"].as_u64()),
+        (Some(3 << 20), Some(1 << 20))
+    );
+
+    let head = api.send("HEAD", &path, &[DRAFT], None);
+    assert_eq!(head.status, 204);
+    assert_eq!((head.header("upload-offset"), head.header("upload-complete")), (Some("3145728"), Some("?0")));
+    assert_eq!(head.header("cache-control"), Some("no-store"));
+    let last = append(3 * MIB, "?1", &data[3 * MIB..], PARTIAL);
+    assert_eq!((last.status, last.header("upload-complete")), (204, Some("?1")), "{last:?}");
+    assert!(api.object("tus-draft/file.bin", &[]).body == data);
+
+    // Optimistic creation of a whole small object, and cancellation of another.
+    let whole = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?1")], Some(b"all at once"));
+    assert_eq!((whole.status, whole.header("upload-complete")), (201, Some("?1")), "{whole:?}");
+    let key = api.state(whole.header("location").unwrap().trim_start_matches("/tus/")).json()["key"].clone();
+    assert_eq!(api.object(key.as_str().unwrap(), &[]).body, b"all at once");
+    let cancelled = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?0")], None);
+    let path = cancelled.header("location").unwrap();
+    assert_eq!(api.send("DELETE", path, &[DRAFT], None).status, 204);
+    assert_eq!(api.send("HEAD", path, &[DRAFT], None).status, 404);
+    let unknown = api.send("POST", "/tus", &[("upload-draft-interop-version", "99"), ("upload-complete", "?0")], None);
+    unknown.assert_problem(400, "invalid_request");
 }
