@@ -105,8 +105,9 @@ pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 
 /// `HEAD /tus/{uploadId}`: the durable offset to resume from.
 pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let upload = handle(&cx, cx.param("uploadId"), &claims)?;
     let protocol = protocol(&cx)?;
-    let record = appendable(handle(&cx, cx.param("uploadId"), &claims)?.send(Command::Get).await?)?;
+    let record = appendable(upload.send(Command::Get).await?)?;
     let status = if protocol == Protocol::Tus { 200 } else { 204 };
     let response = Response::empty().or_internal("response")?.with_status(status);
     let headers = response.headers();
@@ -123,6 +124,7 @@ pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 
 /// `PATCH /tus/{uploadId}`: appends the body at `Upload-Offset`; `204` with the new offset.
 pub async fn patch(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let upload = handle(&cx, cx.param("uploadId"), &claims)?;
     let protocol = protocol(&cx)?;
     match protocol {
         Protocol::Tus => check_media_type(&cx, OFFSET_OCTET_STREAM)?,
@@ -131,7 +133,6 @@ pub async fn patch(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         Protocol::Draft(_) => check_media_type(&cx, PARTIAL_UPLOAD)?,
     }
     let offset = parse_u64("Upload-Offset", &cx.header("upload-offset").unwrap_or_default())?;
-    let upload = handle(&cx, cx.param("uploadId"), &claims)?;
     let mut record = appendable(upload.send(Command::Get).await?)?;
     let declared = match protocol {
         Protocol::Tus => cx.header("upload-length").map(|length| parse_u64("Upload-Length", &length)).transpose()?,
@@ -158,8 +159,8 @@ pub async fn patch(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 
 /// `DELETE /tus/{uploadId}` (termination): aborts the upload and frees its parts and tail.
 pub async fn terminate(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    protocol(&cx)?;
     let upload = handle(&cx, cx.param("uploadId"), &claims)?;
+    protocol(&cx)?;
     let record = appendable(upload.send(Command::Get).await?)?;
     uploads::cancel(&cx, cx.param("uploadId"), Caller::of(&claims)).await?;
     delete_tail(&cx, &record).await;
@@ -262,6 +263,7 @@ async fn delete_tail(cx: &Ctx, record: &Record) {
     }
 }
 
+/// The upload's handle; an id of the wrong shape is `404` before anything else is looked at.
 fn handle(cx: &Ctx, upload_id: &str, claims: &Claims) -> ApiResult<UploadHandle> {
     if !(upload_id.len() == 32 && upload_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))) {
         return Err(ApiError::UploadNotFound);
