@@ -13,8 +13,9 @@ use r2mpu_testkit::repo_root;
 /// wrangler's "Total Upload" measures them (its zlib comes out ~1.5% larger than flate2 here).
 /// Cloudflare allows far more (3 MiB on Free); startup time grows with the size. Raised from
 /// 300 KiB when the upload life cycle became fault-safe (src/machine.rs: part leases, settling
-/// interrupted completes; +15 KiB gzip).
-const GZIP_BUDGET: usize = 320 * 1024;
+/// interrupted completes; +15 KiB gzip), then to 360 KiB for tus and the IETF draft (issue 10:
+/// src/tus.rs, src/append.rs; the bundle measured 357,157 bytes gzip with them).
+const GZIP_BUDGET: usize = 360 * 1024;
 
 /// Runs `npx wrangler deploy --dry-run --outdir out`, as a user would from a fresh shell: with
 /// nothing of the caller's environment but `PATH` and `HOME`. Returns its output (stdout, then
