@@ -108,6 +108,34 @@ impl Md5Of {
     }
 }
 
+/// A digest of bytes fed to it chunk by chunk as JS `Uint8Array`s (they never enter wasm), with
+/// any algorithm `crypto.DigestStream` knows (`SHA-1`, `MD5`, `SHA-256`, ...): tus's
+/// `Upload-Checksum`.
+pub struct Digesting {
+    digest: DigestStream,
+    writer: WritableStreamDefaultWriter,
+}
+
+impl Digesting {
+    pub fn new(algorithm: &str) -> ApiResult<Digesting> {
+        let digest = DigestStream::new(algorithm).or_internal_js("DigestStream")?;
+        let writer = digest.get_writer().or_internal_js("DigestStream writer")?;
+        Ok(Digesting { digest, writer })
+    }
+
+    /// Hashes `chunk`, waiting until the digest has taken it.
+    pub async fn write(&self, chunk: &js_sys::Uint8Array) -> ApiResult<()> {
+        JsFuture::from(self.writer.write_with_chunk(chunk)).await.or_internal_js("digesting")?;
+        Ok(())
+    }
+
+    pub async fn finish(self) -> ApiResult<Vec<u8>> {
+        JsFuture::from(self.writer.close()).await.or_internal_js("digesting")?;
+        let buffer = JsFuture::from(self.digest.digest()).await.or_internal_js("digest")?;
+        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+    }
+}
+
 trait OrInternalJs<T> {
     fn or_internal_js(self, context: &str) -> ApiResult<T>;
 }

@@ -112,6 +112,7 @@ mod tests {
         serde_json::json!({
             "code": code, "reason": "", "scope": "", "prefix": "", "allow": [], "errors": {}, "accept": "",
             "limit": 1, "partNumber": 1, "partNumbers": [1], "expected": 1, "actual": 1, "missing": [], "size": 1,
+            "expected-offset": 1, "provided-offset": 1,
         })
     }
 }

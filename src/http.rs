@@ -148,6 +148,7 @@ impl Table {
     pub async fn serve(&self, req: Request, env: Env) -> Response {
         let mut log = crate::log::Entry::begin(&req); // the request's log line (src/log.rs)
         let cors = Cors::of(&req, &env);
+        let path = req.path();
         let result = if Cors::is_preflight(&req) {
             self.methods_at(&req.path()).and_then(|methods| cors.preflight(&methods))
         } else {
@@ -156,7 +157,8 @@ impl Table {
         if let Err(error) = &result {
             log.failed(error.code());
         }
-        log.finish(cors.apply(result.unwrap_or_else(problem_response))) // writes the log line, adds X-Request-Id
+        let response = crate::tus::stamp(&path, cors.apply(result.unwrap_or_else(problem_response)));
+        log.finish(response) // writes the log line, adds X-Request-Id
     }
 
     async fn dispatch(&self, req: Request, env: Env, log: &mut crate::log::Entry) -> ApiResult<Response> {

@@ -6,6 +6,8 @@
 //! - [`auth`]: bearer JWTs verified against the `AUTH_JWKS` key set.
 //! - [`digest`]: a part's `Content-MD5`, checked inside the runtime as the part streams to R2.
 //! - [`uploads`] and [`objects`]: the handlers, one module per resource.
+//! - [`tus`]: the tus 1.0 protocol on the same uploads, appending through [`append`], which cuts
+//!   any stream of bytes at the upload's part boundaries and keeps the rest durably in R2.
 //! - [`compat`]: the guide's `/{key}?action=` protocol, on the same table and state.
 //! - [`machine`]: the upload life cycle as plain data: statuses, transitions, who wins a race.
 //! - [`state`]: the `UploadState` Durable Object, one per upload: stores rows, calls R2, sets
@@ -21,6 +23,7 @@
 //! The wire types, error codes and part rules live in the `r2mpu-api` crate (`api/`), shared
 //! with the CLI (`cli/`).
 
+pub mod append;
 pub mod auth;
 pub mod compat;
 pub mod config;
@@ -36,6 +39,7 @@ pub mod meta;
 pub mod objects;
 pub mod routes;
 pub mod state;
+pub mod tus;
 pub mod uploads;
 
 use std::rc::Rc;

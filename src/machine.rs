@@ -225,6 +225,14 @@ impl Facts {
         Ok(())
     }
 
+    /// An append's parts and offset are about to be recorded: only an open upload takes them,
+    /// and the activity pushes its deadline out.
+    pub fn append(&mut self, ttl_ms: u64, now: u64) -> Result<(), ApiError> {
+        status_error(self.status)?;
+        self.touch(now, ttl_ms);
+        Ok(())
+    }
+
     /// A complete arrives (`running`: see [`Facts::runner_alive`]).
     pub fn begin_complete(&mut self, running: Option<i64>, now: u64) -> Result<Begin, ApiError> {
         match self.status {

@@ -2,10 +2,10 @@
 //! `openapi.yaml` describes the same list; a test below checks they agree.
 
 use r2mpu_api::auth::Scope::{ObjectsDelete, ObjectsRead, UploadsWrite};
-use worker::Method::{Delete, Get, Head, Post, Put};
+use worker::Method::{Delete, Get, Head, Options, Patch, Post, Put};
 
 use crate::http::Table;
-use crate::{compat, index, meta, objects, uploads};
+use crate::{compat, index, meta, objects, tus, uploads};
 
 pub fn table() -> Table {
     Table::new()
@@ -24,6 +24,12 @@ pub fn table() -> Table {
         .authenticated(Get, "/objects/{*key}", ObjectsRead, objects::get)
         .authenticated(Head, "/objects/{*key}", ObjectsRead, objects::head)
         .authenticated(Delete, "/objects/{*key}", ObjectsDelete, objects::delete)
+        // tus 1.0 on the same uploads: discover, create, resume (HEAD), append (PATCH), terminate.
+        .public(Options, "/tus", tus::options)
+        .authenticated(Post, "/tus", UploadsWrite, tus::create)
+        .authenticated(Head, "/tus/{uploadId}", UploadsWrite, tus::head)
+        .authenticated(Patch, "/tus/{uploadId}", UploadsWrite, tus::patch)
+        .authenticated(Delete, "/tus/{uploadId}", UploadsWrite, tus::terminate)
         // The guide's `/{key}?action=` protocol, for clients written against it (ACTION_PROTOCOL).
         .action(Post, "/{*key}", "mpu-create", UploadsWrite, compat::create)
         .action(Put, "/{*key}", "mpu-uploadpart", UploadsWrite, compat::upload_part)
@@ -125,7 +131,7 @@ mod tests {
         for (path, item) in spec["paths"].as_mapping().unwrap() {
             for (method, operation) in item.as_mapping().unwrap() {
                 let method = method.as_str().unwrap();
-                if ["get", "put", "post", "delete", "head", "patch"].contains(&method) {
+                if ["get", "put", "post", "delete", "head", "patch", "options"].contains(&method) {
                     let security = security_of(operation.get("security").unwrap_or(&spec["security"]));
                     documented.push((method.to_uppercase(), path.as_str().unwrap().to_string(), security));
                 }

@@ -97,6 +97,31 @@ pub enum Command {
     Abort {
         ttl_ms: u64,
     },
+    /// Makes a new upload appendable (tus, the IETF draft): offset 0, no tail.
+    OpenAppends,
+    /// A deferred length becomes known (tus `Upload-Length` on a `PATCH`).
+    DeclareLength {
+        size: u64,
+    },
+    /// An append from offset `from` reached R2 (see `append.rs`): record its parts (each with
+    /// the lease it was sent under), the new offset `to` and the new tail, all or nothing.
+    Append {
+        from: u64,
+        to: u64,
+        parts: Vec<(Part, i64)>,
+        tail: Option<(String, u64)>,
+        ttl_ms: u64,
+    },
+}
+
+/// An appendable upload's durable progress: `offset` bytes received, the last `tail_size` of them
+/// (less than a part) in the R2 object `tail_key`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Appends {
+    pub offset: u64,
+    pub tail_key: Option<String>,
+    pub tail_size: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +141,9 @@ pub struct Record {
     /// After `BeginPart`: the lease token to record or end the part with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_lease: Option<i64>,
+    /// For an appendable upload: its offset and tail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appends: Option<Appends>,
 }
 
 impl Record {
@@ -188,7 +216,10 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS upload (
     CREATE TABLE IF NOT EXISTS parts (
         part_number INTEGER PRIMARY KEY, etag TEXT NOT NULL, size INTEGER NOT NULL, md5 TEXT);
     CREATE TABLE IF NOT EXISTS part_leases (
-        part_number INTEGER PRIMARY KEY, token INTEGER NOT NULL, until_ms INTEGER NOT NULL);";
+        part_number INTEGER PRIMARY KEY, token INTEGER NOT NULL, until_ms INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS appends (
+        id INTEGER PRIMARY KEY CHECK (id = 1), offset INTEGER NOT NULL, tail_key TEXT,
+        tail_size INTEGER NOT NULL);";
 
 #[derive(Debug, Clone, Deserialize)]
 struct UploadRow {
@@ -323,6 +354,9 @@ impl UploadState {
             Command::R2Gone => self.r2_gone(row, &faults).await,
             Command::Complete { parts, ttl_ms } => self.complete(parts, ttl_ms, &faults).await,
             Command::Abort { ttl_ms } => self.abort(row, ttl_ms, &faults).await,
+            Command::OpenAppends => self.open_appends(),
+            Command::DeclareLength { size } => self.declare_length(row, size),
+            Command::Append { from, to, parts, tail, ttl_ms } => self.append(row, from, to, parts, tail, ttl_ms).await,
         }
     }
 
@@ -620,6 +654,89 @@ impl UploadState {
         self.record()
     }
 
+    fn open_appends(&self) -> ApiResult<Record> {
+        if self.appends()?.is_none() && self.parts()?.is_empty() {
+            self.sql("INSERT INTO appends (id, offset, tail_size) VALUES (1, 0, 0)", vec![])?;
+        }
+        self.record()
+    }
+
+    /// Sets a deferred length once; the same length again is fine.
+    fn declare_length(&self, row: UploadRow, size: u64) -> ApiResult<Record> {
+        machine::status_error(row.facts().status)?;
+        let appends = self.appends()?.ok_or(ApiError::UploadNotFound)?;
+        match row.size.map(|s| s as u64) {
+            Some(declared) if declared == size => {}
+            Some(_) => return Err(ApiError::invalid_field("Upload-Length", "the upload's length is already set")),
+            None if size < appends.offset => return Err(ApiError::BeyondLength { size }),
+            None => {
+                Layout::plan(Some(size), Some(row.part_size as u64), u64::MAX)?;
+                self.sql("UPDATE upload SET size = ? WHERE id = 1", vec![(size as i64).into()])?;
+            }
+        }
+        self.record()
+    }
+
+    /// Records an append all at once, if the offset is still where it began and each part's
+    /// lease is still its sender's. The old tail's key comes back in the record's `appends`
+    /// only if it is still the current tail (then nothing was recorded).
+    async fn append(
+        &self,
+        row: UploadRow,
+        from: u64,
+        to: u64,
+        parts: Vec<(Part, i64)>,
+        tail: Option<(String, u64)>,
+        ttl_ms: u64,
+    ) -> ApiResult<Record> {
+        let appends = self.appends()?.ok_or(ApiError::UploadNotFound)?;
+        let mut facts = row.facts();
+        let before = facts.clone();
+        facts.append(ttl_ms, now_ms())?;
+        if appends.offset != from {
+            return Err(ApiError::OffsetMismatch { expected_offset: appends.offset, provided_offset: from });
+        }
+        for (part, token) in &parts {
+            if self.part_lease(part.part_number)?.map(|l| l.token) != Some(*token) {
+                return Err(ApiError::PartInFlight { part_number: part.part_number });
+            }
+        }
+        self.save(&before, &facts, None)?;
+        for (part, _) in parts {
+            let number = i64::from(part.part_number);
+            self.sql(
+                "INSERT INTO parts (part_number, etag, size) VALUES (?, ?, ?)
+                 ON CONFLICT (part_number) DO UPDATE SET etag = excluded.etag, size = excluded.size",
+                vec![number.into(), part.etag.into(), (part.size as i64).into()],
+            )?;
+            self.sql("DELETE FROM part_leases WHERE part_number = ?", vec![number.into()])?;
+        }
+        let (tail_key, tail_size) = tail.map_or((None, 0), |(key, size)| (Some(key), size as i64));
+        self.sql(
+            "UPDATE appends SET offset = ?, tail_key = ?, tail_size = ? WHERE id = 1",
+            vec![(to as i64).into(), tail_key.into(), tail_size.into()],
+        )?;
+        if facts.expires_ms != before.expires_ms {
+            self.alarm_at(facts.expires_ms).await?;
+        }
+        self.record()
+    }
+
+    fn appends(&self) -> ApiResult<Option<Appends>> {
+        #[derive(Deserialize)]
+        struct Row {
+            offset: f64,
+            tail_key: Option<String>,
+            tail_size: f64,
+        }
+        let rows = self.select::<Row>("SELECT offset, tail_key, tail_size FROM appends WHERE id = 1")?;
+        Ok(rows.into_iter().next().map(|r| Appends {
+            offset: r.offset as u64,
+            tail_key: r.tail_key,
+            tail_size: r.tail_size as u64,
+        }))
+    }
+
     /// R2 no longer has the multipart upload, or nobody knows whether a complete reached it:
     /// look at the key's object and let the machine decide; free R2's parts if it is aborted.
     async fn settle(&self, row: &UploadRow, faults: &Faults) -> ApiResult<UploadStatus> {
@@ -770,7 +887,7 @@ impl UploadState {
             expires_at: rfc3339(row.expires_ms as u64),
             object,
         };
-        Ok(Record { r2_upload_id: row.r2_upload_id, upload, part_lease: None })
+        Ok(Record { r2_upload_id: row.r2_upload_id, upload, part_lease: None, appends: self.appends()? })
     }
 
     /// The upload's row. Reading a forgotten upload does not recreate its tables.

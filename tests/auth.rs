@@ -289,9 +289,9 @@ fn probes(id: &str, etag: &str, key: &str, object: &str) -> Vec<Probe> {
     for endpoint in r2mpu_worker::routes::table().endpoints() {
         let Some(scope) = endpoint.scope else {
             // The only routes meant for anyone (SECURITY.md): the upload page (it holds no data;
-            // the token is the visitor's own), liveness and the contract.
+            // the token is the visitor's own), liveness, the contract and tus discovery.
             assert!(
-                [("GET", "/"), ("GET", "/healthz"), ("GET", "/openapi.yaml")]
+                [("GET", "/"), ("GET", "/healthz"), ("GET", "/openapi.yaml"), ("OPTIONS", "/tus")]
                     .contains(&(endpoint.method.as_str(), &endpoint.path)),
                 "{endpoint:?} is public"
             );

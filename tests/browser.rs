@@ -339,3 +339,24 @@ fn a_page_from_an_origin_not_allowed_is_blocked_by_the_browser() {
     let blocked = seen["corsConsole"].as_array().unwrap();
     assert_eq!(blocked.len(), 2, "Chromium says CORS blocked both: {seen}");
 }
+
+/// Issue 10: Uppy's tus plugin uploads from a page of another origin through `/tus` (tus's
+/// headers allowed and exposed by CORS), in chunks that do not divide the part size.
+#[test]
+fn uppy_with_its_tus_plugin_uploads_from_another_origin() {
+    let fx = fixture();
+    let token = fx.worker.token("uppy-app", ALL_SCOPES);
+    let size = (2 * PART + 12_345).to_string();
+
+    let seen = browser(
+        "uppy_tus.mjs",
+        &[("WORKER_URL", &fx.worker.url), ("TOKEN", &token), ("PAGE_URL", &fx.allowed), ("SIZE", &size)],
+    );
+
+    assert_eq!(seen.get("error"), None, "{seen}");
+    assert_eq!((seen["successful"].as_u64(), &seen["failed"]), (Some(1), &json!([])), "{seen}");
+    assert!(seen["uploadURL"].as_str().is_some_and(|url| url.contains("/tus/")), "{seen}");
+    assert_eq!(seen["readStatus"], 200);
+    assert_eq!(seen["identical"], true, "the bytes read back are the bytes sent");
+    assert_eq!(seen["corsConsole"], json!([]));
+}

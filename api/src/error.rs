@@ -70,6 +70,21 @@ pub enum ApiError {
     IdempotencyKeyReused,
     /// 416: the `Range` header does not fit the object.
     RangeNotSatisfiable { size: u64 },
+    /// 409: an append (tus or the IETF draft) did not start at the upload's offset, which the
+    /// server holds durably; `expected-offset` is where the client must resume. Its problem type
+    /// is the draft's `mismatching-upload-offset`, with the draft's member names.
+    OffsetMismatch {
+        #[serde(rename = "expected-offset")]
+        expected_offset: u64,
+        #[serde(rename = "provided-offset")]
+        provided_offset: u64,
+    },
+    /// 413: an append would carry the upload past its declared length.
+    BeyondLength { size: u64 },
+    /// 412: the request's `Tus-Resumable` names a tus version other than 1.0.0.
+    UnsupportedTusVersion,
+    /// 460 (tus's checksum extension): the chunk does not match its `Upload-Checksum`; it was not kept.
+    ChecksumMismatch,
     /// 500: the server failed; the detail is logged, never sent.
     Internal,
 }
@@ -89,6 +104,10 @@ impl ApiError {
             RangeNotSatisfiable { .. } => 416,
             UploadCompleted | UploadAborted | UploadCompleting | PartInFlight { .. } | PartsRejected { .. } => 409,
             IdempotencyKeyReused => 422,
+            OffsetMismatch { .. } => 409,
+            BeyondLength { .. } => 413,
+            UnsupportedTusVersion => 412,
+            ChecksumMismatch => 460,
             InvalidJson { .. }
             | InvalidRequest { .. }
             | InvalidKey { .. }
@@ -138,6 +157,10 @@ impl ApiError {
             PartsRejected { .. } => "parts_rejected",
             IdempotencyKeyReused => "idempotency_key_reused",
             RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            OffsetMismatch { .. } => "offset_mismatch",
+            BeyondLength { .. } => "beyond_length",
+            UnsupportedTusVersion => "unsupported_tus_version",
+            ChecksumMismatch => "checksum_mismatch",
             Internal => "internal",
         }
     }
@@ -218,6 +241,12 @@ impl fmt::Display for ApiError {
                 write!(f, "this Idempotency-Key already created an upload from a different request; use a new key")
             }
             RangeNotSatisfiable { size } => write!(f, "the range does not fit the object's {size} bytes"),
+            OffsetMismatch { expected_offset, provided_offset } => {
+                write!(f, "the upload's offset is {expected_offset}, not {provided_offset}; append from there")
+            }
+            BeyondLength { size } => write!(f, "the append would carry the upload past its length of {size} bytes"),
+            UnsupportedTusVersion => write!(f, "this server speaks tus 1.0.0 only"),
+            ChecksumMismatch => write!(f, "the chunk does not match its Upload-Checksum; it was not kept"),
             Internal => write!(f, "internal error"),
         }
     }
@@ -238,16 +267,18 @@ pub struct Problem {
     pub error: ApiError,
 }
 
+/// The problem type of [`ApiError::OffsetMismatch`], as the IETF resumable-upload draft has it.
+pub const MISMATCHING_UPLOAD_OFFSET: &str = "https://iana.org/assignments/http-problem-types#mismatching-upload-offset";
+
 impl From<ApiError> for Problem {
     fn from(error: ApiError) -> Self {
         let code = error.code();
-        Problem {
-            type_: format!("urn:r2mpu:error:{code}"),
-            title: code.replace('_', " "),
-            status: error.status(),
-            detail: error.to_string(),
-            error,
-        }
+        let type_ = match error {
+            // The IETF draft "Resumable Uploads for HTTP" registers this one.
+            ApiError::OffsetMismatch { .. } => MISMATCHING_UPLOAD_OFFSET.to_string(),
+            _ => format!("urn:r2mpu:error:{code}"),
+        };
+        Problem { type_, title: code.replace('_', " "), status: error.status(), detail: error.to_string(), error }
     }
 }
 
@@ -301,11 +332,25 @@ mod tests {
             PartsRejected { part_numbers: vec![1] },
             IdempotencyKeyReused,
             RangeNotSatisfiable { size: 1 },
+            OffsetMismatch { expected_offset: 1, provided_offset: 2 },
+            BeyondLength { size: 1 },
+            UnsupportedTusVersion,
+            ChecksumMismatch,
             Internal,
         ];
         for error in every_variant {
             assert_eq!(serde_json::to_value(&error).unwrap()["code"], error.code(), "{error:?}");
         }
+    }
+
+    #[test]
+    fn a_mismatching_offset_is_the_resumable_upload_drafts_problem() {
+        let json =
+            serde_json::to_value(Problem::from(ApiError::OffsetMismatch { expected_offset: 7, provided_offset: 3 }));
+        let json = json.unwrap();
+        assert_eq!(json["type"], MISMATCHING_UPLOAD_OFFSET);
+        assert_eq!((json["status"].as_u64(), json["code"].as_str()), (Some(409), Some("offset_mismatch")));
+        assert_eq!((json["expected-offset"].as_u64(), json["provided-offset"].as_u64()), (Some(7), Some(3)));
     }
 
     #[test]

@@ -195,14 +195,29 @@ impl Worker {
         let dir = tempfile::Builder::new().prefix("r2mpu-test-").tempdir().expect("temp dir");
         let keys = Keys::generate();
         let mut worker = Worker { url: String::new(), keys, port: 0, options, faults, dir, child: None };
-        worker.launch(free_port());
+        worker.launch_on(free_port);
         worker
+    }
+
+    /// Launches wrangler on `port()`, again on another when a port it needs was taken meanwhile
+    /// (`free_port` only finds a port free: between that and wrangler's bind, a Worker of another
+    /// test binary may take it).
+    fn launch_on(&mut self, port: impl Fn() -> u16) {
+        for _ in 0..3 {
+            match self.launch(port()) {
+                Err(log) if log.contains("Address already in use") => self.stop(),
+                Err(log) => panic!("{log}"),
+                Ok(()) => return,
+            }
+        }
+        panic!("wrangler dev found its ports taken three times:\n{}", self.log_tail());
     }
 
     /// Stops the Worker and starts it again on the same port with the same persisted state.
     pub fn restart(&mut self) {
         self.stop();
-        self.launch(self.port);
+        let port = self.port;
+        self.launch_on(|| port);
     }
 
     /// Kills wrangler and workerd at once (SIGKILL to the whole process group), as a crash
@@ -224,10 +239,11 @@ impl Worker {
     /// Starts a killed Worker again on the same port and state.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "the Worker is still running");
-        self.launch(self.port);
+        let port = self.port;
+        self.launch_on(|| port);
     }
 
-    fn launch(&mut self, port: u16) {
+    fn launch(&mut self, port: u16) -> Result<(), String> {
         let env_file = self.dir.path().join("test.env");
         let mut env = format!("AUTH_JWKS='{}'\n", serde_json::to_string(&self.keys.jwks(false)).unwrap());
         for (k, v) in &self.options.vars {
@@ -257,24 +273,25 @@ impl Worker {
         self.child = Some(child);
         self.port = port;
         self.url = format!("http://127.0.0.1:{port}");
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits for `/healthz`; on failure, what wrangler said.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + std::time::Duration::from_secs(90);
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         while Instant::now() < deadline {
             if let Ok(resp) = agent.get(&format!("{}/healthz", self.url)).call() {
                 if resp.status() == 200 {
-                    return;
+                    return Ok(());
                 }
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("wrangler dev exited with {status}:\n{}", self.log_tail());
+                return Err(format!("wrangler dev exited with {status}:\n{}", self.log_tail()));
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
-        panic!("wrangler dev did not become ready:\n{}", self.log_tail());
+        Err(format!("wrangler dev did not become ready:\n{}", self.log_tail()))
     }
 
     /// wrangler's output, the Worker's `console.log` lines included.

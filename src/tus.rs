@@ -1,0 +1,413 @@
+//! `/tus`: the tus 1.0 resumable upload protocol (https://tus.io/protocols/resumable-upload), and
+//! the IETF draft "Resumable Uploads for HTTP" for requests naming an `Upload-Draft-Interop-Version`, on
+//! the same uploads as the REST API: a tus upload's id is its REST `uploadId`, its bytes are
+//! appended as `append.rs` describes, and the same token, scope and prefix rules apply.
+//! Extensions: creation, creation-with-upload, creation-defer-length, termination, expiration,
+//! checksum (sha1, md5, sha256; a mismatch is `460` and nothing of the chunk is kept).
+//!
+//! The draft's creation is always "careful" or plain "optimistic": a Worker cannot send the
+//! `104 (Upload Resumption Supported)` interim response (workerd's `fetch` handler answers once),
+//! so a client learns the upload's URL from the final `201`. An interrupted optimistic creation is
+//! started over; `Upload-Complete: ?0` with an empty body gets the URL first.
+
+use std::collections::BTreeMap;
+
+use jwt_simple::reexports::ct_codecs::{Base64, Decoder};
+use r2mpu_api::layout::{default_part_size, Layout, MAX_PARTS};
+use r2mpu_api::types::{CreateUpload, UploadStatus};
+use validator::Validate;
+use worker::Response;
+
+use crate::append::{self, Source};
+use crate::auth::Claims;
+use crate::digest::Digesting;
+use crate::error::{internal, ApiError, ApiResult, OrInternal};
+use crate::http::Ctx;
+use crate::state::{Caller, Command, Record, UploadHandle};
+use crate::uploads;
+
+/// The one tus version spoken.
+pub const TUS_VERSION: &str = "1.0.0";
+const EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum";
+/// `Upload-Checksum` algorithms, as tus names them and as `crypto.DigestStream` does.
+const CHECKSUMS: [(&str, &str); 3] = [("sha1", "SHA-1"), ("md5", "MD5"), ("sha256", "SHA-256")];
+const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+/// The IETF draft's media type of an append (interop version 6 and later).
+const PARTIAL_UPLOAD: &str = "application/partial-upload";
+/// The draft's interop versions spoken: 5 (draft 03) and 6 (draft 05), which tus-js-client
+/// sends, 7 (drafts 06 to 08) and 8 (draft 09 and later, the latest).
+const INTEROP_VERSIONS: [u8; 4] = [5, 6, 7, 8];
+
+/// `OPTIONS /tus`: what this server speaks, for discovery (no token needed; it tells nothing).
+pub async fn options(cx: Ctx) -> ApiResult<Response> {
+    let response = Response::empty().or_internal("response")?.with_status(204);
+    let headers = response.headers();
+    headers.set("tus-version", TUS_VERSION).or_internal("header")?;
+    headers.set("tus-extension", EXTENSIONS).or_internal("header")?;
+    let max = cx.config.max_part_size.saturating_mul(u64::from(MAX_PARTS));
+    headers.set("tus-max-size", &max.to_string()).or_internal("header")?;
+    let algorithms: Vec<&str> = CHECKSUMS.iter().map(|(name, _)| *name).collect();
+    headers.set("tus-checksum-algorithm", &algorithms.join(",")).or_internal("header")?;
+    Ok(response)
+}
+
+/// `POST /tus` (creation): `Upload-Length` or `Upload-Defer-Length: 1`, `Upload-Metadata`
+/// naming the key (`key`, else `filename`, else a generated name); with a body, its first bytes.
+pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let protocol = protocol(&cx)?;
+    let declared = cx.header("upload-length").map(|length| parse_u64("Upload-Length", &length)).transpose()?;
+    let size = match protocol {
+        Protocol::Tus => match (declared, cx.header("upload-defer-length")) {
+            (Some(size), None) => Some(size),
+            (None, Some(defer)) if defer.trim() == "1" => None,
+            _ => return Err(ApiError::invalid_field("Upload-Length", "send Upload-Length or Upload-Defer-Length: 1")),
+        },
+        // The draft: `Upload-Complete: ?1` says the body is all of it.
+        Protocol::Draft(_) => match (upload_complete(&cx)?, declared) {
+            (true, Some(size)) if Some(size) != content_length(&cx)? => return Err(inconsistent_length()),
+            (true, _) => Some(content_length(&cx)?.ok_or(ApiError::LengthRequired)?),
+            (false, declared) => declared,
+        },
+    };
+    let mut metadata = parse_metadata(cx.header("upload-metadata").as_deref())?;
+    let key = match metadata.remove("key").or_else(|| metadata.get("filename").cloned()) {
+        Some(key) => key,
+        None => format!("{}{}", claims.prefix.clone().unwrap_or_default(), random_name()?),
+    };
+    r2mpu_api::key::check_key(&key).map_err(|reason| ApiError::InvalidKey { reason })?;
+    let content_type = metadata.get("filetype").or_else(|| metadata.get("type")).cloned().filter(|t| !t.is_empty());
+    let body = CreateUpload { key, content_type, metadata: Some(metadata), size, part_size: None };
+    body.validate().map_err(|e| ApiError::invalid_field("Upload-Metadata", e.to_string()))?;
+    // The usual part size, or the deployment's largest part if that is smaller.
+    let part_size = default_part_size(size).min(cx.config.max_part_size);
+    let layout = Layout::plan(size, Some(part_size), cx.config.max_part_size)?;
+    let record = uploads::start(&cx, &claims, body, layout).await?;
+    let upload = handle(&cx, &record.upload.upload_id, &claims)?;
+    let mut record = upload.send(Command::OpenAppends).await?;
+    if record.appends.is_none() {
+        // An Idempotency-Key that named a REST upload.
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    let has_body = content_length(&cx)?.is_some_and(|n| n > 0) || size == Some(0);
+    if has_body {
+        if protocol == Protocol::Tus && content_length(&cx)?.is_some_and(|n| n > 0) {
+            check_media_type(&cx, OFFSET_OCTET_STREAM)?;
+        }
+        record = append_body(&cx, &upload, record).await?;
+    }
+    let response = Response::empty().or_internal("response")?.with_status(201);
+    response.headers().set("location", &format!("/tus/{}", record.upload.upload_id)).or_internal("location")?;
+    if has_body || protocol != Protocol::Tus {
+        response.headers().set("upload-offset", &offset_of(&record).to_string()).or_internal("offset")?;
+    }
+    with_state(response, &record, protocol, &cx)
+}
+
+/// `HEAD /tus/{uploadId}`: the durable offset to resume from.
+pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let upload = handle(&cx, cx.param("uploadId"), &claims)?;
+    let protocol = protocol(&cx)?;
+    let record = appendable(upload.send(Command::Get).await?)?;
+    let status = if protocol == Protocol::Tus { 200 } else { 204 };
+    let response = Response::empty().or_internal("response")?.with_status(status);
+    let headers = response.headers();
+    headers.set("cache-control", "no-store").or_internal("header")?;
+    headers.set("upload-offset", &offset_of(&record).to_string()).or_internal("header")?;
+    match (record.upload.size, protocol) {
+        (Some(size), _) => headers.set("upload-length", &size.to_string()),
+        (None, Protocol::Tus) => headers.set("upload-defer-length", "1"),
+        (None, Protocol::Draft(_)) => Ok(()),
+    }
+    .or_internal("header")?;
+    with_state(response, &record, protocol, &cx)
+}
+
+/// `PATCH /tus/{uploadId}`: appends the body at `Upload-Offset`; `204` with the new offset.
+pub async fn patch(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let upload = handle(&cx, cx.param("uploadId"), &claims)?;
+    let protocol = protocol(&cx)?;
+    match protocol {
+        Protocol::Tus => check_media_type(&cx, OFFSET_OCTET_STREAM)?,
+        // Interop version 5 (draft 03) predates the media type.
+        Protocol::Draft(5) => {}
+        Protocol::Draft(_) => check_media_type(&cx, PARTIAL_UPLOAD)?,
+    }
+    let offset = parse_u64("Upload-Offset", &cx.header("upload-offset").unwrap_or_default())?;
+    let mut record = appendable(upload.send(Command::Get).await?)?;
+    let declared = match protocol {
+        Protocol::Tus => cx.header("upload-length").map(|length| parse_u64("Upload-Length", &length)).transpose()?,
+        // `Upload-Complete: ?1`: this body is the rest, so the length is known now.
+        Protocol::Draft(_) if upload_complete(&cx)? => {
+            Some(offset + content_length(&cx)?.ok_or(ApiError::LengthRequired)?)
+        }
+        Protocol::Draft(_) => None,
+    };
+    if let Some(size) = declared {
+        if record.upload.size.is_some_and(|known| known != size) && protocol != Protocol::Tus {
+            return Err(inconsistent_length());
+        }
+        record = upload.send(Command::DeclareLength { size }).await?;
+    }
+    if offset != offset_of(&record) {
+        return Err(ApiError::OffsetMismatch { expected_offset: offset_of(&record), provided_offset: offset });
+    }
+    let record = append_body(&cx, &upload, record).await?;
+    let response = Response::empty().or_internal("response")?.with_status(204);
+    response.headers().set("upload-offset", &offset_of(&record).to_string()).or_internal("offset")?;
+    with_state(response, &record, protocol, &cx)
+}
+
+/// `DELETE /tus/{uploadId}` (termination): aborts the upload and frees its parts and tail.
+pub async fn terminate(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let upload = handle(&cx, cx.param("uploadId"), &claims)?;
+    protocol(&cx)?;
+    let record = appendable(upload.send(Command::Get).await?)?;
+    uploads::cancel(&cx, cx.param("uploadId"), Caller::of(&claims)).await?;
+    delete_tail(&cx, &record).await;
+    Ok(Response::empty().or_internal("response")?.with_status(204))
+}
+
+/// Appends the request body at the record's offset (see `append.rs`); completes the upload in R2
+/// when its last byte arrived. Answers the upload's record afterwards.
+pub async fn append_body(cx: &Ctx, upload: &UploadHandle, record: Record) -> ApiResult<Record> {
+    record.ensure_open()?;
+    let incoming = content_length(cx)?.ok_or(ApiError::LengthRequired)?;
+    let appends = record.appends.clone().ok_or(ApiError::UploadNotFound)?;
+    let layout = record.layout();
+    let pieces = append::cut(layout.part_size, appends.offset, appends.tail_size, incoming, layout.size)?;
+    let bucket = cx.bucket()?;
+    let stream = cx.req.inner().body();
+    let mut body = match stream {
+        Some(stream) => Source::new(stream)?,
+        None if incoming == 0 => Source::new(empty_stream()?)?,
+        None => return Err(ApiError::LengthRequired),
+    };
+    let checksum = cx.header("upload-checksum").map(|h| parse_checksum(&h)).transpose()?;
+    if let Some((algorithm, _)) = &checksum {
+        body = body.hashed(Digesting::new(algorithm)?);
+    }
+    let sent = match append::send(&bucket, &record, &appends, &pieces, &mut body, upload).await {
+        Ok(sent) => sent,
+        Err((error, taken)) => {
+            for (part_number, token) in taken {
+                upload.send(Command::EndPart { part_number, token, forget: false }).await?;
+            }
+            return Err(error);
+        }
+    };
+    // A chunk that does not match its checksum is not kept: nothing of it is recorded.
+    if let Some((_, declared)) = checksum {
+        let matches = body.digest().await.map(|digest| digest == Some(declared));
+        if !matches.as_ref().is_ok_and(|m| *m) {
+            for (part, token) in sent.parts {
+                let part_number = part.part_number;
+                upload.send(Command::EndPart { part_number, token, forget: false }).await?;
+            }
+            if let Some((key, _)) = sent.tail {
+                let _ = bucket.delete(key).await;
+            }
+            matches?;
+            return Err(ApiError::ChecksumMismatch);
+        }
+    }
+    let to = appends.offset + incoming;
+    let new_tail = sent.tail.clone();
+    let recorded = upload
+        .send(Command::Append {
+            from: appends.offset,
+            to,
+            parts: sent.parts,
+            tail: sent.tail,
+            ttl_ms: cx.config.upload_ttl_ms,
+        })
+        .await;
+    let record = match recorded {
+        Ok(record) => record,
+        Err(error) => {
+            if let Some((key, _)) = new_tail {
+                let _ = bucket.delete(key).await;
+            }
+            return Err(error);
+        }
+    };
+    if let Some(old) = appends.tail_key.filter(|_| appends.tail_size > 0) {
+        let _ = bucket.delete(old).await;
+    }
+    if layout.size == Some(to) {
+        return upload.send(Command::Complete { parts: None, ttl_ms: cx.config.upload_ttl_ms }).await;
+    }
+    Ok(record)
+}
+
+/// The bytes received durably: all of them once the upload is completed.
+pub fn offset_of(record: &Record) -> u64 {
+    match (record.upload.status, record.upload.size) {
+        (UploadStatus::Completed, Some(size)) => size,
+        _ => record.appends.as_ref().map_or(0, |a| a.offset),
+    }
+}
+
+/// Only appendable uploads are tus uploads; an aborted one is gone for tus clients.
+fn appendable(record: Record) -> ApiResult<Record> {
+    if record.appends.is_none() || record.upload.status == UploadStatus::Aborted {
+        return Err(ApiError::UploadNotFound);
+    }
+    Ok(record)
+}
+
+async fn delete_tail(cx: &Ctx, record: &Record) {
+    if let (Some(key), Ok(bucket)) = (record.appends.as_ref().and_then(|a| a.tail_key.clone()), cx.bucket()) {
+        if let Err(e) = bucket.delete(key).await {
+            worker::console_warn!("deleting a tail: {e}");
+        }
+    }
+}
+
+/// The upload's handle; an id of the wrong shape is `404` before anything else is looked at.
+fn handle(cx: &Ctx, upload_id: &str, claims: &Claims) -> ApiResult<UploadHandle> {
+    if !(upload_id.len() == 32 && upload_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))) {
+        return Err(ApiError::UploadNotFound);
+    }
+    UploadHandle::new(&cx.env, upload_id, Caller::of(claims))
+}
+
+/// Which protocol a request speaks: the draft when it names an interop version, else tus 1.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Tus,
+    /// The IETF draft at this interop version.
+    Draft(u8),
+}
+
+fn protocol(cx: &Ctx) -> ApiResult<Protocol> {
+    if let Some(version) = cx.header("upload-draft-interop-version") {
+        return match version.trim().parse::<u8>() {
+            Ok(version) if INTEROP_VERSIONS.contains(&version) => Ok(Protocol::Draft(version)),
+            _ => Err(ApiError::invalid_field("Upload-Draft-Interop-Version", "this server speaks 5, 6, 7 and 8")),
+        };
+    }
+    match cx.header("tus-resumable") {
+        Some(version) if version.trim() == TUS_VERSION => Ok(Protocol::Tus),
+        _ => Err(ApiError::UnsupportedTusVersion),
+    }
+}
+
+/// The draft's `Upload-Complete` (a structured-field boolean), required on creation and append.
+fn upload_complete(cx: &Ctx) -> ApiResult<bool> {
+    match cx.header("upload-complete").as_deref().map(str::trim) {
+        Some("?1") => Ok(true),
+        Some("?0") => Ok(false),
+        _ => Err(ApiError::invalid_field("Upload-Complete", "must be ?0 or ?1")),
+    }
+}
+
+fn inconsistent_length() -> ApiError {
+    ApiError::invalid_field("Upload-Length", "inconsistent with the upload's length or Upload-Complete")
+}
+
+fn check_media_type(cx: &Ctx, expected: &str) -> ApiResult<()> {
+    match cx.media_type() {
+        Some(media) if media == expected => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType { accept: expected.into() }),
+    }
+}
+
+fn content_length(cx: &Ctx) -> ApiResult<Option<u64>> {
+    cx.header("content-length").map(|h| h.trim().parse::<u64>().map_err(|_| ApiError::LengthRequired)).transpose()
+}
+
+fn parse_u64(name: &str, value: &str) -> ApiResult<u64> {
+    value.trim().parse::<u64>().map_err(|_| ApiError::invalid_field(name, "must be a non-negative integer"))
+}
+
+/// `Upload-Metadata`: comma-separated `key base64value` pairs (the value may be absent).
+fn parse_metadata(header: Option<&str>) -> ApiResult<BTreeMap<String, String>> {
+    let mut pairs = BTreeMap::new();
+    for pair in header.unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let invalid = || ApiError::invalid_field("Upload-Metadata", format!("`{pair}` is not `key base64value`"));
+        let (name, value) = pair.split_once(' ').unwrap_or((pair, ""));
+        let value = Base64::decode_to_vec(value.trim(), None).map_err(|_| invalid())?;
+        let value = String::from_utf8(value).map_err(|_| invalid())?;
+        if name.is_empty() || pairs.insert(name.to_string(), value).is_some() {
+            return Err(invalid());
+        }
+    }
+    Ok(pairs)
+}
+
+/// `Upload-Checksum: <algorithm> <base64 digest>`: the `crypto.DigestStream` name and the digest.
+fn parse_checksum(header: &str) -> ApiResult<(&'static str, Vec<u8>)> {
+    let invalid = || ApiError::invalid_field("Upload-Checksum", "must be `sha1|md5|sha256 <base64 digest>`");
+    let (name, digest) = header.trim().split_once(' ').ok_or_else(invalid)?;
+    let (_, algorithm) = CHECKSUMS.iter().find(|(known, _)| known.eq_ignore_ascii_case(name)).ok_or_else(invalid)?;
+    let digest = Base64::decode_to_vec(digest.trim(), None).map_err(|_| invalid())?;
+    Ok((algorithm, digest))
+}
+
+/// The upload's state in the protocol's headers: tus's `Upload-Expires`; the draft's
+/// `Upload-Complete` and `Upload-Limit`.
+fn with_state(response: Response, record: &Record, protocol: Protocol, cx: &Ctx) -> ApiResult<Response> {
+    let Protocol::Draft(version) = protocol else {
+        return with_expiry(response, record);
+    };
+    let headers = response.headers();
+    let complete = if record.upload.status == UploadStatus::Completed { "?1" } else { "?0" };
+    headers.set("upload-complete", complete).or_internal("header")?;
+    headers.set("upload-draft-interop-version", &version.to_string()).or_internal("header")?;
+    // R2's limits: 10,000 parts of this upload's size; no append is too small (the tail keeps
+    // it) and the upload lives until its TTL runs out without activity.
+    let max_size = record.upload.part_size.saturating_mul(u64::from(MAX_PARTS));
+    let max_age = cx.config.upload_ttl_ms / 1000;
+    let limit = format!("max-size={max_size}, max-append-size={MAX_APPEND}, max-age={max_age}");
+    headers.set("upload-limit", &limit).or_internal("header")?;
+    Ok(response)
+}
+
+/// Cloudflare's request body limit on the free and pro plans.
+const MAX_APPEND: u64 = 100 * 1024 * 1024;
+
+/// `Upload-Expires`: when the upload is aborted if left idle, as an HTTP date.
+fn with_expiry(response: Response, record: &Record) -> ApiResult<Response> {
+    if record.upload.status == UploadStatus::Open {
+        let when = js_sys::Date::new(&record.upload.expires_at.as_str().into());
+        let date: String = when.to_utc_string().into();
+        response.headers().set("upload-expires", &date).or_internal("upload-expires")?;
+    }
+    Ok(response)
+}
+
+/// Marks a tus response (every response under `/tus`) with the version it speaks.
+pub fn stamp(path: &str, response: Response) -> Response {
+    if path == "/tus" || path.starts_with("/tus/") {
+        let _ = response.headers().set("tus-resumable", TUS_VERSION);
+        if response.status_code() == 412 || path == "/tus" {
+            let _ = response.headers().set("tus-version", TUS_VERSION);
+        }
+    }
+    response
+}
+
+fn empty_stream() -> ApiResult<web_sys::ReadableStream> {
+    web_sys::ReadableStream::new().map_err(|_| internal("append", "an empty stream"))
+}
+
+fn random_name() -> ApiResult<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).or_internal("random key")?;
+    Ok(format!("tus/{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_pairs_of_a_name_and_base64_value() {
+        let parsed = parse_metadata(Some("filename d29ybGRfZG9taW5hdGlvbl9wbGFuLnBkZg==, is_confidential")).unwrap();
+        assert_eq!(parsed["filename"], "world_domination_plan.pdf");
+        assert_eq!(parsed["is_confidential"], "");
+        assert!(parse_metadata(Some("a !!!")).is_err());
+        assert!(parse_metadata(Some("a YQ==,a YQ==")).is_err(), "a name twice");
+        assert!(parse_metadata(None).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,296 @@
+//! tus 1.0 (issue 10) against the real Worker: raw HTTP for every header, status and extension,
+//! then the real clients (tuspy, tus-js-client). The Worker runs with `MAX_PART_SIZE` at R2's
+//! minimum, so tus uploads use 5 MiB parts and a few MiB cross part boundaries.
+
+mod util;
+
+use std::process::Command;
+
+use r2mpu_testkit::{node_path, repo_root};
+use util::*;
+
+const TUS: (&str, &str) = ("tus-resumable", "1.0.0");
+const OCTETS: (&str, &str) = ("content-type", "application/offset+octet-stream");
+
+fn small_parts() -> Options {
+    Options { vars: vec![("MAX_PART_SIZE".into(), PART.to_string())] }
+}
+
+fn b64(text: &str) -> String {
+    use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
+    Base64::encode_to_string(text.as_bytes()).unwrap()
+}
+
+/// `POST /tus` for `size` bytes named `key`; answers the upload's path.
+fn create(api: &Api, key: &str, size: usize) -> String {
+    let metadata = format!("filename {},filetype {}", b64(key), b64("application/x-test"));
+    let reply =
+        api.send("POST", "/tus", &[TUS, ("upload-length", &size.to_string()), ("upload-metadata", &metadata)], None);
+    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(reply.header("tus-resumable"), Some("1.0.0"));
+    assert!(reply.header("upload-expires").is_some_and(|d| d.ends_with(" GMT")), "{reply:?}");
+    reply.header("location").unwrap().to_string()
+}
+
+fn patch(api: &Api, path: &str, offset: usize, bytes: &[u8]) -> Reply {
+    api.send("PATCH", path, &[TUS, OCTETS, ("upload-offset", &offset.to_string())], Some(bytes))
+}
+
+fn offset(api: &Api, path: &str) -> usize {
+    let head = api.send("HEAD", path, &[TUS], None);
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.header("cache-control"), Some("no-store"));
+    head.header("upload-offset").unwrap().parse().unwrap()
+}
+
+/// Appends cut across part boundaries, a kill of the Worker between two appends, and a resume
+/// from `HEAD`: the offset is exactly the durable bytes, and the object comes back identical.
+#[test]
+fn appends_of_any_size_survive_a_kill_between_them_and_complete_into_the_object() {
+    let mut worker = Worker::start_with(small_parts());
+    let api = Api::of(&worker, "tus-crash");
+    let data = random_bytes(2 * PART + 1_234_567, 10);
+    let path = create(&api, "tus/crash.bin", data.len());
+    let id = path.trim_start_matches("/tus/").to_string();
+    assert_eq!(offset(&api, &path), 0);
+
+    // 3 MiB + 1 appends: the 2nd fills part 1 from the tail and the new bytes, and so on.
+    let chunk = 3 * MIB + 1;
+    let mut at = 0;
+    for _ in 0..2 {
+        let end = (at + chunk).min(data.len());
+        let reply = patch(&api, &path, at, &data[at..end]);
+        assert_eq!(reply.status, 204, "{}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(reply.header("upload-offset"), Some(end.to_string().as_str()));
+        at = end;
+    }
+    let state = api.state(&id).json();
+    assert_eq!((state["status"].as_str(), state["parts"].as_array().unwrap().len()), (Some("open"), 1), "{state}");
+
+    worker.crash_and_restart();
+    assert_eq!(offset(&api, &path), at, "HEAD reports exactly the durable bytes after a kill");
+    let behind = patch(&api, &path, at - 1, b"x");
+    behind.assert_problem(409, "offset_mismatch");
+    assert_eq!(behind.json()["expected-offset"], at);
+    while at < data.len() {
+        let end = (at + chunk).min(data.len());
+        assert_eq!(patch(&api, &path, at, &data[at..end]).status, 204);
+        at = end;
+    }
+    let state = api.state(&id).json();
+    assert_eq!(state["status"], "completed", "{state}");
+    assert_eq!(state["parts"].as_array().unwrap().len(), 3);
+    let object = api.object("tus/crash.bin", &[]);
+    assert_eq!(object.status, 200);
+    assert!(object.body == data, "the object is the bytes sent");
+    assert_eq!(object.header("content-type"), Some("application/x-test"));
+    assert_eq!(offset(&api, &path), data.len(), "a completed upload reports all its bytes");
+}
+
+#[test]
+fn tus_headers_statuses_and_extensions() {
+    let worker = Worker::shared_with(small_parts());
+    let api = Api::of(worker, "tus-raw");
+
+    let options = Api::new(worker, None).send("OPTIONS", "/tus", &[], None);
+    assert_eq!(options.status, 204);
+    assert_eq!(options.header("tus-version"), Some("1.0.0"));
+    assert_eq!(options.header("tus-resumable"), Some("1.0.0"));
+    let extensions = options.header("tus-extension").unwrap();
+    let all = ["creation", "creation-with-upload", "creation-defer-length", "termination", "expiration", "checksum"];
+    for extension in all {
+        assert!(extensions.split(',').any(|e| e == extension), "{extensions}");
+    }
+    assert_eq!(options.header("tus-checksum-algorithm"), Some("sha1,md5,sha256"));
+    assert_eq!(options.header("tus-max-size"), Some((PART as u64 * 10_000).to_string().as_str()));
+
+    // Another version is 412, with the version spoken.
+    let old = api.send("POST", "/tus", &[("tus-resumable", "0.2.2"), ("upload-length", "5")], None);
+    old.assert_problem(412, "unsupported_tus_version");
+    assert_eq!(old.header("tus-version"), Some("1.0.0"));
+    // Auth: no token is 401, still a tus answer.
+    let anonymous = Api::new(worker, None).send("POST", "/tus", &[TUS, ("upload-length", "5")], None);
+    anonymous.assert_problem(401, "missing_token");
+    assert_eq!(anonymous.header("tus-resumable"), Some("1.0.0"));
+
+    // creation-with-upload, then a wrong offset, a wrong media type, bytes past the length.
+    let metadata = format!("key {}", b64("tus-raw/small.txt"));
+    let created = api.send(
+        "POST",
+        "/tus",
+        &[TUS, OCTETS, ("upload-length", "11"), ("upload-metadata", &metadata)],
+        Some(b"hello"),
+    );
+    assert_eq!((created.status, created.header("upload-offset")), (201, Some("5")), "{created:?}");
+    let path = created.header("location").unwrap().to_string();
+    patch(&api, &path, 4, b" world").assert_problem(409, "offset_mismatch");
+    let json = api.send("PATCH", &path, &[TUS, ("upload-offset", "5"), ("content-type", "text/plain")], Some(b"x"));
+    json.assert_problem(415, "unsupported_media_type");
+    patch(&api, &path, 5, b" world and more").assert_problem(413, "beyond_length");
+    let head = api.send("HEAD", &path, &[TUS], None);
+    assert_eq!((head.header("upload-offset"), head.header("upload-length")), (Some("5"), Some("11")));
+    assert!(head.header("upload-expires").is_some());
+    // Another subject does not see it; a token confined to another prefix may not create there.
+    assert_eq!(Api::of(worker, "tus-other").send("HEAD", &path, &[TUS], None).status, 404);
+    let mut confined = claims("tus-raw", ALL_SCOPES);
+    confined.custom.prefix = Some("mine/".into());
+    let confined = api.with_token(&worker.sign(confined));
+    confined
+        .send("POST", "/tus", &[TUS, ("upload-length", "1"), ("upload-metadata", &metadata)], None)
+        .assert_problem(403, "key_outside_prefix");
+    assert_eq!(patch(&api, &path, 5, b" world").status, 204);
+    assert_eq!(api.object("tus-raw/small.txt", &[]).body, b"hello world");
+
+    // creation-defer-length: the length comes with a later PATCH.
+    let deferred = api.send(
+        "POST",
+        "/tus",
+        &[TUS, ("upload-defer-length", "1"), ("upload-metadata", &format!("key {}", b64("tus-raw/deferred")))],
+        None,
+    );
+    let path = deferred.header("location").unwrap().to_string();
+    assert_eq!(api.send("HEAD", &path, &[TUS], None).header("upload-defer-length"), Some("1"));
+    assert_eq!(patch(&api, &path, 0, b"abc").status, 204);
+    let last = api.send("PATCH", &path, &[TUS, OCTETS, ("upload-offset", "3"), ("upload-length", "6")], Some(b"def"));
+    assert_eq!(last.status, 204, "{last:?}");
+    assert_eq!(api.object("tus-raw/deferred", &[]).body, b"abcdef");
+
+    // checksum: a chunk that does not match is 460 and not kept; a matching one is.
+    let path = create(&api, "tus-raw/checksum", PART + 3);
+    let chunk = random_bytes(PART + 2, 12);
+    let md5 = |bytes: &[u8]| {
+        use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
+        use md5::Digest;
+        format!("md5 {}", Base64::encode_to_string(md5::Md5::digest(bytes)).unwrap())
+    };
+    let wrong = md5(b"other bytes");
+    let send = |checksum: &str| {
+        let headers = [TUS, OCTETS, ("upload-offset", "0"), ("upload-checksum", checksum)];
+        api.send("PATCH", &path, &headers, Some(&chunk))
+    };
+    send(&wrong).assert_problem(460, "checksum_mismatch");
+    assert_eq!(offset(&api, &path), 0, "the chunk was not kept");
+    assert!(api.state(path.trim_start_matches("/tus/")).json()["parts"].as_array().unwrap().is_empty());
+    // (A small body: the header is refused before the body is read.)
+    let unknown = [TUS, OCTETS, ("upload-offset", "0"), ("upload-checksum", "crc32 AAAA")];
+    api.send("PATCH", &path, &unknown, Some(b"x")).assert_problem(400, "invalid_request");
+    assert_eq!(send(&md5(&chunk)).status, 204);
+    assert_eq!(offset(&api, &path), PART + 2);
+
+    // termination: gone for tus, aborted for REST.
+    let path = create(&api, "tus-raw/terminated", 10);
+    assert_eq!(patch(&api, &path, 0, b"12345").status, 204);
+    assert_eq!(api.send("DELETE", &path, &[TUS], None).status, 204);
+    assert_eq!(api.send("HEAD", &path, &[TUS], None).status, 404);
+    assert_eq!(api.state(path.trim_start_matches("/tus/")).json()["status"], "aborted");
+}
+
+/// tuspy (PyPI) and tus-js-client (npm) upload with chunks that do not divide the part size,
+/// stop half-way, and a fresh client resumes from the upload URL alone.
+#[test]
+fn real_tus_clients_upload_stop_and_resume_from_the_url() {
+    let worker = Worker::shared_with(small_parts());
+    let token = worker.token("tus-clients", ALL_SCOPES);
+    let api = Api::of(worker, "tus-clients");
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(2 * PART + 777_777, 11);
+    let file = dir.path().join("in.bin");
+    std::fs::write(&file, &data).unwrap();
+    let clients = [
+        ("python", "tus-v1", "tus-clients/tuspy.bin"),
+        ("node", "tus-v1", "tus-clients/tus-js-client.bin"),
+        ("node", "ietf-draft-05", "tus-clients/tus-js-client-draft-05.bin"),
+        ("node", "ietf-draft-03", "tus-clients/tus-js-client-draft-03.bin"),
+    ];
+    for (client, protocol, key) in clients {
+        let mut command = match client {
+            "python" => {
+                let mut c = Command::new(repo_root().join(".venv/bin/python"));
+                c.arg(repo_root().join("tests/tus/tuspy_client.py"));
+                c
+            }
+            _ => {
+                let mut c = Command::new("node");
+                c.arg(repo_root().join("tests/tus/tus_js_client.mjs")).env("PATH", node_path());
+                c
+            }
+        };
+        let output = command
+            .arg(&file)
+            .arg(key)
+            .env("R2MPU_URL", &worker.url)
+            .env("R2MPU_TOKEN", &token)
+            .env("CHUNK_SIZE", (3 * MIB + 17).to_string())
+            .env("TUS_PROTOCOL", protocol)
+            .current_dir(repo_root())
+            .output()
+            .unwrap();
+        let log = format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "{client} {protocol}: {log}");
+        assert!(log.contains("resumed from"), "{client} {protocol} stopped and resumed: {log}");
+        let object = api.object(key, &[]);
+        assert_eq!(object.status, 200, "{client} {protocol}");
+        assert!(object.body == data, "{client} {protocol}: the object is the file");
+    }
+}
+
+/// The IETF draft (interop version 8, the latest; 5 and 6 through tus-js-client above): careful
+/// creation, offset retrieval, appends with `application/partial-upload` and `Upload-Complete`,
+/// the draft's problem for a mismatching offset, `Upload-Limit`, cancellation.
+#[test]
+fn the_ietf_draft_creates_appends_resumes_and_cancels() {
+    let worker = Worker::shared_with(small_parts());
+    let api = Api::of(worker, "tus-draft");
+    const DRAFT: (&str, &str) = ("upload-draft-interop-version", "8");
+    const PARTIAL: (&str, &str) = ("content-type", "application/partial-upload");
+    let data = random_bytes(PART + 1000, 13);
+    let metadata = format!("key {}", b64("tus-draft/file.bin"));
+    let created = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?0"), ("upload-metadata", &metadata)], None);
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!((created.header("upload-offset"), created.header("upload-complete")), (Some("0"), Some("?0")));
+    let limit = created.header("upload-limit").unwrap();
+    assert!(limit.contains(&format!("max-size={}", PART as u64 * 10_000)), "{limit}");
+    assert!(limit.contains("max-append-size=104857600") && limit.contains("max-age="), "{limit}");
+    let path = created.header("location").unwrap().to_string();
+    let append = |offset: usize, complete: &str, bytes: &[u8], media: (&str, &str)| {
+        let offset = offset.to_string();
+        api.send(
+            "PATCH",
+            &path,
+            &[DRAFT, media, ("upload-offset", &offset), ("upload-complete", complete)],
+            Some(bytes),
+        )
+    };
+
+    let first = append(0, "?0", &data[..3 * MIB], PARTIAL);
+    assert_eq!((first.status, first.header("upload-offset")), (204, Some((3 * MIB).to_string().as_str())));
+    append(3 * MIB, "?0", b"x", OCTETS).assert_problem(415, "unsupported_media_type");
+    let behind = append(MIB, "?0", b"x", PARTIAL);
+    behind.assert_problem(409, "offset_mismatch");
+    let problem = behind.json();
+    assert_eq!(problem["type"], "https://iana.org/assignments/http-problem-types#mismatching-upload-offset");
+    assert_eq!(
+        (problem["expected-offset"].as_u64(), problem["provided-offset"].as_u64()),
+        (Some(3 << 20), Some(1 << 20))
+    );
+
+    let head = api.send("HEAD", &path, &[DRAFT], None);
+    assert_eq!(head.status, 204);
+    assert_eq!((head.header("upload-offset"), head.header("upload-complete")), (Some("3145728"), Some("?0")));
+    assert_eq!(head.header("cache-control"), Some("no-store"));
+    let last = append(3 * MIB, "?1", &data[3 * MIB..], PARTIAL);
+    assert_eq!((last.status, last.header("upload-complete")), (204, Some("?1")), "{last:?}");
+    assert!(api.object("tus-draft/file.bin", &[]).body == data);
+
+    // Optimistic creation of a whole small object, and cancellation of another.
+    let whole = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?1")], Some(b"all at once"));
+    assert_eq!((whole.status, whole.header("upload-complete")), (201, Some("?1")), "{whole:?}");
+    let key = api.state(whole.header("location").unwrap().trim_start_matches("/tus/")).json()["key"].clone();
+    assert_eq!(api.object(key.as_str().unwrap(), &[]).body, b"all at once");
+    let cancelled = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?0")], None);
+    let path = cancelled.header("location").unwrap();
+    assert_eq!(api.send("DELETE", path, &[DRAFT], None).status, 204);
+    assert_eq!(api.send("HEAD", path, &[DRAFT], None).status, 404);
+    let unknown = api.send("POST", "/tus", &[("upload-draft-interop-version", "99"), ("upload-complete", "?0")], None);
+    unknown.assert_problem(400, "invalid_request");
+}

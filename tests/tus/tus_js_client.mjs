@@ -1,0 +1,46 @@
+// tus-js-client (npm) under Node: upload FILE as KEY in CHUNK_SIZE chunks, stop half-way, then
+// resume from the upload URL alone with a fresh client. Env: R2MPU_URL, R2MPU_TOKEN, CHUNK_SIZE,
+// TUS_PROTOCOL (default tus-v1).
+import { readFileSync } from "node:fs";
+import { Upload } from "tus-js-client";
+
+const [file, key] = process.argv.slice(2);
+const data = readFileSync(file);
+const options = {
+  endpoint: `${process.env.R2MPU_URL}/tus`,
+  headers: { Authorization: `Bearer ${process.env.R2MPU_TOKEN}` },
+  chunkSize: Number(process.env.CHUNK_SIZE),
+  protocol: process.env.TUS_PROTOCOL ?? "tus-v1",
+  metadata: { filename: key, filetype: "application/octet-stream" },
+  retryDelays: [],
+};
+
+const half = await new Promise((resolve, reject) => {
+  const upload = new Upload(data, {
+    ...options,
+    onError: reject,
+    onSuccess: () => reject(new Error("finished before it was stopped")),
+    onChunkComplete: (_chunk, sent, total) => {
+      if (sent >= total / 2) upload.abort().then(() => resolve(upload.url), reject);
+    },
+  });
+  upload.start();
+});
+console.log("stopped at", half);
+
+await new Promise((resolve, reject) => {
+  const upload = new Upload(data, {
+    ...options,
+    uploadUrl: half,
+    onError: reject,
+    onSuccess: resolve,
+    onProgress: (sent) => {
+      if (!options.reported) {
+        options.reported = true;
+        console.log("resumed from", sent);
+      }
+    },
+  });
+  upload.start();
+});
+console.log("done");
