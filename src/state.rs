@@ -767,6 +767,12 @@ impl UploadState {
         if let Err(e) = result {
             worker::console_warn!("R2 abort of {}: {e}", row.upload_id);
         }
+        // A tus upload's bytes past its last full part wait in a temporary object: free it too.
+        if let (Ok(Some(Appends { tail_key: Some(tail), .. })), Ok(bucket)) = (self.appends(), self.bucket()) {
+            if let Err(e) = bucket.delete(tail).await {
+                worker::console_warn!("deleting the tus tail of {}: {e}", row.upload_id);
+            }
+        }
     }
 
     /// Test builds: `r2.forget=now` makes R2 drop the multipart upload behind our back.

@@ -93,6 +93,13 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
     let upload = handle(cx, upload_id, caller)?.with_faults(faults.clone());
     let record = upload.send(Command::BeginPart { part_number, length }).await?;
     let token = record.part_lease.ok_or_else(|| internal("BeginPart", "no lease"))?;
+    // An upload fed by tus appends counts its bytes by offset: a part sent beside them would
+    // break that count.
+    if record.appends.is_some() {
+        upload.send(Command::EndPart { part_number, token, forget: false }).await?;
+        let fed_by_tus = "this upload is fed by tus appends (PATCH /tus/{uploadId}), not by parts";
+        return Err(ApiError::invalid_field("partNumber", fed_by_tus));
+    }
     let etag = match stream_to_r2(cx, &record, part_number, length, declared_md5, &faults).await {
         Ok(etag) => etag,
         // R2 ended the upload (its seven days, or a complete whose answer was lost): the

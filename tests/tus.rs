@@ -138,6 +138,10 @@ fn tus_headers_statuses_and_extensions() {
     confined
         .send("POST", "/tus", &[TUS, ("upload-length", "1"), ("upload-metadata", &metadata)], None)
         .assert_problem(403, "key_outside_prefix");
+    // A REST part sent into a tus upload would break its offset: refused, the offset unchanged.
+    let id = path.rsplit('/').next().unwrap();
+    api.put_part(id, 1, b"hello").assert_problem(400, "invalid_request");
+    assert_eq!(offset(&api, &path), 5);
     assert_eq!(patch(&api, &path, 5, b" world").status, 204);
     assert_eq!(api.object("tus-raw/small.txt", &[]).body, b"hello world");
 
