@@ -495,6 +495,12 @@ impl UploadState {
     /// Completes in R2 once, whoever asks and however often: a second complete waits for the
     /// first and gets the same object; a complete whose runner died is taken over and repeated.
     async fn complete(&self, listed: Option<Vec<PartRef>>, ttl_ms: u64, faults: &Faults) -> ApiResult<Record> {
+        // A tus upload's bytes past its last full part wait in a tail object, not in R2's
+        // multipart upload: completing now would leave them out. Its last PATCH completes it.
+        if self.appends()?.is_some_and(|appends| appends.tail_size > 0) {
+            let fed_by_tus = "this upload is fed by tus appends; its last PATCH completes it";
+            return Err(ApiError::invalid_field("uploadId", fed_by_tus));
+        }
         let deadline = now_ms() + COMPLETE_WAIT.as_millis() as u64;
         // A first complete that cannot succeed fails before it holds up anyone, unless parts
         // are still on their way (then it waits for them, below).

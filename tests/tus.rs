@@ -140,7 +140,7 @@ fn tus_headers_statuses_and_extensions() {
         .assert_problem(403, "key_outside_prefix");
     // A REST part sent into a tus upload would break its offset: refused, the offset unchanged.
     let id = path.rsplit('/').next().unwrap();
-    api.put_part(id, 1, b"hello").assert_problem(400, "invalid_request");
+    api.put_part(id, 1, b"hello world").assert_problem(400, "invalid_request");
     assert_eq!(offset(&api, &path), 5);
     assert_eq!(patch(&api, &path, 5, b" world").status, 204);
     assert_eq!(api.object("tus-raw/small.txt", &[]).body, b"hello world");
@@ -158,6 +158,21 @@ fn tus_headers_statuses_and_extensions() {
     let last = api.send("PATCH", &path, &[TUS, OCTETS, ("upload-offset", "3"), ("upload-length", "6")], Some(b"def"));
     assert_eq!(last.status, 204, "{last:?}");
     assert_eq!(api.object("tus-raw/deferred", &[]).body, b"abcdef");
+    // A REST complete of a deferred-length upload holding a full part and a tail would make an
+    // object without the tail: refused, and the tus upload goes on.
+    let deferred = api.send(
+        "POST",
+        "/tus",
+        &[TUS, ("upload-defer-length", "1"), ("upload-metadata", &format!("key {}", b64("tus-raw/tailed")))],
+        None,
+    );
+    let path = deferred.header("location").unwrap().to_string();
+    let data = random_bytes(PART + 3, 13);
+    assert_eq!(patch(&api, &path, 0, &data).status, 204);
+    api.complete(path.rsplit('/').next().unwrap(), None).assert_problem(400, "invalid_request");
+    let end = [TUS, OCTETS, ("upload-offset", &*(PART + 3).to_string()), ("upload-length", &*(PART + 3).to_string())];
+    assert_eq!(api.send("PATCH", &path, &end, Some(b"")).status, 204);
+    assert!(api.object("tus-raw/tailed", &[]).body == data);
 
     // checksum: a chunk that does not match is 460 and not kept; a matching one is.
     let path = create(&api, "tus-raw/checksum", PART + 3);
