@@ -30,13 +30,19 @@ mapfile -t binaries < <(
 )
 [ ${#binaries[@]} -gt 0 ] || { echo "integration: no test binaries found" >&2; exit 1; }
 
-name_of() { basename "$1" | sed 's/-[0-9a-f]*$//'; }
+# A binary's name: its test target, prefixed by its package's folder outside the root package
+# (`tests/operate.rs` is `operate`, `cli/tests/operate.rs` is `cli-operate`).
+name_of() {
+  local name
+  name=$(basename "$1" | sed 's/-[0-9a-f]*$//')
+  if [ "$2" = "$PWD" ]; then echo "$name"; else echo "$(basename "$2")-$name"; fi
+}
 last_duration() { [ -f "$times" ] && awk -F'\t' -v n="$1" '$1 == n { print $2 }' "$times" | tail -1 || true; }
 
 # Slowest first; a binary never timed before counts as the slowest.
 mapfile -t binaries < <(
   for line in "${binaries[@]}"; do
-    took=$(last_duration "$(name_of "${line%%$'\t'*}")")
+    took=$(last_duration "$(name_of "${line%%$'\t'*}" "${line#*$'\t'}")")
     printf '%s\t%s\n' "${took:-999999}" "$line"
   done | sort -t$'\t' -k1,1nr | cut -f2-
 )
@@ -44,7 +50,7 @@ mapfile -t binaries < <(
 declare -A started=() pids=()
 run_one() {
   local exe=$1 dir=$2 name
-  name=$(name_of "$exe")
+  name=$(name_of "$exe" "$dir")
   (cd "$dir" && exec "$exe" "${@:3}") >"$logs/$name.log" 2>&1
 }
 
@@ -71,7 +77,7 @@ for line in "${binaries[@]}"; do
   exe=${line%%$'\t'*}
   dir=${line#*$'\t'}
   while [ ${#pids[@]} -ge "$JOBS" ]; do finish; done
-  name=$(name_of "$exe")
+  name=$(name_of "$exe" "$dir")
   started[$name]=$(date +%s)
   run_one "$exe" "$dir" "$@" &
   pids[$!]=$name
