@@ -32,6 +32,14 @@ fn create(api: &Api, key: &str, size: usize) -> String {
     reply.header("location").unwrap().to_string()
 }
 
+/// `POST /tus` with `Upload-Defer-Length: 1` for `key`; answers the upload's path.
+fn create_deferred(api: &Api, key: &str) -> String {
+    let metadata = format!("key {}", b64(key));
+    let reply = api.send("POST", "/tus", &[TUS, ("upload-defer-length", "1"), ("upload-metadata", &metadata)], None);
+    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+    reply.header("location").unwrap().to_string()
+}
+
 fn patch(api: &Api, path: &str, offset: usize, bytes: &[u8]) -> Reply {
     api.send("PATCH", path, &[TUS, OCTETS, ("upload-offset", &offset.to_string())], Some(bytes))
 }
@@ -146,13 +154,7 @@ fn tus_headers_statuses_and_extensions() {
     assert_eq!(api.object("tus-raw/small.txt", &[]).body, b"hello world");
 
     // creation-defer-length: the length comes with a later PATCH.
-    let deferred = api.send(
-        "POST",
-        "/tus",
-        &[TUS, ("upload-defer-length", "1"), ("upload-metadata", &format!("key {}", b64("tus-raw/deferred")))],
-        None,
-    );
-    let path = deferred.header("location").unwrap().to_string();
+    let path = create_deferred(&api, "tus-raw/deferred");
     assert_eq!(api.send("HEAD", &path, &[TUS], None).header("upload-defer-length"), Some("1"));
     assert_eq!(patch(&api, &path, 0, b"abc").status, 204);
     let last = api.send("PATCH", &path, &[TUS, OCTETS, ("upload-offset", "3"), ("upload-length", "6")], Some(b"def"));
@@ -160,13 +162,7 @@ fn tus_headers_statuses_and_extensions() {
     assert_eq!(api.object("tus-raw/deferred", &[]).body, b"abcdef");
     // A REST complete of a deferred-length upload holding a full part and a tail would make an
     // object without the tail: refused, and the tus upload goes on.
-    let deferred = api.send(
-        "POST",
-        "/tus",
-        &[TUS, ("upload-defer-length", "1"), ("upload-metadata", &format!("key {}", b64("tus-raw/tailed")))],
-        None,
-    );
-    let path = deferred.header("location").unwrap().to_string();
+    let path = create_deferred(&api, "tus-raw/tailed");
     let data = random_bytes(PART + 3, 13);
     assert_eq!(patch(&api, &path, 0, &data).status, 204);
     api.complete(path.rsplit('/').next().unwrap(), None).assert_problem(400, "invalid_request");
