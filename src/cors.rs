@@ -3,7 +3,7 @@
 //! tus ones) send and read. Other origins get no grant, so their browsers block them. Requests
 //! without an `Origin` (the CLI, servers) and the Worker's own page (same-origin) need none.
 
-use worker::{Env, Request, Response};
+use worker::{Request, Response};
 
 use crate::config::Config;
 use crate::error::ApiResult;
@@ -29,12 +29,11 @@ pub struct Cors {
 }
 
 impl Cors {
-    /// Reads the request's `Origin` against `ALLOWED_ORIGINS`. A malformed setting grants
-    /// nothing here; the request itself then fails loudly on the same setting.
-    pub fn of(req: &Request, env: &Env) -> Cors {
+    /// Reads the request's `Origin` against `ALLOWED_ORIGINS`. A malformed configuration
+    /// (`None`) grants nothing here; the request itself then fails loudly on it.
+    pub fn of(req: &Request, config: Option<&Config>) -> Cors {
         let origin = req.headers().get("origin").ok().flatten();
-        let granted = origin
-            .filter(|origin| Config::from_env(env).is_ok_and(|config| config.allowed_origins.allows(origin.as_str())));
+        let granted = origin.filter(|origin| config.is_some_and(|config| config.allowed_origins.allows(origin)));
         Cors { granted }
     }
 

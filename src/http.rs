@@ -147,12 +147,14 @@ impl Table {
     /// render any error; then add the CORS grant.
     pub async fn serve(&self, req: Request, env: Env) -> Response {
         let mut log = crate::log::Entry::begin(&req); // the request's log line (src/log.rs)
-        let cors = Cors::of(&req, &env);
+                                                      // Read once per request: CORS needs it even where dispatch fails before using it.
+        let config = Config::from_env(&env);
+        let cors = Cors::of(&req, config.as_ref().ok());
         let path = req.path();
         let result = if Cors::is_preflight(&req) {
-            self.methods_at(&req.path()).and_then(|methods| cors.preflight(&methods))
+            self.methods_at(&path).and_then(|methods| cors.preflight(&methods))
         } else {
-            self.dispatch(req, env, &mut log).await
+            self.dispatch(req, env, config, &mut log).await
         };
         if let Err(error) = &result {
             log.failed(error.code());
@@ -161,14 +163,20 @@ impl Table {
         log.finish(response) // writes the log line, adds X-Request-Id
     }
 
-    async fn dispatch(&self, req: Request, env: Env, log: &mut crate::log::Entry) -> ApiResult<Response> {
+    async fn dispatch(
+        &self,
+        req: Request,
+        env: Env,
+        config: Result<Config, String>,
+        log: &mut crate::log::Entry,
+    ) -> ApiResult<Response> {
         // `Request::method` reads any method it does not know as GET; go by the real name.
         let method = req.inner().method();
         let action = query_param(&req, "action");
         let (endpoint, params) = self.lookup(&method, &req.path(), action.as_deref())?;
         log.route = Some(endpoint.route.clone());
         log.upload_id = params.iter().find(|(k, _)| k == "uploadId").map(|(_, v)| v.clone());
-        let config = Rc::new(Config::from_env(&env).map_err(|e| internal("configuration", e))?);
+        let config = Rc::new(config.map_err(|e| internal("configuration", e))?);
         if endpoint.action.is_some() && !config.action_protocol {
             return Err(ApiError::NotFound);
         }
