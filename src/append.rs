@@ -277,9 +277,7 @@ pub async fn send(
 }
 
 fn new_tail_key(upload_id: &str) -> ApiResult<String> {
-    let mut bytes = [0u8; 8];
-    getrandom::getrandom(&mut bytes).or_internal("random tail key")?;
-    let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let random = crate::hex::random_hex::<8>().or_internal("random tail key")?;
     Ok(format!("{TAIL_PREFIX}{upload_id}/{random}"))
 }
 

@@ -19,6 +19,7 @@
 //! - [`cors`]: which other origins' pages may call the API, declared once for every route.
 //! - [`faults`]: test builds only (feature `faults`): failures injected at named points.
 //! - [`config`]: settings from the environment.
+//! - [`hex`]: lowercase hex and the random ids the Worker makes.
 //!
 //! The wire types, error codes and part rules live in the `r2mpu-api` crate (`api/`), shared
 //! with the CLI (`cli/`).
@@ -31,6 +32,7 @@ pub mod cors;
 pub mod digest;
 pub mod error;
 pub mod faults;
+pub mod hex;
 pub mod http;
 pub mod index;
 pub mod log;

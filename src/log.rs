@@ -92,7 +92,5 @@ pub fn cause(context: &str, error: &dyn std::fmt::Display) {
 }
 
 fn random_id() -> String {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::getrandom(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::random_hex::<8>().unwrap_or_default()
 }

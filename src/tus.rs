@@ -392,9 +392,7 @@ fn empty_stream() -> ApiResult<web_sys::ReadableStream> {
 }
 
 fn random_name() -> ApiResult<String> {
-    let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes).or_internal("random key")?;
-    Ok(format!("tus/{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    Ok(format!("tus/{}", crate::hex::random_hex::<16>().or_internal("random key")?))
 }
 
 #[cfg(test)]

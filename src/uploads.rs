@@ -10,6 +10,7 @@ use crate::auth::Claims;
 use crate::digest::{parse_content_md5, Md5Of};
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::faults::{Action, Faults};
+use crate::hex::{hex, random_hex};
 use crate::http::{json, no_content, Ctx};
 use crate::state::{is_no_such_upload, Caller, Command, NewUpload, Record, UploadHandle};
 
@@ -117,7 +118,7 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
     };
     // Recorded when the bytes were checked on arrival, so that another client can check its
     // own copy against it (`GET /uploads/{id}`; R2's part ETags are not always MD5s).
-    let md5 = declared_md5.map(|digest| digest.iter().map(|b| format!("{b:02x}")).collect());
+    let md5 = declared_md5.map(|digest| hex(&digest));
     let part = Part { part_number, etag, size: length, md5 };
     upload.send(Command::RecordPart { part: part.clone(), token, ttl_ms: cx.config.upload_ttl_ms }).await?;
     Ok(part)
@@ -214,9 +215,7 @@ fn content_length(cx: &Ctx) -> ApiResult<u64> {
 
 /// 128 random bits, as 32 lowercase hex digits: unguessable, and safe in any URL.
 fn new_upload_id() -> ApiResult<String> {
-    let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes).or_internal("random upload id")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    random_hex::<16>().or_internal("random upload id")
 }
 
 /// The upload id for `Idempotency-Key: key` from `subject`: SHA-256 of the two, as the 32 hex
@@ -228,7 +227,7 @@ fn idempotent_upload_id(subject: &str, key: &str) -> ApiResult<String> {
         return Err(ApiError::invalid_field("Idempotency-Key", message));
     }
     let hash = hmac_sha256::Hash::hash(format!("r2mpu upload\0{subject}\0{key}").as_bytes());
-    Ok(hash[..16].iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&hash[..16]))
 }
 
 /// The longest `Idempotency-Key` accepted.
