@@ -130,10 +130,17 @@ static BUILD_FAULTS: Once = Once::new();
 static SHARED: OnceLock<Worker> = OnceLock::new();
 static SHARED_FAULTS: OnceLock<Worker> = OnceLock::new();
 
+/// Stops the shared Workers when the test binary exits. Statics are never dropped, so this is
+/// also where their directories (local R2 and the Durable Objects, often hundreds of MB) go.
 extern "C" fn stop_shared() {
     for shared in [&SHARED, &SHARED_FAULTS] {
         if let Some(worker) = shared.get() {
             worker.kill_group();
+            if let Some(child) = &worker.child {
+                // Reap wrangler so no process of the group still writes into the directory.
+                unsafe { libc::waitpid(child.id() as i32, std::ptr::null_mut(), 0) };
+            }
+            let _ = std::fs::remove_dir_all(worker.dir.path());
         }
     }
 }
