@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import random
 import re
+import signal
 import sys
 import threading
 from collections import deque
@@ -228,15 +229,17 @@ def main():
     link = Link(args.to, args.rtt, args.window, args.rate, args.loss, args.rto, args.listen)
 
     async def run():
+        # SIGTERM or SIGINT end it cleanly, counters printed. (A process started in the background
+        # by a shell inherits SIGINT ignored, so bench/run stops it with SIGTERM.)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await link._open()
         print(f"listening on {link.listen[0]}:{link.port}", flush=True)
-        async with link._server:
-            await link._server.serve_forever()
+        await stop.wait()
+        link._server.close()  # open connections are cancelled as asyncio.run returns
 
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(run())
     print(
         f"{link.connections} connections, {link.bytes_up} bytes up, {link.bytes_down} down, {link.stalls} stalls",
         file=sys.stderr,
