@@ -182,8 +182,8 @@ impl Worker {
         Worker::launch_new(options, false)
     }
 
-    /// Starts the test-only build with fault injection (`wrangler.faults.toml`, built into
-    /// `build-faults/`): requests may then name faults in the `x-r2mpu-fault` header
+    /// Starts the test-only build with fault injection (built into `build-faults/`, run with
+    /// wrangler.toml's bindings): requests may then name faults in the `x-r2mpu-fault` header
     /// (src/faults.rs).
     pub fn start_with_faults(options: Options) -> Worker {
         Worker::launch_new(options, true)
@@ -259,9 +259,16 @@ impl Worker {
         std::fs::write(&env_file, env).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let root = repo_root();
-        let config = if self.faults { "wrangler.faults.toml" } else { "wrangler.toml" };
+        // The fault-injection build runs with wrangler.toml's bindings and settings: only its
+        // entry point and assets differ.
+        let faults: &[&str] = if self.faults {
+            &["build-faults/index.js", "--assets", "build-faults/assets", "--name", "r2mpu-faults"]
+        } else {
+            &[]
+        };
         let child = Command::new(root.join("node_modules/.bin/wrangler"))
-            .args(["dev", "--config", config, "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["dev", "--config", "wrangler.toml", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(faults)
             .arg("--persist-to")
             .arg(self.dir.path().join("state"))
             .arg("--env-file")
