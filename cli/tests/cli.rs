@@ -270,6 +270,33 @@ fn a_stalled_range_is_asked_for_again_while_it_hangs_and_the_download_is_identic
     assert_eq!(sidecar_lines(&env.path("back.bin")), 0);
 }
 
+/// Issue 11: both the stalled answer and the hedge pause after their first MiB, and the stalled
+/// one wakes up while the hedge is paused: the two deliver overlapping bytes, whichever comes
+/// first is written, and the file and its ETag still come out right.
+#[test]
+fn a_stalled_range_that_wakes_up_during_its_hedge_still_writes_each_byte_once() {
+    let env = Env::new("waking-range");
+    let (_, data) = env.file("waking.bin", 5 * PART + 11);
+    upload(&env, "waking.bin", &data, "waking/waking.bin");
+
+    let third_end = format!("-{}", 3 * PART - 1);
+    let rule_end = third_end.clone();
+    let proxy = Proxy::start(&env.worker.url, move |seen| match seen.header("range") {
+        Some(range) if range.ends_with(&rule_end) => Action::Pause(MIB, std::time::Duration::from_secs(4)),
+        _ => Action::Forward,
+    });
+    let mut command = env.command(&["download", "waking/waking.bin", "back.bin"]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
+
+    assert!(fs::read(env.path("back.bin")).unwrap() == data, "the file came back different");
+    assert!(run.field("verified").contains("multipart ETag matches"), "{}", run.stdout);
+    let asked = ranges_asked(&proxy);
+    let third: Vec<&str> = asked.iter().filter_map(|s| s.header("range")).filter(|r| r.ends_with(&third_end)).collect();
+    assert_eq!(third, [format!("bytes={}{third_end}", 2 * PART), format!("bytes={}{third_end}", 2 * PART + MIB)]);
+    assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
+}
+
 #[test]
 fn a_download_checked_with_the_wrong_part_size_is_an_integrity_failure() {
     let env = Env::new("integrity");

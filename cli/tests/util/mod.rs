@@ -272,6 +272,8 @@ pub enum Action {
     /// Pass it on, send the answer's head and the first this many bytes of its body, then
     /// nothing more until the client hangs up: a body that stalls and never ends by itself.
     Stall(usize),
+    /// Like [`Action::Stall`], but the rest of the body follows after this long.
+    Pause(usize, Duration),
 }
 
 /// The Worker's answer on its way back through the [`Proxy`].
@@ -345,13 +347,14 @@ fn serve(
         log.push(request.clone());
         rule(&request)
     };
-    let (mut edit, mut stall) = (None, None);
+    let (mut edit, mut stall, mut pause) = (None, None, None);
     match action {
         Action::Forward => {}
         Action::ForwardAfter(wait) => std::thread::sleep(wait),
         Action::AppendQuery(extra) => request.path.push_str(extra),
         Action::Edit(f) => edit = Some(f),
         Action::Stall(after) => stall = Some(after),
+        Action::Pause(after, wait) => (stall, pause) = (Some(after), Some(wait)),
         Action::Fail(status) => {
             let reply =
                 format!("HTTP/1.1 {status}\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -397,8 +400,13 @@ fn serve(
         client.write_all(&answer.body)?;
         return client.flush();
     };
-    client.write_all(&answer.body[..after.min(answer.body.len())])?;
+    let (head, rest) = answer.body.split_at(after.min(answer.body.len()));
+    client.write_all(head)?;
     client.flush()?;
+    if let Some(wait) = pause {
+        std::thread::sleep(wait);
+        return client.write_all(rest);
+    }
     // Nothing more: wait for the client to give up on the body (it closes, or its process ends).
     shared.stalls_open.fetch_add(1, Ordering::SeqCst);
     let mut rest = [0u8; 1024];
