@@ -249,7 +249,7 @@ impl Fetching {
         let (start, end) = self.layout.part_range(n);
         let what = format!("GET range {n} (bytes {start}-{})", end - 1);
         let range = Arc::new(Written::new(start, end));
-        self.activity.moved(n, Instant::now());
+        self.activity.begin(n, Instant::now());
         let result = self.client.with_retries(&what, || self.race(n, &range, &what));
         self.activity.end(n);
         result.map(|()| range.digest())
@@ -277,10 +277,8 @@ impl Fetching {
                     let now = Instant::now();
                     if hedges < self.policy.hedges && self.activity.stalled(n, now, &self.policy) {
                         let left = range.end - range.at();
-                        note(format!(
-                            "{what}: stalled while other ranges move; asking again for its last {left} bytes"
-                        ));
-                        self.activity.moved(n, now);
+                        note(format!("{what}: stalled; asking again for its {left} bytes not yet written"));
+                        self.activity.begin(n, now);
                         (in_flight, hedges) = (in_flight + 1, hedges + 1);
                         start_request();
                     }

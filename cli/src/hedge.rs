@@ -63,9 +63,17 @@ struct Moves {
 }
 
 impl Activity {
-    /// Range `n` starts (or moved, or was just asked for again) at `now`.
-    pub fn moved(&self, n: u16, now: Instant) {
+    /// Range `n` starts (or was just asked for again) at `now`.
+    pub fn begin(&self, n: u16, now: Instant) {
         self.lock().in_flight.insert(n, now);
+    }
+
+    /// Range `n` received bytes at `now`. Once it is done with, a request abandoned earlier that
+    /// still delivers changes nothing.
+    pub fn moved(&self, n: u16, now: Instant) {
+        if let Some(last) = self.lock().in_flight.get_mut(&n) {
+            *last = now;
+        }
     }
 
     /// Range `n` is done with, whether it finished or failed.
@@ -179,14 +187,16 @@ mod tests {
         let activity = Activity::default();
         assert!(!activity.stalled(1, t + 60 * S, &POLICY), "a range not in flight is never stalled");
         activity.moved(1, t);
-        activity.moved(2, t);
+        assert!(!activity.stalled(1, t + 60 * S, &POLICY), "bytes of an abandoned request do not begin it");
+        activity.begin(1, t);
+        activity.begin(2, t);
         assert!(!activity.stalled(1, t + 5 * S, &POLICY), "both went quiet together");
         activity.moved(2, t + S);
         assert!(activity.stalled(1, t + 5 * S, &POLICY));
         assert!(!activity.stalled(2, t + 5 * S, &POLICY), "range 2 moved last");
         activity.end(2);
         assert!(activity.stalled(1, t + 5 * S, &POLICY), "range 2 finished after range 1 went quiet");
-        activity.moved(1, t + 5 * S);
+        activity.begin(1, t + 5 * S);
         assert!(!activity.stalled(1, t + 6 * S, &POLICY), "asked for again: a fresh grace");
         activity.end(1);
         assert!(!activity.stalled(1, t + 60 * S, &POLICY));
