@@ -348,6 +348,11 @@ impl Fetching {
             }
             offset += got as u64;
         }
+        // Reading past the last byte lets the client see the body end and keep the connection
+        // for the next range; a body that stops early is simply not reused.
+        if offset == end {
+            let _ = reader.read(&mut buf[..1]);
+        }
         Ok(())
     }
 }

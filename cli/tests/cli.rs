@@ -8,7 +8,7 @@ use std::fs;
 use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
 use md5::{Digest, Md5};
 use r2mpu_api::types::UploadStatus;
-use util::{multipart_etag, sidecar_lines, wait_until, Action, Env, Fate, Proxy, Run, Running, Seen, MIB, PART};
+use util::{multipart_etag, sidecar_lines, wait_until, Action, Env, Fate, Proxy, Relay, Run, Running, Seen, MIB, PART};
 
 const PART_SIZE: &str = "5MiB";
 
@@ -295,6 +295,22 @@ fn a_stalled_range_that_wakes_up_during_its_hedge_still_writes_each_byte_once() 
     let third: Vec<&str> = asked.iter().filter_map(|s| s.header("range")).filter(|r| r.ends_with(&third_end)).collect();
     assert_eq!(third, [format!("bytes={}{third_end}", 2 * PART), format!("bytes={}{third_end}", 2 * PART + MIB)]);
     assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
+}
+
+/// Issue 11: a download reads each range's body to its end, so its ranges share one kept-alive
+/// connection instead of paying a new one each (a round trip more per range on a real link).
+#[test]
+fn a_download_keeps_its_connection_alive_from_range_to_range() {
+    let env = Env::new("keep-alive");
+    let (_, data) = env.file("alive.bin", 4 * PART + 3);
+    upload(&env, "alive.bin", &data, "keep-alive/alive.bin");
+    let relay = Relay::start(&env.worker.url);
+    let mut command = env.command(&["download", "keep-alive/alive.bin", "back.bin", "--concurrency", "1"]);
+    command.env("R2MPU_ENDPOINT", &relay.url);
+    let run = Run::of(command).expect(0);
+    assert!(run.field("verified").contains("5 parts"), "{}", run.stdout);
+    assert!(fs::read(env.path("back.bin")).unwrap() == data);
+    assert_eq!(relay.connections(), 1, "HEAD and 5 ranges, one after another, on one connection");
 }
 
 #[test]
