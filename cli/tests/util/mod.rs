@@ -236,9 +236,11 @@ pub struct Seen {
     pub body: Vec<u8>,
     /// How many earlier requests had the same method and path (0 for the first).
     pub earlier: usize,
-    /// How many [`Action::Stall`]ed answers were still held open (their client had not hung up)
-    /// when this request arrived.
-    pub stalls_open: usize,
+    /// Its place in [`Proxy::seen`].
+    pub index: usize,
+    /// The earlier requests (by index) the proxy was still answering when this one arrived; a
+    /// stalled answer counts until its client hangs up.
+    pub answering: Vec<usize>,
 }
 
 impl Seen {
@@ -304,7 +306,8 @@ pub struct Proxy {
 /// What the proxy's connections share.
 struct Shared {
     log: Mutex<Vec<Seen>>,
-    stalls_open: AtomicUsize,
+    /// The requests (by index) being answered.
+    answering: Mutex<Vec<usize>>,
     upstream: String,
 }
 
@@ -314,7 +317,7 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_end_matches('/').to_string();
-        let shared = Arc::new(Shared { log: Mutex::default(), stalls_open: AtomicUsize::new(0), upstream });
+        let shared = Arc::new(Shared { log: Mutex::default(), answering: Mutex::default(), upstream });
         let (proxy, rule) = (Arc::clone(&shared), Arc::new(rule));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -342,11 +345,14 @@ fn serve(
     let upstream = &shared.upstream;
     let action = {
         let mut log = shared.log.lock().unwrap();
-        request.stalls_open = shared.stalls_open.load(Ordering::SeqCst);
+        let mut answering = shared.answering.lock().unwrap();
+        (request.index, request.answering) = (log.len(), answering.clone());
+        answering.push(request.index);
         request.earlier = log.iter().filter(|s| s.method == request.method && s.path == request.path).count();
         log.push(request.clone());
         rule(&request)
     };
+    let _answered = Answered(shared, request.index);
     let (mut edit, mut stall, mut pause) = (None, None, None);
     match action {
         Action::Forward => {}
@@ -408,11 +414,18 @@ fn serve(
         return client.write_all(rest);
     }
     // Nothing more: wait for the client to give up on the body (it closes, or its process ends).
-    shared.stalls_open.fetch_add(1, Ordering::SeqCst);
     let mut rest = [0u8; 1024];
     while matches!(client.read(&mut rest), Ok(n) if n > 0) {}
-    shared.stalls_open.fetch_sub(1, Ordering::SeqCst);
     Ok(())
+}
+
+/// Takes a request off the list of those being answered, however its answer ends.
+struct Answered<'a>(&'a Shared, usize);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.0.answering.lock().unwrap().retain(|&i| i != self.1);
+    }
 }
 
 /// Reads one request whose body has a `Content-Length` (the CLI never sends chunked bodies).
@@ -441,7 +454,7 @@ fn read_request(client: &mut TcpStream) -> Option<Seen> {
         let n = client.read(&mut chunk).ok().filter(|&n| n > 0)?;
         body.extend_from_slice(&chunk[..n]);
     }
-    Some(Seen { method, path, headers, body, earlier: 0, stalls_open: 0 })
+    Some(Seen { method, path, headers, body, earlier: 0, index: 0, answering: Vec::new() })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
