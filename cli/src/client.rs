@@ -76,6 +76,7 @@ fn retryable_transport(error: &ureq::Error) -> bool {
 }
 
 /// The Worker's base URL, the bearer token and a pool of connections.
+#[derive(Clone)]
 pub struct Client {
     agent: Agent,
     endpoint: String,

@@ -8,14 +8,17 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Instant;
 
-use md5::{Digest as _, Md5};
 use r2mpu_api::layout::{default_part_size, Layout, MAX_PARTS};
 
 use crate::client::{check, object_path, Attempt, Client};
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest, Etag};
 use crate::fileio::{md5_range, write_all_at, BUFFER};
+use crate::hedge::{Activity, Policy, Written, POLICY};
 use crate::pool;
 use crate::progress::{note, Progress};
 use crate::resume::{DownloadRecord, Journal};
@@ -69,8 +72,17 @@ pub fn download(client: &Client, args: &DownloadArgs) -> Result<Downloaded> {
         note(format!("resumed: {} of {count} ranges already downloaded", journal.done.len()));
     }
     let already = size - todo.iter().map(|&n| part_len(&layout, n)).sum::<u64>();
-    let progress = Progress::start("download", "ranges", size, already, args.quiet);
-    let fetching = Fetching { client, file: &file, layout, key: &args.key, etag: &etag, progress: &progress };
+    let progress = Arc::new(Progress::start("download", "ranges", size, already, args.quiet));
+    let fetching = Arc::new(Fetching {
+        client: client.clone(),
+        file: file.try_clone().map_err(|e| Error::io(format!("opening {}", path.display()), e))?,
+        layout,
+        key: args.key.clone(),
+        etag: etag.clone(),
+        progress: Arc::clone(&progress),
+        activity: Activity::default(),
+        policy: POLICY,
+    });
     fetching.run(&todo, args.concurrency, &mut journal)?;
     progress.finish();
     file.sync_all().map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
@@ -203,93 +215,145 @@ fn default_file_name(key: &str) -> Result<PathBuf> {
     Err(Error::Usage(format!("`{key}` does not end in a plain file name; give FILE")))
 }
 
-/// What every fetching thread shares.
-struct Fetching<'a> {
-    client: &'a Client,
-    file: &'a File,
+/// What every fetching thread shares. Owned, not borrowed: a stalled request's thread cannot be
+/// interrupted, only abandoned, and may outlive the range (and the download) it was fetching.
+struct Fetching {
+    client: Client,
+    file: File,
     layout: Layout,
-    key: &'a str,
+    key: String,
     /// The ETag from HEAD; every range must come from the same object.
-    etag: &'a str,
-    progress: &'a Progress,
+    etag: String,
+    progress: Arc<Progress>,
+    activity: Activity,
+    policy: Policy,
 }
 
-impl Fetching<'_> {
+impl Fetching {
     /// Fetches `todo` with `concurrency` threads, journaling each finished range from this thread.
-    fn run(&self, todo: &[u16], concurrency: usize, journal: &mut Journal<DownloadRecord>) -> Result<()> {
+    fn run(self: &Arc<Self>, todo: &[u16], concurrency: usize, journal: &mut Journal<DownloadRecord>) -> Result<()> {
         let count = usize::from(self.layout.part_count().unwrap_or(0));
         pool::run(
             todo,
             count,
             concurrency,
-            self.progress,
+            &self.progress,
             |n| self.fetch_range(n),
-            |n, md5| commit_range(self.file, journal, n, md5?),
+            |n, md5| commit_range(&self.file, journal, n, md5?),
         )
     }
 
-    /// `GET /objects/{key}` with `Range`, written at its offset; returns the range's MD5.
-    fn fetch_range(&self, n: u16) -> Result<Digest> {
+    /// Range `n`, written at its offset; returns its MD5. A retry asks only for the bytes not yet
+    /// written.
+    fn fetch_range(self: &Arc<Self>, n: u16) -> Result<Digest> {
         let (start, end) = self.layout.part_range(n);
         let what = format!("GET range {n} (bytes {start}-{})", end - 1);
-        let path = object_path(self.key);
-        self.client.with_retries(&what, || {
-            let request = self.client.get(&path).header("Range", format!("bytes={start}-{}", end - 1));
-            let mut response = check(&what, request.call())?;
-            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            if let Some(now) = header("etag") {
-                if etag::unquote(&now) != self.etag {
-                    return Err(Error::Integrity(format!(
-                        "{}: the object changed during the download (ETag {} is now {}); run the command again",
-                        self.key,
-                        self.etag,
-                        etag::unquote(&now)
-                    ))
-                    .into());
+        let range = Arc::new(Written::new(start, end));
+        self.activity.begin(n, Instant::now());
+        let result = self.client.with_retries(&what, || self.race(n, &range, &what));
+        self.activity.end(n);
+        result.map(|()| range.digest())
+    }
+
+    /// One request for what is left of range `n`, and another from the first byte not yet
+    /// written (a hedge) whenever the range stalls while other ranges move; the range is done when
+    /// its bytes are, whichever request delivered them. Fails only when every request did.
+    fn race(self: &Arc<Self>, n: u16, range: &Arc<Written>, what: &str) -> Result<(), Attempt> {
+        let (done, results) = mpsc::channel();
+        let start_request = || {
+            let (fetching, range, done) = (Arc::clone(self), Arc::clone(range), done.clone());
+            thread::spawn(move || {
+                let _ = done.send(fetching.request(n, &range));
+            });
+        };
+        start_request();
+        let (mut in_flight, mut hedges) = (1, 0);
+        loop {
+            match results.recv_timeout(self.policy.tick) {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(Attempt::Transient { .. })) if in_flight > 1 => in_flight -= 1,
+                Ok(Err(failure)) => return Err(failure),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let now = Instant::now();
+                    if hedges < self.policy.hedges && self.activity.stalled(n, now, &self.policy) {
+                        let left = range.end - range.at();
+                        note(format!("{what}: stalled; asking again for its {left} bytes not yet written"));
+                        self.activity.begin(n, now);
+                        (in_flight, hedges) = (in_flight + 1, hedges + 1);
+                        start_request();
+                    }
                 }
+                Err(mpsc::RecvTimeoutError::Disconnected) => unreachable!("`done` is still held here"),
             }
-            let whole = start == 0 && Some(end) == self.layout.size;
-            let content_range = header("content-range");
-            let range_ok = match response.status().as_u16() {
-                206 => content_range.as_deref().is_some_and(|r| fits(r, start, end)),
-                200 => whole,
-                _ => false,
-            };
-            if !range_ok {
-                return Err(Error::Unavailable(format!(
-                    "{what}: the server answered {} with Content-Range {content_range:?}",
-                    response.status()
+        }
+    }
+
+    /// `GET /objects/{key}` with `Range` for the bytes of range `n` not yet written, handed to
+    /// `range` as they come; ends when the range is complete, whoever completed it.
+    fn request(&self, n: u16, range: &Written) -> Result<(), Attempt> {
+        let (from, end) = (range.at(), range.end);
+        if from >= end {
+            return Ok(());
+        }
+        let what = format!("GET range {n} (bytes {from}-{})", end - 1);
+        let request = self.client.get(&object_path(&self.key)).header("Range", format!("bytes={from}-{}", end - 1));
+        let mut response = check(&what, request.call())?;
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        if let Some(now) = header("etag") {
+            if etag::unquote(&now) != self.etag {
+                return Err(Error::Integrity(format!(
+                    "{}: the object changed during the download (ETag {} is now {}); run the command again",
+                    self.key,
+                    self.etag,
+                    etag::unquote(&now)
                 ))
                 .into());
             }
-            let mut reader = response.body_mut().as_reader();
-            let (mut offset, mut md5, mut buf) = (start, Md5::new(), vec![0u8; BUFFER]);
-            let take_back = |offset: u64| self.progress.take_back(offset - start);
-            while offset < end {
-                let want = buf.len().min(usize::try_from(end - offset).unwrap_or(usize::MAX));
-                let n = match reader.read(&mut buf[..want]) {
-                    Ok(0) => {
-                        take_back(offset);
-                        let reason = format!("the body ended after {} of {} bytes", offset - start, end - start);
-                        return Err(Attempt::Transient { reason, retry_after: None });
-                    }
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        take_back(offset);
-                        return Err(Attempt::Transient { reason: format!("reading the body: {e}"), retry_after: None });
-                    }
-                };
-                if let Err(e) = write_all_at(self.file, &buf[..n], offset) {
-                    take_back(offset);
-                    return Err(Error::io("writing the downloaded file", e).into());
+        }
+        let whole = from == 0 && Some(end) == self.layout.size;
+        let content_range = header("content-range");
+        let range_ok = match response.status().as_u16() {
+            206 => content_range.as_deref().is_some_and(|r| fits(r, from, end)),
+            200 => whole,
+            _ => false,
+        };
+        if !range_ok {
+            return Err(Error::Unavailable(format!(
+                "{what}: the server answered {} with Content-Range {content_range:?}",
+                response.status()
+            ))
+            .into());
+        }
+        let mut reader = response.body_mut().as_reader();
+        let (mut offset, mut buf) = (from, vec![0u8; BUFFER]);
+        while offset < end && !range.is_complete() {
+            let want = buf.len().min(usize::try_from(end - offset).unwrap_or(usize::MAX));
+            let got = match reader.read(&mut buf[..want]) {
+                Ok(0) => {
+                    let reason = format!("the body ended after {} of {} bytes", offset - from, end - from);
+                    return Err(Attempt::Transient { reason, retry_after: None });
                 }
-                md5.update(&buf[..n]);
-                offset += n as u64;
-                self.progress.add(n as u64);
+                Ok(got) => got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Attempt::Transient { reason: format!("reading the body: {e}"), retry_after: None })
+                }
+            };
+            let new = range
+                .accept(offset, &buf[..got], |at, bytes| write_all_at(&self.file, bytes, at))
+                .map_err(|e| Error::io("writing the downloaded file", e))?;
+            if new > 0 {
+                self.progress.add(new);
+                self.activity.moved(n, Instant::now());
             }
-            Ok(md5.finalize().into())
-        })
+            offset += got as u64;
+        }
+        // Reading past the last byte lets the client see the body end and keep the connection
+        // for the next range; a body that stops early is simply not reused.
+        if offset == end {
+            let _ = reader.read(&mut buf[..1]);
+        }
+        Ok(())
     }
 }
 

@@ -21,6 +21,7 @@ mod download;
 mod error;
 mod etag;
 mod fileio;
+mod hedge;
 mod manage;
 mod pool;
 mod progress;

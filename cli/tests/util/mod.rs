@@ -2,10 +2,13 @@
 
 #![allow(dead_code)] // not every test uses every helper
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use r2mpu_api::types::Upload;
@@ -233,6 +236,11 @@ pub struct Seen {
     pub body: Vec<u8>,
     /// How many earlier requests had the same method and path (0 for the first).
     pub earlier: usize,
+    /// Its place in [`Proxy::seen`].
+    pub index: usize,
+    /// The earlier requests (by index) the proxy was still answering when this one arrived; a
+    /// stalled answer counts until its client hangs up.
+    pub answering: Vec<usize>,
 }
 
 impl Seen {
@@ -257,99 +265,171 @@ pub enum Action {
     ForwardAfter(Duration),
     /// Append this to the query (`&limit=2`) and pass it on.
     AppendQuery(&'static str),
-    /// Pass it on and change the answer's body, keeping its length.
-    EditAnswer(fn(&mut [u8])),
+    /// Pass it on, then let this change the answer, or lose it, before the client sees it:
+    /// corruption and lost answers the CLI cannot tell from the real thing.
+    Edit(Box<dyn FnOnce(&mut Answer) -> Fate + Send>),
     /// Read the whole request, then answer it with this status (`503 Service Unavailable`) and
     /// `Retry-After: 0`: a transient failure the CLI cannot tell from the real thing.
     Fail(&'static str),
+    /// Pass it on, send the answer's head and the first this many bytes of its body, then
+    /// nothing more until the client hangs up: a body that stalls and never ends by itself.
+    Stall(usize),
+    /// Like [`Action::Stall`], but the rest of the body follows after this long.
+    Pause(usize, Duration),
+}
+
+/// The Worker's answer on its way back through the [`Proxy`].
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// Without `Content-Length`, `Transfer-Encoding` and `Connection`, which the proxy sets.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What becomes of an answer an [`Action::Edit`] saw.
+pub enum Fate {
+    /// Send it (as edited) to the client.
+    Deliver,
+    /// Close the connection without a word: the server acted, the client never hears of it.
+    Drop,
 }
 
 /// A loopback HTTP/1.1 proxy in front of the Worker that records every request and lets a test
-/// fail, slow down or rewrite the ones it picks. One request per connection: each answer says
-/// `Connection: close`.
+/// fail, slow down, rewrite, lose or stall the ones it picks. One request per connection: each
+/// answer says `Connection: close`.
 pub struct Proxy {
     pub url: String,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    shared: Arc<Shared>,
+}
+
+/// What the proxy's connections share.
+struct Shared {
+    log: Mutex<Vec<Seen>>,
+    /// The requests (by index) being answered.
+    answering: Mutex<Vec<usize>>,
+    upstream: String,
 }
 
 impl Proxy {
+    /// `rule` decides, for each request in the order they arrive, what becomes of it.
     pub fn start(upstream: &str, rule: impl Fn(&Seen) -> Action + Send + Sync + 'static) -> Proxy {
-        use std::net::TcpListener;
-        use std::sync::{Arc, Mutex};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let upstream = upstream.trim_start_matches("http://").to_string();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let (log, rule) = (seen.clone(), Arc::new(rule));
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let shared = Arc::new(Shared { log: Mutex::default(), answering: Mutex::default(), upstream });
+        let (proxy, rule) = (Arc::clone(&shared), Arc::new(rule));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (log, rule, upstream) = (log.clone(), rule.clone(), upstream.clone());
-                std::thread::spawn(move || serve(client, &upstream, &log, &*rule));
+                let (shared, rule) = (Arc::clone(&shared), Arc::clone(&rule));
+                std::thread::spawn(move || {
+                    let _ = serve(client, &shared, &*rule);
+                });
             }
         });
-        Proxy { url, seen }
+        Proxy { url, shared: proxy }
     }
 
     /// Every request so far, in the order they arrived.
     pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.shared.log.lock().unwrap().clone()
     }
 }
 
 fn serve(
-    mut client: std::net::TcpStream,
-    upstream: &str,
-    log: &std::sync::Mutex<Vec<Seen>>,
+    mut client: TcpStream,
+    shared: &Shared,
     rule: &(dyn Fn(&Seen) -> Action + Send + Sync),
-) {
-    use std::io::{Read, Write};
-    let Some(mut request) = read_request(&mut client) else { return };
+) -> std::io::Result<()> {
+    let Some(mut request) = read_request(&mut client) else { return Ok(()) };
+    let upstream = &shared.upstream;
     let action = {
-        let mut log = log.lock().unwrap();
+        let mut log = shared.log.lock().unwrap();
+        let mut answering = shared.answering.lock().unwrap();
+        (request.index, request.answering) = (log.len(), answering.clone());
+        answering.push(request.index);
         request.earlier = log.iter().filter(|s| s.method == request.method && s.path == request.path).count();
         log.push(request.clone());
         rule(&request)
     };
-    let mut edit: Option<fn(&mut [u8])> = None;
+    let _answered = Answered(shared, request.index);
+    let (mut edit, mut stall, mut pause) = (None, None, None);
     match action {
         Action::Forward => {}
         Action::ForwardAfter(wait) => std::thread::sleep(wait),
         Action::AppendQuery(extra) => request.path.push_str(extra),
-        Action::EditAnswer(f) => edit = Some(f),
+        Action::Edit(f) => edit = Some(f),
+        Action::Stall(after) => stall = Some(after),
+        Action::Pause(after, wait) => (stall, pause) = (Some(after), Some(wait)),
         Action::Fail(status) => {
             let reply =
                 format!("HTTP/1.1 {status}\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let _ = client.write_all(reply.as_bytes());
-            return;
+            return client.write_all(reply.as_bytes());
         }
     }
-    let mut server = std::net::TcpStream::connect(upstream).expect("the Worker");
-    let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.path);
-    for (name, value) in request.headers.iter().filter(|(k, _)| k != "connection") {
-        head.push_str(&format!("{name}: {value}\r\n"));
+
+    let mut forward =
+        ureq::http::Request::builder().method(request.method.as_str()).uri(format!("{upstream}{}", request.path));
+    for (name, value) in &request.headers {
+        if !["host", "connection", "content-length", "transfer-encoding"].contains(&name.as_str()) {
+            forward = forward.header(name, value);
+        }
     }
-    head.push_str("connection: close\r\n\r\n");
-    server.write_all(head.as_bytes()).unwrap();
-    server.write_all(&request.body).unwrap();
-    let mut answer = Vec::new();
-    server.read_to_end(&mut answer).unwrap();
-    let split = find(&answer, b"\r\n\r\n").expect("an answer head") + 4;
-    let (answer_head, body) = answer.split_at_mut(split);
-    if let Some(edit) = edit {
-        edit(body);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let mut response = agent.run(forward.body(request.body).unwrap()).map_err(std::io::Error::other)?;
+    let head_length = response.headers().get("content-length").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut answer = Answer {
+        status: response.status().as_u16(),
+        headers: response
+            .headers()
+            .iter()
+            .filter(|(k, _)| !["content-length", "transfer-encoding", "connection"].contains(&k.as_str()))
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect(),
+        body: response.body_mut().with_config().limit(u64::MAX).read_to_vec().unwrap_or_default(),
+    };
+    if let Some(Fate::Drop) = edit.map(|edit| edit(&mut answer)) {
+        return client.shutdown(std::net::Shutdown::Both);
     }
-    // The client must not reuse this connection: say so, dropping any other `Connection`.
-    let answer_head = String::from_utf8_lossy(answer_head);
-    let mut lines: Vec<&str> =
-        answer_head.trim_end().lines().filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
-    lines.push("connection: close");
-    let _ = client.write_all(format!("{}\r\n\r\n", lines.join("\r\n")).as_bytes());
-    let _ = client.write_all(body);
+    // A HEAD answer has no body but the length of the one a GET would have.
+    let length = match (request.method.as_str(), head_length) {
+        ("HEAD", Some(length)) => length,
+        _ => answer.body.len().to_string(),
+    };
+    let mut out = format!("HTTP/1.1 {} Relayed\r\n", answer.status);
+    for (name, value) in &answer.headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str(&format!("content-length: {length}\r\nconnection: close\r\n\r\n"));
+    client.write_all(out.as_bytes())?;
+    let Some(after) = stall else {
+        client.write_all(&answer.body)?;
+        return client.flush();
+    };
+    let (head, rest) = answer.body.split_at(after.min(answer.body.len()));
+    client.write_all(head)?;
+    client.flush()?;
+    if let Some(wait) = pause {
+        std::thread::sleep(wait);
+        return client.write_all(rest);
+    }
+    // Nothing more: wait for the client to give up on the body (it closes, or its process ends).
+    let mut rest = [0u8; 1024];
+    while matches!(client.read(&mut rest), Ok(n) if n > 0) {}
+    Ok(())
+}
+
+/// Takes a request off the list of those being answered, however its answer ends.
+struct Answered<'a>(&'a Shared, usize);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.0.answering.lock().unwrap().retain(|&i| i != self.1);
+    }
 }
 
 /// Reads one request whose body has a `Content-Length` (the CLI never sends chunked bodies).
-fn read_request(client: &mut std::net::TcpStream) -> Option<Seen> {
-    use std::io::Read;
+fn read_request(client: &mut TcpStream) -> Option<Seen> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 64 * 1024];
     let end = loop {
@@ -374,121 +454,45 @@ fn read_request(client: &mut std::net::TcpStream) -> Option<Seen> {
         let n = client.read(&mut chunk).ok().filter(|&n| n > 0)?;
         body.extend_from_slice(&chunk[..n]);
     }
-    Some(Seen { method, path, headers, body, earlier: 0 })
+    Some(Seen { method, path, headers, body, earlier: 0, index: 0, answering: Vec::new() })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// An upstream answer on its way back through an [`EditingProxy`].
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-/// What an [`EditingProxy`] does with an answer once the server has acted on the request.
-pub enum Fate {
-    /// Send it (as edited) to the client.
-    Deliver,
-    /// Close the connection without a word: the server acted, the client never hears of it.
-    Drop,
-}
-
-/// A loopback HTTP proxy in front of the Worker that forwards each request whole and lets the
-/// test edit the answer, or lose it, before the client sees it: corruption and lost answers
-/// injected where the CLI cannot tell them from the real thing. One request per connection.
-pub struct EditingProxy {
+/// A plain TCP relay in front of the Worker that counts the connections clients open through
+/// it: whether a client keeps its connections alive.
+pub struct Relay {
     pub url: String,
+    connections: Arc<AtomicUsize>,
 }
 
-impl EditingProxy {
-    /// `edit(method, path, answer)` sees every answer, in the order they come back.
-    pub fn start<F>(upstream: &str, edit: F) -> EditingProxy
-    where
-        F: FnMut(&str, &str, &mut Answer) -> Fate + Send + 'static,
-    {
-        use std::net::TcpListener;
-        use std::sync::{Arc, Mutex};
+impl Relay {
+    pub fn start(upstream: &str) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let upstream = upstream.trim_end_matches('/').to_string();
-        let edit = Arc::new(Mutex::new(edit));
+        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (upstream, edit) = (upstream.clone(), Arc::clone(&edit));
-                std::thread::spawn(move || {
-                    let _ =
-                        relay(client, &upstream, |method, path, answer| (edit.lock().unwrap())(method, path, answer));
-                });
+                counted.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = TcpStream::connect(&upstream) else { continue };
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
             }
         });
-        EditingProxy { url }
+        Relay { url, connections }
     }
-}
 
-fn relay(
-    client: std::net::TcpStream,
-    upstream: &str,
-    mut edit: impl FnMut(&str, &str, &mut Answer) -> Fate,
-) -> std::io::Result<()> {
-    use std::io::{Read, Write};
-    let mut reader = BufReader::new(client.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut words = line.split_whitespace();
-    let (method, path) = (words.next().unwrap_or("").to_string(), words.next().unwrap_or("").to_string());
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-        }
+    /// Connections opened so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
-    let length = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body)?;
-
-    let mut request = ureq::http::Request::builder().method(method.as_str()).uri(format!("{upstream}{path}"));
-    for (name, value) in &headers {
-        if !["host", "connection", "content-length", "transfer-encoding"].contains(&name.as_str()) {
-            request = request.header(name, value);
-        }
-    }
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
-    let mut response = agent.run(request.body(body).unwrap()).map_err(std::io::Error::other)?;
-    let mut answer = Answer {
-        status: response.status().as_u16(),
-        headers: response
-            .headers()
-            .iter()
-            .filter(|(k, _)| !["content-length", "transfer-encoding", "connection"].contains(&k.as_str()))
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect(),
-        body: response.body_mut().with_config().limit(u64::MAX).read_to_vec().unwrap_or_default(),
-    };
-    let head_length = response.headers().get("content-length").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let mut client = client;
-    if let Fate::Drop = edit(&method, &path, &mut answer) {
-        return client.shutdown(std::net::Shutdown::Both);
-    }
-    let length = match (method.as_str(), head_length) {
-        ("HEAD", Some(length)) => length,
-        _ => answer.body.len().to_string(),
-    };
-    let mut out = format!("HTTP/1.1 {} Relayed\r\n", answer.status);
-    for (name, value) in &answer.headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
-    }
-    out.push_str(&format!("content-length: {length}\r\nconnection: close\r\n\r\n"));
-    client.write_all(out.as_bytes())?;
-    client.write_all(&answer.body)?;
-    client.flush()
 }
