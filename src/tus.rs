@@ -48,6 +48,9 @@ pub async fn options(cx: Ctx) -> ApiResult<Response> {
     headers.set("tus-max-size", &max.to_string()).or_internal("header")?;
     let algorithms: Vec<&str> = CHECKSUMS.iter().map(|(name, _)| *name).collect();
     headers.set("tus-checksum-algorithm", &algorithms.join(",")).or_internal("header")?;
+    // The draft's discovery: the append media type, and the limits any upload gets.
+    headers.set("accept-patch", PARTIAL_UPLOAD).or_internal("header")?;
+    headers.set("upload-limit", &upload_limit(max, &cx)).or_internal("header")?;
     Ok(response)
 }
 
@@ -169,17 +172,23 @@ pub async fn terminate(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 
 /// Appends the request body at the record's offset (see `append.rs`); completes the upload in R2
 /// when its last byte arrived. Answers the upload's record afterwards.
-pub async fn append_body(cx: &Ctx, upload: &UploadHandle, record: Record) -> ApiResult<Record> {
+pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) -> ApiResult<Record> {
     record.ensure_open()?;
     let incoming = content_length(cx)?.ok_or(ApiError::LengthRequired)?;
-    let appends = record.appends.clone().ok_or(ApiError::UploadNotFound)?;
+    let mut appends = record.appends.clone().ok_or(ApiError::UploadNotFound)?;
+    if appends.offset == 0 && record.upload.parts.is_empty() {
+        if let Some(part_size) = append::fitted_part_size(record.layout(), incoming, cx.config.max_part_size) {
+            record = upload.send(Command::FitParts { part_size }).await?;
+            appends = record.appends.clone().ok_or(ApiError::UploadNotFound)?;
+        }
+    }
     let layout = record.layout();
     let pieces = append::cut(layout.part_size, appends.offset, appends.tail_size, incoming, layout.size)?;
     let bucket = cx.bucket()?;
     let stream = cx.req.inner().body();
     let mut body = match stream {
-        Some(stream) => Source::new(stream)?,
-        None if incoming == 0 => Source::new(empty_stream()?)?,
+        Some(stream) => Source::new(stream, incoming)?,
+        None if incoming == 0 => Source::new(empty_stream()?, 0)?,
         None => return Err(ApiError::LengthRequired),
     };
     let checksum = cx.header("upload-checksum").map(|h| parse_checksum(&h)).transpose()?;
@@ -357,10 +366,14 @@ fn with_state(response: Response, record: &Record, protocol: Protocol, cx: &Ctx)
     // R2's limits: 10,000 parts of this upload's size; no append is too small (the tail keeps
     // it) and the upload lives until its TTL runs out without activity.
     let max_size = record.upload.part_size.saturating_mul(u64::from(MAX_PARTS));
-    let max_age = cx.config.upload_ttl_ms / 1000;
-    let limit = format!("max-size={max_size}, max-append-size={MAX_APPEND}, max-age={max_age}");
-    headers.set("upload-limit", &limit).or_internal("header")?;
+    headers.set("upload-limit", &upload_limit(max_size, cx)).or_internal("header")?;
     Ok(response)
+}
+
+/// The draft's `Upload-Limit` for uploads of at most `max_size` bytes.
+fn upload_limit(max_size: u64, cx: &Ctx) -> String {
+    let max_age = cx.config.upload_ttl_ms / 1000;
+    format!("max-size={max_size}, max-append-size={MAX_APPEND}, max-age={max_age}")
 }
 
 /// Cloudflare's request body limit on the free and pro plans.
