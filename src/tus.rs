@@ -137,6 +137,11 @@ pub async fn patch(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     }
     let offset = parse_u64("Upload-Offset", &cx.header("upload-offset").unwrap_or_default())?;
     let mut record = appendable(upload.send(Command::Get).await?)?;
+    // The draft: bytes appended to a completed upload are an inconsistent length.
+    let has_bytes = content_length(&cx)?.is_some_and(|n| n > 0);
+    if matches!(protocol, Protocol::Draft(_)) && record.upload.status == UploadStatus::Completed && has_bytes {
+        return Err(inconsistent_length());
+    }
     let declared = match protocol {
         Protocol::Tus => cx.header("upload-length").map(|length| parse_u64("Upload-Length", &length)).transpose()?,
         // `Upload-Complete: ?1`: this body is the rest, so the length is known now.

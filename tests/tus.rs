@@ -374,6 +374,10 @@ fn the_ietf_draft_creates_appends_resumes_and_cancels() {
     let last = append(3 * MIB, "?1", &data[3 * MIB..], PARTIAL);
     assert_eq!((last.status, last.header("upload-complete")), (204, Some("?1")), "{last:?}");
     assert!(api.object("tus-draft/file.bin", &[]).body == data);
+    // Bytes past a completed upload are the draft's inconsistent length, wherever they claim to go.
+    for offset in [data.len(), 0] {
+        append(offset, "?0", b"x", PARTIAL).assert_problem(400, "invalid_request");
+    }
 
     // Optimistic creation of a whole small object, and cancellation of another.
     let whole = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?1")], Some(b"all at once"));
