@@ -17,9 +17,10 @@
 use js_sys::{Reflect, Uint8Array};
 use r2mpu_api::layout::{Layout, MAX_PARTS};
 use r2mpu_api::types::Part;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{ReadableStream, ReadableStreamDefaultReader, WritableStreamDefaultWriter};
+use web_sys::{ReadableStream, WritableStreamDefaultWriter};
 use worker::worker_sys::FixedLengthStream;
 use worker::{Bucket, Data, ResponseBody};
 
@@ -113,12 +114,27 @@ pub struct Sent {
     pub tail: Option<(String, u64)>,
 }
 
-/// Reads a stream of `length` bytes chunk by chunk, keeping the unread end of a chunk cut at a
-/// boundary; or hands the whole stream on untouched, when one piece takes all of it.
+#[wasm_bindgen]
+extern "C" {
+    /// workerd's `ReadableStreamBYOBReader`, with its `readAtLeast` extension.
+    #[wasm_bindgen(extends = js_sys::Object)]
+    type ByobReader;
+
+    #[wasm_bindgen(method, js_name = readAtLeast)]
+    fn read_at_least(this: &ByobReader, min_bytes: u32, view: &Uint8Array) -> js_sys::Promise;
+}
+
+/// How many bytes a cut append reads at a time. The stream's own chunks are small (a network
+/// read's worth); each one copied on by itself costs a JS round trip and an R2 write, which made
+/// a cut append about twice as costly as a whole one. `readAtLeast` fills this much natively.
+const READ_BYTES: u32 = 1 << 20;
+
+/// Reads a stream of `length` bytes [`READ_BYTES`] at a time, keeping the unread end of a read
+/// cut at a boundary; or hands the whole stream on untouched, when one piece takes all of it.
 pub struct Source {
     /// The stream until its first read (or until [`Source::whole`] takes it).
     stream: Option<ReadableStream>,
-    reader: Option<ReadableStreamDefaultReader>,
+    reader: Option<ByobReader>,
     /// Bytes not yet handed on.
     left: u64,
     pending: Option<Uint8Array>,
@@ -127,8 +143,8 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn new(stream: ReadableStream, length: u64) -> ApiResult<Source> {
-        Ok(Source { stream: Some(stream), reader: None, left: length, pending: None, digest: None })
+    pub fn new(stream: Option<ReadableStream>, length: u64) -> Source {
+        Source { stream, reader: None, left: length, pending: None, digest: None }
     }
 
     /// The same source, hashing every byte it reads with `digest`.
@@ -153,22 +169,24 @@ impl Source {
         }
         if self.reader.is_none() {
             let Some(stream) = self.stream.take() else { return Ok(None) };
-            self.reader = Some(stream.get_reader().unchecked_into::<ReadableStreamDefaultReader>());
+            self.reader = Some(byob_reader(&stream).map_err(|e| internal("a BYOB reader", js(&e)))?);
         }
         let reader = self.reader.as_ref().ok_or_else(|| internal("append", "no reader"))?;
         loop {
-            let result = JsFuture::from(reader.read()).await.map_err(|e| internal("reading a body", js(&e)))?;
+            // Fills the view unless the stream ends first; `done` comes with an empty view.
+            let view = Uint8Array::new_with_length(READ_BYTES);
+            let read = JsFuture::from(reader.read_at_least(READ_BYTES, &view)).await;
+            let result = read.map_err(|e| internal("reading a body", js(&e)))?;
             let done = Reflect::get(&result, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
-            if done {
-                return Ok(None);
-            }
             let value = Reflect::get(&result, &"value".into()).map_err(|e| internal("a chunk", js(&e)))?;
-            let chunk: Uint8Array = value.dyn_into().map_err(|_| internal("a chunk", "not bytes"))?;
-            if chunk.length() > 0 {
+            if let Some(chunk) = value.dyn_into::<Uint8Array>().ok().filter(|c| c.length() > 0) {
                 if let Some(digest) = &self.digest {
                     digest.write(&chunk).await?;
                 }
                 return Ok(Some(chunk));
+            }
+            if done {
+                return Ok(None);
             }
         }
     }
@@ -269,7 +287,7 @@ pub async fn send(
                 let object = object.ok_or_else(|| internal("append", format!("tail {key} is missing")))?;
                 let body = object.body().ok_or_else(|| internal("append", "tail without a body"))?;
                 match body.response_body().or_internal("tail body")? {
-                    ResponseBody::Stream(stream) => Some(Source::new(stream, appends.tail_size)?),
+                    ResponseBody::Stream(stream) => Some(Source::new(Some(stream), appends.tail_size)),
                     _ => return Err(internal("append", "tail body is not a stream")),
                 }
             }
@@ -320,6 +338,14 @@ pub async fn send(
             Err((e, taken))
         }
     }
+}
+
+/// `stream.getReader({ mode: "byob" })`.
+fn byob_reader(stream: &ReadableStream) -> Result<ByobReader, JsValue> {
+    let options = js_sys::Object::new();
+    Reflect::set(&options, &"mode".into(), &"byob".into())?;
+    let get_reader: js_sys::Function = Reflect::get(stream, &"getReader".into())?.dyn_into()?;
+    Ok(get_reader.call1(stream, &options)?.unchecked_into())
 }
 
 fn new_tail_key(upload_id: &str) -> ApiResult<String> {

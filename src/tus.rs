@@ -21,7 +21,7 @@ use worker::Response;
 use crate::append::{self, Source};
 use crate::auth::Claims;
 use crate::digest::Digesting;
-use crate::error::{internal, ApiError, ApiResult, OrInternal};
+use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::http::Ctx;
 use crate::state::{Caller, Command, Record, UploadHandle};
 use crate::uploads;
@@ -191,11 +191,10 @@ pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) ->
     let pieces = append::cut(layout.part_size, appends.offset, appends.tail_size, incoming, layout.size)?;
     let bucket = cx.bucket()?;
     let stream = cx.req.inner().body();
-    let mut body = match stream {
-        Some(stream) => Source::new(stream, incoming)?,
-        None if incoming == 0 => Source::new(empty_stream()?, 0)?,
-        None => return Err(ApiError::LengthRequired),
-    };
+    if stream.is_none() && incoming > 0 {
+        return Err(ApiError::LengthRequired);
+    }
+    let mut body = Source::new(stream, incoming);
     let checksum = cx.header("upload-checksum").map(|h| parse_checksum(&h)).transpose()?;
     if let Some((algorithm, _)) = &checksum {
         body = body.hashed(Digesting::new(algorithm)?);
@@ -403,10 +402,6 @@ pub fn stamp(path: &str, response: Response) -> Response {
         }
     }
     response
-}
-
-fn empty_stream() -> ApiResult<web_sys::ReadableStream> {
-    web_sys::ReadableStream::new().map_err(|_| internal("append", "an empty stream"))
 }
 
 fn random_name() -> ApiResult<String> {
