@@ -10,9 +10,11 @@
 //! the new tail in the Durable Object, all at once: a request cut short, a checksum that does not
 //! match or a crash leaves the offset where it was, so `HEAD` reports exactly the durable bytes.
 //!
-//! Bytes never enter wasm: chunks stay JS `Uint8Array`s, sliced with `subarray` at a boundary and
-//! written to a `FixedLengthStream` that R2 reads. Each write is awaited, so the isolate holds
-//! about one chunk per stream whatever the request's size.
+//! Bytes never enter wasm. An append that is one piece (the usual case: a client sending chunks
+//! of the part size, see [`fitted_part_size`]) hands its request body to R2 untouched. Otherwise
+//! the body is read 1 MiB at a time into JS `Uint8Array`s, sliced with `subarray` at a boundary
+//! and written to a `FixedLengthStream` that R2 reads. Each write is awaited, so the isolate
+//! holds about one read (1 MiB) per stream whatever the request's size.
 
 use js_sys::{Reflect, Uint8Array};
 use r2mpu_api::layout::{Layout, MAX_PARTS};
