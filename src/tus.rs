@@ -73,12 +73,22 @@ pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         },
     };
     let mut metadata = parse_metadata(cx.header("upload-metadata").as_deref())?;
-    let key = match metadata.remove("key").or_else(|| metadata.get("filename").cloned()) {
+    // The draft names the representation as any request does: `Content-Disposition`'s file
+    // name and `Content-Type`.
+    let (named, typed) = match protocol {
+        Protocol::Tus => (None, None),
+        Protocol::Draft(_) => (
+            cx.header("content-disposition").and_then(|h| disposition_filename(&h)),
+            cx.header("content-type").filter(|_| cx.media_type().is_some_and(|m| m != PARTIAL_UPLOAD)),
+        ),
+    };
+    let key = match metadata.remove("key").or_else(|| metadata.get("filename").cloned()).or(named) {
         Some(key) => key,
         None => format!("{}{}", claims.prefix.clone().unwrap_or_default(), random_name()?),
     };
     r2mpu_api::key::check_key(&key).map_err(|reason| ApiError::InvalidKey { reason })?;
-    let content_type = metadata.get("filetype").or_else(|| metadata.get("type")).cloned().filter(|t| !t.is_empty());
+    let content_type =
+        metadata.get("filetype").or_else(|| metadata.get("type")).cloned().or(typed).filter(|t| !t.is_empty());
     let body = CreateUpload { key, content_type, metadata: Some(metadata), size, part_size: None };
     body.validate().map_err(|e| ApiError::invalid_field("Upload-Metadata", e.to_string()))?;
     // The usual part size, or the deployment's largest part if that is smaller.
@@ -348,6 +358,28 @@ fn parse_metadata(header: Option<&str>) -> ApiResult<BTreeMap<String, String>> {
     Ok(pairs)
 }
 
+/// The file name in a `Content-Disposition` (RFC 6266): `filename*=UTF-8''<percent-encoded>`,
+/// else `filename="<name>"`. (Parameters are split at `;`; a quoted name holding one is cut.)
+fn disposition_filename(header: &str) -> Option<String> {
+    let mut plain = None;
+    for param in header.split(';').skip(1) {
+        let Some((name, value)) = param.split_once('=') else { continue };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "filename*" => {
+                let encoded =
+                    value.get(7..).filter(|_| value.get(..7).is_some_and(|c| c.eq_ignore_ascii_case("UTF-8''")));
+                if let Some(name) = encoded.and_then(|e| percent_encoding::percent_decode_str(e).decode_utf8().ok()) {
+                    return Some(name.into_owned()).filter(|n| !n.is_empty());
+                }
+            }
+            "filename" => plain = Some(value.trim_matches('"').to_string()).filter(|n| !n.is_empty()),
+            _ => {}
+        }
+    }
+    plain
+}
+
 /// `Upload-Checksum: <algorithm> <base64 digest>`: the `crypto.DigestStream` name and the digest.
 fn parse_checksum(header: &str) -> ApiResult<(&'static str, Vec<u8>)> {
     let invalid = || ApiError::invalid_field("Upload-Checksum", "must be `sha1|md5|sha256 <base64 digest>`");
@@ -411,6 +443,16 @@ fn random_name() -> ApiResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_name_of_a_content_disposition_prefers_the_utf8_form() {
+        let both = r#"inline; filename="file name.jpg"; filename*=UTF-8''f%C3%BCr%20mich.jpg"#;
+        assert_eq!(disposition_filename(both).as_deref(), Some("für mich.jpg"));
+        assert_eq!(disposition_filename(r#"inline; filename="a/b.txt""#).as_deref(), Some("a/b.txt"));
+        assert_eq!(disposition_filename("attachment; FILENAME=plain.bin").as_deref(), Some("plain.bin"));
+        assert_eq!(disposition_filename("inline"), None);
+        assert_eq!(disposition_filename(r#"inline; filename="""#), None);
+    }
 
     #[test]
     fn metadata_is_pairs_of_a_name_and_base64_value() {

@@ -379,11 +379,20 @@ fn the_ietf_draft_creates_appends_resumes_and_cancels() {
         append(offset, "?0", b"x", PARTIAL).assert_problem(400, "invalid_request");
     }
 
-    // Optimistic creation of a whole small object, and cancellation of another.
-    let whole = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?1")], Some(b"all at once"));
+    // Optimistic creation of a whole small object, named as the draft names it (the file name of
+    // its Content-Disposition, its Content-Type), and cancellation of another.
+    let named = [
+        DRAFT,
+        ("upload-complete", "?1"),
+        ("content-type", "text/plain"),
+        ("content-disposition", r#"inline; filename="x"; filename*=UTF-8''tus-draft%2Fall%20at%20once.txt"#),
+    ];
+    let whole = api.send("POST", "/tus", &named, Some(b"all at once"));
     assert_eq!((whole.status, whole.header("upload-complete")), (201, Some("?1")), "{whole:?}");
     let key = api.state(whole.header("location").unwrap().trim_start_matches("/tus/")).json()["key"].clone();
-    assert_eq!(api.object(key.as_str().unwrap(), &[]).body, b"all at once");
+    assert_eq!(key, "tus-draft/all at once.txt");
+    let object = api.object("tus-draft/all at once.txt", &[]);
+    assert_eq!((object.body.as_slice(), object.header("content-type")), (&b"all at once"[..], Some("text/plain")));
     let cancelled = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?0")], None);
     let path = cancelled.header("location").unwrap();
     assert_eq!(api.send("DELETE", path, &[DRAFT], None).status, 204);
