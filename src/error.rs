@@ -39,6 +39,10 @@ pub fn problem_response(error: ApiError) -> Response {
         ApiError::RangeNotSatisfiable { size } => {
             let _ = headers.set("content-range", &format!("bytes */{size}"));
         }
+        // The IETF draft: a `409` for a wrong offset carries the right one.
+        ApiError::OffsetMismatch { expected_offset, .. } => {
+            let _ = headers.set("upload-offset", &expected_offset.to_string());
+        }
         ApiError::UploadCompleting | ApiError::PartInFlight { .. } => {
             let _ = headers.set("retry-after", "1");
         }

@@ -2,7 +2,7 @@
 //! streams handed to the response, never pulled through wasm.
 
 use percent_encoding::percent_decode_str;
-use r2mpu_api::key::check_key;
+use r2mpu_api::key::{check_key, RESERVED_PREFIX};
 use r2mpu_api::time::rfc3339;
 use r2mpu_api::types::{ObjectInfo, ObjectList};
 use worker::{Bucket, Object, Range};
@@ -135,9 +135,11 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     }
     Faults::of(&cx).r2("list").await?;
     let page = request.execute().await.map_err(|e| list_failure(cursor.is_some(), e))?;
+    // The server's own objects (tus tails) are no user's: left out of every page.
     let objects = page
         .objects()
         .iter()
+        .filter(|o| !o.key().starts_with(RESERVED_PREFIX))
         .map(|o| ObjectInfo {
             key: o.key(),
             size: o.size(),

@@ -112,6 +112,11 @@ pub enum Command {
         tail: Option<(String, u64)>,
         ttl_ms: u64,
     },
+    /// An appendable upload's first append sets its part size (see `append::fitted_part_size`),
+    /// if no byte or part has arrived yet.
+    FitParts {
+        part_size: u64,
+    },
 }
 
 /// An appendable upload's durable progress: `offset` bytes received, the last `tail_size` of them
@@ -357,6 +362,7 @@ impl UploadState {
             Command::OpenAppends => self.open_appends(),
             Command::DeclareLength { size } => self.declare_length(row, size),
             Command::Append { from, to, parts, tail, ttl_ms } => self.append(row, from, to, parts, tail, ttl_ms).await,
+            Command::FitParts { part_size } => self.fit_parts(row, part_size),
         }
     }
 
@@ -679,6 +685,19 @@ impl UploadState {
                 Layout::plan(Some(size), Some(row.part_size as u64), u64::MAX)?;
                 self.sql("UPDATE upload SET size = ? WHERE id = 1", vec![(size as i64).into()])?;
             }
+        }
+        self.record()
+    }
+
+    /// Sets the part size of an appendable upload that holds nothing yet; otherwise leaves it,
+    /// and the append that asked goes on with the recorded one (the answer tells it which).
+    fn fit_parts(&self, row: UploadRow, part_size: u64) -> ApiResult<Record> {
+        machine::status_error(row.facts().status)?;
+        let appends = self.appends()?.ok_or(ApiError::UploadNotFound)?;
+        let size = row.size.map(|s| s as u64);
+        let empty = appends.offset == 0 && self.parts()?.is_empty() && self.part_in_flight()?.is_none();
+        if empty && Layout::plan(size, Some(part_size), u64::MAX).is_ok() {
+            self.sql("UPDATE upload SET part_size = ? WHERE id = 1", vec![(part_size as i64).into()])?;
         }
         self.record()
     }

@@ -21,7 +21,7 @@ use worker::Response;
 use crate::append::{self, Source};
 use crate::auth::Claims;
 use crate::digest::Digesting;
-use crate::error::{internal, ApiError, ApiResult, OrInternal};
+use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::http::Ctx;
 use crate::state::{Caller, Command, Record, UploadHandle};
 use crate::uploads;
@@ -48,6 +48,9 @@ pub async fn options(cx: Ctx) -> ApiResult<Response> {
     headers.set("tus-max-size", &max.to_string()).or_internal("header")?;
     let algorithms: Vec<&str> = CHECKSUMS.iter().map(|(name, _)| *name).collect();
     headers.set("tus-checksum-algorithm", &algorithms.join(",")).or_internal("header")?;
+    // The draft's discovery: the append media type, and the limits any upload gets.
+    headers.set("accept-patch", PARTIAL_UPLOAD).or_internal("header")?;
+    headers.set("upload-limit", &upload_limit(max, &cx)).or_internal("header")?;
     Ok(response)
 }
 
@@ -70,12 +73,22 @@ pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         },
     };
     let mut metadata = parse_metadata(cx.header("upload-metadata").as_deref())?;
-    let key = match metadata.remove("key").or_else(|| metadata.get("filename").cloned()) {
+    // The draft names the representation as any request does: `Content-Disposition`'s file
+    // name and `Content-Type`.
+    let (named, typed) = match protocol {
+        Protocol::Tus => (None, None),
+        Protocol::Draft(_) => (
+            cx.header("content-disposition").and_then(|h| disposition_filename(&h)),
+            cx.header("content-type").filter(|_| cx.media_type().is_some_and(|m| m != PARTIAL_UPLOAD)),
+        ),
+    };
+    let key = match metadata.remove("key").or_else(|| metadata.get("filename").cloned()).or(named) {
         Some(key) => key,
         None => format!("{}{}", claims.prefix.clone().unwrap_or_default(), random_name()?),
     };
     r2mpu_api::key::check_key(&key).map_err(|reason| ApiError::InvalidKey { reason })?;
-    let content_type = metadata.get("filetype").or_else(|| metadata.get("type")).cloned().filter(|t| !t.is_empty());
+    let content_type =
+        metadata.get("filetype").or_else(|| metadata.get("type")).cloned().or(typed).filter(|t| !t.is_empty());
     let body = CreateUpload { key, content_type, metadata: Some(metadata), size, part_size: None };
     body.validate().map_err(|e| ApiError::invalid_field("Upload-Metadata", e.to_string()))?;
     // The usual part size, or the deployment's largest part if that is smaller.
@@ -134,6 +147,11 @@ pub async fn patch(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     }
     let offset = parse_u64("Upload-Offset", &cx.header("upload-offset").unwrap_or_default())?;
     let mut record = appendable(upload.send(Command::Get).await?)?;
+    // The draft: bytes appended to a completed upload are an inconsistent length.
+    let has_bytes = content_length(&cx)?.is_some_and(|n| n > 0);
+    if matches!(protocol, Protocol::Draft(_)) && record.upload.status == UploadStatus::Completed && has_bytes {
+        return Err(inconsistent_length());
+    }
     let declared = match protocol {
         Protocol::Tus => cx.header("upload-length").map(|length| parse_u64("Upload-Length", &length)).transpose()?,
         // `Upload-Complete: ?1`: this body is the rest, so the length is known now.
@@ -169,19 +187,24 @@ pub async fn terminate(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 
 /// Appends the request body at the record's offset (see `append.rs`); completes the upload in R2
 /// when its last byte arrived. Answers the upload's record afterwards.
-pub async fn append_body(cx: &Ctx, upload: &UploadHandle, record: Record) -> ApiResult<Record> {
+pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) -> ApiResult<Record> {
     record.ensure_open()?;
     let incoming = content_length(cx)?.ok_or(ApiError::LengthRequired)?;
-    let appends = record.appends.clone().ok_or(ApiError::UploadNotFound)?;
+    let mut appends = record.appends.clone().ok_or(ApiError::UploadNotFound)?;
+    if appends.offset == 0 && record.upload.parts.is_empty() {
+        if let Some(part_size) = append::fitted_part_size(record.layout(), incoming, cx.config.max_part_size) {
+            record = upload.send(Command::FitParts { part_size }).await?;
+            appends = record.appends.clone().ok_or(ApiError::UploadNotFound)?;
+        }
+    }
     let layout = record.layout();
     let pieces = append::cut(layout.part_size, appends.offset, appends.tail_size, incoming, layout.size)?;
     let bucket = cx.bucket()?;
     let stream = cx.req.inner().body();
-    let mut body = match stream {
-        Some(stream) => Source::new(stream)?,
-        None if incoming == 0 => Source::new(empty_stream()?)?,
-        None => return Err(ApiError::LengthRequired),
-    };
+    if stream.is_none() && incoming > 0 {
+        return Err(ApiError::LengthRequired);
+    }
+    let mut body = Source::new(stream, incoming);
     let checksum = cx.header("upload-checksum").map(|h| parse_checksum(&h)).transpose()?;
     if let Some((algorithm, _)) = &checksum {
         body = body.hashed(Digesting::new(algorithm)?);
@@ -335,6 +358,28 @@ fn parse_metadata(header: Option<&str>) -> ApiResult<BTreeMap<String, String>> {
     Ok(pairs)
 }
 
+/// The file name in a `Content-Disposition` (RFC 6266): `filename*=UTF-8''<percent-encoded>`,
+/// else `filename="<name>"`. (Parameters are split at `;`; a quoted name holding one is cut.)
+fn disposition_filename(header: &str) -> Option<String> {
+    let mut plain = None;
+    for param in header.split(';').skip(1) {
+        let Some((name, value)) = param.split_once('=') else { continue };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "filename*" => {
+                let encoded =
+                    value.get(7..).filter(|_| value.get(..7).is_some_and(|c| c.eq_ignore_ascii_case("UTF-8''")));
+                if let Some(name) = encoded.and_then(|e| percent_encoding::percent_decode_str(e).decode_utf8().ok()) {
+                    return Some(name.into_owned()).filter(|n| !n.is_empty());
+                }
+            }
+            "filename" => plain = Some(value.trim_matches('"').to_string()).filter(|n| !n.is_empty()),
+            _ => {}
+        }
+    }
+    plain
+}
+
 /// `Upload-Checksum: <algorithm> <base64 digest>`: the `crypto.DigestStream` name and the digest.
 fn parse_checksum(header: &str) -> ApiResult<(&'static str, Vec<u8>)> {
     let invalid = || ApiError::invalid_field("Upload-Checksum", "must be `sha1|md5|sha256 <base64 digest>`");
@@ -357,10 +402,14 @@ fn with_state(response: Response, record: &Record, protocol: Protocol, cx: &Ctx)
     // R2's limits: 10,000 parts of this upload's size; no append is too small (the tail keeps
     // it) and the upload lives until its TTL runs out without activity.
     let max_size = record.upload.part_size.saturating_mul(u64::from(MAX_PARTS));
-    let max_age = cx.config.upload_ttl_ms / 1000;
-    let limit = format!("max-size={max_size}, max-append-size={MAX_APPEND}, max-age={max_age}");
-    headers.set("upload-limit", &limit).or_internal("header")?;
+    headers.set("upload-limit", &upload_limit(max_size, cx)).or_internal("header")?;
     Ok(response)
+}
+
+/// The draft's `Upload-Limit` for uploads of at most `max_size` bytes.
+fn upload_limit(max_size: u64, cx: &Ctx) -> String {
+    let max_age = cx.config.upload_ttl_ms / 1000;
+    format!("max-size={max_size}, max-append-size={MAX_APPEND}, max-age={max_age}")
 }
 
 /// Cloudflare's request body limit on the free and pro plans.
@@ -387,10 +436,6 @@ pub fn stamp(path: &str, response: Response) -> Response {
     response
 }
 
-fn empty_stream() -> ApiResult<web_sys::ReadableStream> {
-    web_sys::ReadableStream::new().map_err(|_| internal("append", "an empty stream"))
-}
-
 fn random_name() -> ApiResult<String> {
     Ok(format!("tus/{}", crate::hex::random_hex::<16>().or_internal("random key")?))
 }
@@ -398,6 +443,16 @@ fn random_name() -> ApiResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_name_of_a_content_disposition_prefers_the_utf8_form() {
+        let both = r#"inline; filename="file name.jpg"; filename*=UTF-8''f%C3%BCr%20mich.jpg"#;
+        assert_eq!(disposition_filename(both).as_deref(), Some("für mich.jpg"));
+        assert_eq!(disposition_filename(r#"inline; filename="a/b.txt""#).as_deref(), Some("a/b.txt"));
+        assert_eq!(disposition_filename("attachment; FILENAME=plain.bin").as_deref(), Some("plain.bin"));
+        assert_eq!(disposition_filename("inline"), None);
+        assert_eq!(disposition_filename(r#"inline; filename="""#), None);
+    }
 
     #[test]
     fn metadata_is_pairs_of_a_name_and_base64_value() {

@@ -95,6 +95,40 @@ fn appends_of_any_size_survive_a_kill_between_them_and_complete_into_the_object(
     assert_eq!(offset(&api, &path), data.len(), "a completed upload reports all its bytes");
 }
 
+/// A client that sends one chunk size (tus-js-client, Uppy) gets parts of that size: its first
+/// `PATCH` sets the part size, so every chunk goes to R2 as one whole part, with no tail to
+/// write and read back. A later chunk of another size still works (through the tail), and a
+/// deferred-length upload keeps the room its part size gave it.
+#[test]
+fn the_first_chunk_sets_the_part_size_so_chunks_of_that_size_need_no_tail() {
+    let worker = Worker::start();
+    let api = Api::of(&worker, "tus-fit");
+    let data = random_bytes(20 * MIB + 3, 14);
+    let path = create(&api, "tus-fit/file.bin", data.len());
+    let id = path.trim_start_matches("/tus/").to_string();
+    assert_eq!(api.state(&id).json()["partSize"], 16 * MIB, "the usual part size until a byte arrives");
+
+    assert_eq!(patch(&api, &path, 0, &data[..6 * MIB]).status, 204);
+    let state = api.state(&id).json();
+    assert_eq!(state["partSize"], 6 * MIB, "{state}");
+    let parts = state["parts"].as_array().unwrap();
+    assert_eq!((parts.len(), &parts[0]["size"]), (1, &serde_json::json!(6 * MIB)), "the chunk is part 1: {state}");
+
+    // Another chunk size: part 2 fills, 1 MiB waits in the tail; the rest completes.
+    assert_eq!(patch(&api, &path, 6 * MIB, &data[6 * MIB..13 * MIB]).status, 204);
+    assert_eq!(api.state(&id).json()["parts"].as_array().unwrap().len(), 2);
+    assert_eq!(patch(&api, &path, 13 * MIB, &data[13 * MIB..]).status, 204);
+    let state = api.state(&id).json();
+    assert_eq!((state["status"].as_str(), state["parts"].as_array().unwrap().len()), (Some("completed"), 4));
+    assert!(api.object("tus-fit/file.bin", &[]).body == data, "the object is the bytes sent");
+
+    // A deferred length: 6 MiB parts would hold less than the 16 MiB ones it was created with.
+    let path = create_deferred(&api, "tus-fit/deferred.bin");
+    assert_eq!(patch(&api, &path, 0, &data[..6 * MIB]).status, 204);
+    let state = api.state(path.trim_start_matches("/tus/")).json();
+    assert_eq!((&state["partSize"], state["parts"].as_array().unwrap().len()), (&serde_json::json!(16 * MIB), 0));
+}
+
 #[test]
 fn tus_headers_statuses_and_extensions() {
     let worker = Worker::shared_with(small_parts());
@@ -111,6 +145,10 @@ fn tus_headers_statuses_and_extensions() {
     }
     assert_eq!(options.header("tus-checksum-algorithm"), Some("sha1,md5,sha256"));
     assert_eq!(options.header("tus-max-size"), Some((PART as u64 * 10_000).to_string().as_str()));
+    // The IETF draft's discovery (draft 09 on): OPTIONS names the append media type and the limits.
+    assert_eq!(options.header("accept-patch"), Some("application/partial-upload"));
+    let limit = options.header("upload-limit").unwrap();
+    assert!(limit.starts_with(&format!("max-size={}, max-append-size=104857600, max-age=", PART as u64 * 10_000)));
 
     // Another version is 412, with the version spoken.
     let old = api.send("POST", "/tus", &[("tus-resumable", "0.2.2"), ("upload-length", "5")], None);
@@ -200,6 +238,45 @@ fn tus_headers_statuses_and_extensions() {
     assert_eq!(api.state(path.trim_start_matches("/tus/")).json()["status"], "aborted");
 }
 
+/// The bytes a tus upload holds between appends (its tail, an R2 object under `.r2mpu/`) are
+/// the server's: they show in no listing, and no one reads, deletes or overwrites them through
+/// `/objects` or a new upload.
+#[test]
+fn tails_are_not_objects_anyone_can_list_read_or_delete() {
+    let worker = Worker::shared_with(small_parts());
+    let api = Api::of(worker, "tus-tails");
+    let path = create_deferred(&api, "tus-tails/waiting.bin");
+    let data = random_bytes(3 * MIB, 15);
+    assert_eq!(patch(&api, &path, 0, &data).status, 204, "3 MiB wait in a tail");
+    let id = path.trim_start_matches("/tus/");
+
+    for listing in ["/objects", "/objects?prefix=.", "/objects?prefix=.r2mpu/tails/"] {
+        let page = api.send("GET", listing, &[], None);
+        assert_eq!(page.status, 200, "{listing}");
+        let page = page.json();
+        let keys: Vec<&str> = page["objects"].as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap()).collect();
+        assert!(keys.iter().all(|key| !key.starts_with(".r2mpu/")), "{listing}: {keys:?}");
+    }
+    let tail = format!("/objects/.r2mpu/tails/{id}/0123456789abcdef");
+    for method in ["GET", "HEAD", "DELETE"] {
+        let reply = api.send(method, &tail, &[], None);
+        assert_eq!(reply.status, 400, "{method} {tail}");
+        if method != "HEAD" {
+            reply.assert_problem(400, "invalid_key");
+        }
+    }
+    let body = serde_json::json!({ "key": format!(".r2mpu/tails/{id}/mine") });
+    api.create(body).assert_problem(400, "invalid_request");
+    let metadata = format!("key {}", b64(".r2mpu/tails/x"));
+    let created = api.send("POST", "/tus", &[TUS, ("upload-length", "5"), ("upload-metadata", &metadata)], None);
+    created.assert_problem(400, "invalid_key");
+
+    // The tail is intact: the upload completes with its bytes.
+    let end = [TUS, OCTETS, ("upload-offset", &*data.len().to_string()), ("upload-length", &*data.len().to_string())];
+    assert_eq!(api.send("PATCH", &path, &end, Some(b"")).status, 204);
+    assert!(api.object("tus-tails/waiting.bin", &[]).body == data);
+}
+
 /// tuspy (PyPI) and tus-js-client (npm) upload with chunks that do not divide the part size,
 /// stop half-way, and a fresh client resumes from the upload URL alone.
 #[test]
@@ -282,6 +359,7 @@ fn the_ietf_draft_creates_appends_resumes_and_cancels() {
     append(3 * MIB, "?0", b"x", OCTETS).assert_problem(415, "unsupported_media_type");
     let behind = append(MIB, "?0", b"x", PARTIAL);
     behind.assert_problem(409, "offset_mismatch");
+    assert_eq!(behind.header("upload-offset"), Some("3145728"), "a 409 carries the right offset");
     let problem = behind.json();
     assert_eq!(problem["type"], "https://iana.org/assignments/http-problem-types#mismatching-upload-offset");
     assert_eq!(
@@ -296,12 +374,25 @@ fn the_ietf_draft_creates_appends_resumes_and_cancels() {
     let last = append(3 * MIB, "?1", &data[3 * MIB..], PARTIAL);
     assert_eq!((last.status, last.header("upload-complete")), (204, Some("?1")), "{last:?}");
     assert!(api.object("tus-draft/file.bin", &[]).body == data);
+    // Bytes past a completed upload are the draft's inconsistent length, wherever they claim to go.
+    for offset in [data.len(), 0] {
+        append(offset, "?0", b"x", PARTIAL).assert_problem(400, "invalid_request");
+    }
 
-    // Optimistic creation of a whole small object, and cancellation of another.
-    let whole = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?1")], Some(b"all at once"));
+    // Optimistic creation of a whole small object, named as the draft names it (the file name of
+    // its Content-Disposition, its Content-Type), and cancellation of another.
+    let named = [
+        DRAFT,
+        ("upload-complete", "?1"),
+        ("content-type", "text/plain"),
+        ("content-disposition", r#"inline; filename="x"; filename*=UTF-8''tus-draft%2Fall%20at%20once.txt"#),
+    ];
+    let whole = api.send("POST", "/tus", &named, Some(b"all at once"));
     assert_eq!((whole.status, whole.header("upload-complete")), (201, Some("?1")), "{whole:?}");
     let key = api.state(whole.header("location").unwrap().trim_start_matches("/tus/")).json()["key"].clone();
-    assert_eq!(api.object(key.as_str().unwrap(), &[]).body, b"all at once");
+    assert_eq!(key, "tus-draft/all at once.txt");
+    let object = api.object("tus-draft/all at once.txt", &[]);
+    assert_eq!((object.body.as_slice(), object.header("content-type")), (&b"all at once"[..], Some("text/plain")));
     let cancelled = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?0")], None);
     let path = cancelled.header("location").unwrap();
     assert_eq!(api.send("DELETE", path, &[DRAFT], None).status, 204);
