@@ -432,20 +432,36 @@ impl UploadState {
             builder =
                 builder.http_metadata(HttpMetadata { content_type: Some(content_type.clone()), ..Default::default() });
         }
-        let multipart = builder
+        let created = builder
             .custom_metadata(metadata.clone().into_iter().collect::<std::collections::HashMap<_, _>>())
-            .execute()
-            .await
-            .or_internal("R2 createMultipartUpload")?;
+            .execute();
+        // The owner's index hears of the upload while R2 creates it, not after: one Durable
+        // Object call less on the create's path. If R2 fails, the entry names an upload that
+        // never was; a listing hides it (its object answers 404) and drops it once it is older
+        // than a create can take (`index::CREATING_MS`), so it never drops one being created.
+        let now = now_ms();
+        let entry =
+            crate::index::Entry { upload_id: upload_id.clone(), key: key.clone(), created_ms: now, part_size, size };
+        let (created, ()) =
+            futures_util::future::join(created, crate::index::opened(&self.state, &self.env, &caller.sub, entry)).await;
+        let multipart = created.or_internal("R2 createMultipartUpload")?;
         let r2_upload_id = multipart.upload_id().await;
         // The same Idempotency-Key, sent again while R2 answered us, may have created it first.
         if let Some(row) = self.row()? {
             if let Err(e) = multipart.abort().await {
                 worker::console_warn!("R2 abort of a duplicate create of {upload_id}: {e}");
             }
+            // Our entry may have landed after the first create's: put back the one it made.
+            let entry = crate::index::Entry {
+                upload_id: upload_id.clone(),
+                key: row.key.clone(),
+                created_ms: row.created_ms as u64,
+                part_size: row.part_size as u64,
+                size: row.size.map(|s| s as u64),
+            };
+            crate::index::opened(&self.state, &self.env, &caller.sub, entry).await;
             return self.replay(&caller, &new, &row);
         }
-        let now = now_ms();
         let facts = Facts::new(now, ttl_ms);
         self.sql(
             "INSERT INTO upload (id, upload_id, owner, key, r2_upload_id, part_size, size, content_type,
@@ -468,8 +484,6 @@ impl UploadState {
             ],
         )?;
         self.alarm_at(facts.expires_ms).await?;
-        let entry = crate::index::Entry { upload_id, key, created_ms: now, part_size, size };
-        crate::index::opened(&self.state, &self.env, &caller.sub, entry).await;
         self.record()
     }
 
