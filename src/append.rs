@@ -28,7 +28,7 @@ use worker::{Bucket, Data, ResponseBody};
 
 use crate::digest::Digesting;
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
-use crate::state::{is_no_such_upload, Appends, Command, Record, UploadHandle};
+use crate::state::{is_no_such_upload, Appends, Record, UploadHandle};
 
 /// Where tails live in the bucket: `{TAIL_PREFIX}{uploadId}/{random}`, under the key space
 /// users cannot reach ([`r2mpu_api::key::RESERVED_PREFIX`]).
@@ -301,8 +301,7 @@ pub async fn send(
         for piece in pieces {
             match piece.dest {
                 Dest::Part(n) => {
-                    let leased = upload.send(Command::BeginPart { part_number: n, length: piece.bytes() }).await?;
-                    let token = leased.part_lease.ok_or_else(|| internal("BeginPart", "no lease"))?;
+                    let token = upload.begin_part(n, piece.bytes()).await?.token;
                     taken.push((n, token));
                     let uploaded = pipe(&mut tail, body, *piece, |data| async {
                         multipart.upload_part(n, data).await.map_err(|e| {

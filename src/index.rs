@@ -43,6 +43,9 @@ const FAN_OUT: usize = 50;
 const PENDING: &str = "index-pending";
 /// How soon the upload object's alarm retries an index update that failed.
 const RETRY_MS: u64 = 30_000;
+/// How long an entry whose upload object does not know it yet is kept: the index hears of a
+/// create while R2 works on it (`state.rs`), before the object writes its row.
+pub const CREATING_MS: u64 = 60_000;
 
 /// What the index keeps about one unfinished upload: what never changes while it is open.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,7 +139,9 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
             match state? {
                 Some(summary) => uploads.push(summary),
                 // Finished or gone: hidden, and the index learns it (best effort; the next read
-                // repairs what this one could not).
+                // repairs what this one could not). A young entry may be a create in progress:
+                // hidden, but kept.
+                None if entry.created_ms + CREATING_MS > worker::Date::now().as_millis() => {}
                 None => {
                     let remove = IndexCommand::Remove { upload_id: entry.upload_id.clone() };
                     if let Err(e) = index.send::<()>(&remove).await {

@@ -9,7 +9,9 @@
 //! `record_part`, `end_part`, `complete`, `abort`, `r2_gone`, `settle` and the alarm.
 //!
 //! Requests come from the Worker only, as one JSON [`Envelope`] per call: who is asking and the
-//! [`Command`]. The object answers with a [`Record`] or a problem document.
+//! [`Command`]. The object answers with a problem document, or: for the part commands, what the
+//! part's sender needs and no more (a [`PartGrant`], or `null`), so that a part's calls cost the
+//! same at part 10,000 as at part 1; for the others, the upload's [`Record`].
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -70,11 +72,12 @@ pub enum Command {
     Create(NewUpload),
     Get,
     /// A part of `length` bytes is about to be sent to R2: check it and lease its number.
+    /// Answers a [`PartGrant`], never the record.
     BeginPart {
         part_number: u16,
         length: u64,
     },
-    /// R2 took the part sent under the lease `token`.
+    /// R2 took the part sent under the lease `token`. Answers nothing (`null`).
     RecordPart {
         part: Part,
         token: i64,
@@ -82,7 +85,7 @@ pub enum Command {
     },
     /// The part sent under `token` was not recorded: give its number back. `forget`: R2 may now
     /// hold bytes for it that were never recorded (a digest mismatch, a failure after R2 took
-    /// it), so drop what we recorded for it too.
+    /// it), so drop what we recorded for it too. Answers nothing (`null`).
     EndPart {
         part_number: u16,
         token: i64,
@@ -119,6 +122,44 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether the command can take the upload from unfinished to completed or aborted, so that
+    /// its index entry must go (see [`UploadState::unlist_if_finished`]). The part commands
+    /// cannot: they skip the two extra reads of the row that check it.
+    fn may_finish(&self) -> bool {
+        matches!(self, Command::Complete { .. } | Command::Abort { .. } | Command::R2Gone)
+    }
+}
+
+/// What a part's sender needs before it streams the part to R2, answered by `BeginPart` with
+/// the lease: the same few fields at part 1 and at part 10,000 (the parts are never listed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartGrant {
+    /// The lease token to record or end the part with.
+    pub token: i64,
+    pub key: String,
+    pub r2_upload_id: String,
+    /// The upload is fed by tus appends, which count its bytes by offset.
+    pub appendable: bool,
+}
+
+/// What the Durable Object answers: a command's own small reply, or the whole record.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Reply {
+    Record(Box<Record>),
+    Grant(PartGrant),
+    /// `null`: the command took effect (`RecordPart`, `EndPart`).
+    Done,
+}
+
+impl From<Record> for Reply {
+    fn from(record: Record) -> Reply {
+        Reply::Record(Box::new(record))
+    }
+}
+
 /// An appendable upload's durable progress: `offset` bytes received, the last `tail_size` of them
 /// (less than a part) in the R2 object `tail_key`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -143,9 +184,6 @@ struct Envelope {
 pub struct Record {
     pub r2_upload_id: String,
     pub upload: Upload,
-    /// After `BeginPart`: the lease token to record or end the part with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub part_lease: Option<i64>,
     /// For an appendable upload: its offset and tail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appends: Option<Appends>,
@@ -181,7 +219,28 @@ impl UploadHandle {
         UploadHandle { faults, ..self }
     }
 
+    /// Sends a command that answers with the upload's record (all but the part commands).
     pub async fn send(&self, command: Command) -> ApiResult<Record> {
+        self.call(command).await
+    }
+
+    /// Leases part `part_number` for a sender of `length` bytes (`409 part_in_flight` while
+    /// another sender holds it) and answers what the sender needs to stream it.
+    pub async fn begin_part(&self, part_number: u16, length: u64) -> ApiResult<PartGrant> {
+        self.call(Command::BeginPart { part_number, length }).await
+    }
+
+    /// Records `part`, which R2 took under the lease `token`.
+    pub async fn record_part(&self, part: Part, token: i64, ttl_ms: u64) -> ApiResult<()> {
+        self.call(Command::RecordPart { part, token, ttl_ms }).await
+    }
+
+    /// Gives back the lease `token` on `part_number`; `forget`: see [`Command::EndPart`].
+    pub async fn end_part(&self, part_number: u16, token: i64, forget: bool) -> ApiResult<()> {
+        self.call(Command::EndPart { part_number, token, forget }).await
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(&self, command: Command) -> ApiResult<T> {
         let envelope = Envelope { caller: self.caller.clone(), command, faults: self.faults.clone() };
         let body = serde_json::to_string(&envelope).or_internal("encoding command")?;
         let mut init = RequestInit::new();
@@ -190,7 +249,7 @@ impl UploadHandle {
         let mut response = self.stub.fetch_with_request(request).await.or_internal("state call")?;
         let text = response.text().await.or_internal("state response")?;
         if response.status_code() == 200 {
-            serde_json::from_str(&text).or_internal("decoding record")
+            serde_json::from_str(&text).or_internal("decoding the upload state's answer")
         } else {
             Err(serde_json::from_str::<ApiError>(&text).or_internal("decoding error")?)
         }
@@ -297,9 +356,12 @@ impl DurableObject for UploadState {
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let envelope: Envelope = req.json().await?;
-        let before = self.row().ok().flatten();
+        let may_finish = envelope.command.may_finish();
+        let before = if may_finish { self.row().ok().flatten() } else { None };
         let applied = self.apply(envelope).await;
-        self.unlist_if_finished(before.as_ref()).await;
+        if may_finish {
+            self.unlist_later_if_finished(before.as_ref());
+        }
         // Errors travel to the Worker as the bare ApiError; the Worker renders the problem.
         Ok(match applied {
             Ok(record) => Response::from_json(&record)?,
@@ -337,9 +399,9 @@ impl DurableObject for UploadState {
 }
 
 impl UploadState {
-    async fn apply(&self, Envelope { caller, command, faults }: Envelope) -> ApiResult<Record> {
+    async fn apply(&self, Envelope { caller, command, faults }: Envelope) -> ApiResult<Reply> {
         if let Command::Create(new) = command {
-            return self.create(caller, new).await;
+            return self.create(caller, new).await.map(Reply::from);
         }
         let row = self.row()?.ok_or(ApiError::UploadNotFound)?;
         if row.owner != caller.sub || caller.key.as_ref().is_some_and(|key| *key != row.key) {
@@ -350,12 +412,12 @@ impl UploadState {
                 return Err(ApiError::KeyOutsidePrefix { prefix: prefix.clone() });
             }
         }
-        match command {
+        let record = match command {
             Command::Create(_) => unreachable!("handled above"),
+            Command::BeginPart { part_number, length } => return self.begin_part(row, part_number, length),
+            Command::RecordPart { part, token, ttl_ms } => return self.record_part(row, part, token, ttl_ms).await,
+            Command::EndPart { part_number, token, forget } => return self.end_part(part_number, token, forget),
             Command::Get => self.record(),
-            Command::BeginPart { part_number, length } => self.begin_part(row, part_number, length),
-            Command::RecordPart { part, token, ttl_ms } => self.record_part(row, part, token, ttl_ms).await,
-            Command::EndPart { part_number, token, forget } => self.end_part(part_number, token, forget),
             Command::R2Gone => self.r2_gone(row, &faults).await,
             Command::Complete { parts, ttl_ms } => self.complete(parts, ttl_ms, &faults).await,
             Command::Abort { ttl_ms } => self.abort(row, ttl_ms, &faults).await,
@@ -363,7 +425,8 @@ impl UploadState {
             Command::DeclareLength { size } => self.declare_length(row, size),
             Command::Append { from, to, parts, tail, ttl_ms } => self.append(row, from, to, parts, tail, ttl_ms).await,
             Command::FitParts { part_size } => self.fit_parts(row, part_size),
-        }
+        };
+        record.map(Reply::from)
     }
 
     async fn create(&self, caller: Caller, new: NewUpload) -> ApiResult<Record> {
@@ -377,20 +440,36 @@ impl UploadState {
             builder =
                 builder.http_metadata(HttpMetadata { content_type: Some(content_type.clone()), ..Default::default() });
         }
-        let multipart = builder
+        let created = builder
             .custom_metadata(metadata.clone().into_iter().collect::<std::collections::HashMap<_, _>>())
-            .execute()
-            .await
-            .or_internal("R2 createMultipartUpload")?;
+            .execute();
+        // The owner's index hears of the upload while R2 creates it, not after: one Durable
+        // Object call less on the create's path. If R2 fails, the entry names an upload that
+        // never was; a listing hides it (its object answers 404) and drops it once it is older
+        // than a create can take (`index::CREATING_MS`), so it never drops one being created.
+        let now = now_ms();
+        let entry =
+            crate::index::Entry { upload_id: upload_id.clone(), key: key.clone(), created_ms: now, part_size, size };
+        let (created, ()) =
+            futures_util::future::join(created, crate::index::opened(&self.state, &self.env, &caller.sub, entry)).await;
+        let multipart = created.or_internal("R2 createMultipartUpload")?;
         let r2_upload_id = multipart.upload_id().await;
         // The same Idempotency-Key, sent again while R2 answered us, may have created it first.
         if let Some(row) = self.row()? {
             if let Err(e) = multipart.abort().await {
                 worker::console_warn!("R2 abort of a duplicate create of {upload_id}: {e}");
             }
+            // Our entry may have landed after the first create's: put back the one it made.
+            let entry = crate::index::Entry {
+                upload_id: upload_id.clone(),
+                key: row.key.clone(),
+                created_ms: row.created_ms as u64,
+                part_size: row.part_size as u64,
+                size: row.size.map(|s| s as u64),
+            };
+            crate::index::opened(&self.state, &self.env, &caller.sub, entry).await;
             return self.replay(&caller, &new, &row);
         }
-        let now = now_ms();
         let facts = Facts::new(now, ttl_ms);
         self.sql(
             "INSERT INTO upload (id, upload_id, owner, key, r2_upload_id, part_size, size, content_type,
@@ -413,8 +492,6 @@ impl UploadState {
             ],
         )?;
         self.alarm_at(facts.expires_ms).await?;
-        let entry = crate::index::Entry { upload_id, key, created_ms: now, part_size, size };
-        crate::index::opened(&self.state, &self.env, &caller.sub, entry).await;
         self.record()
     }
 
@@ -436,7 +513,10 @@ impl UploadState {
         self.record()
     }
 
-    fn begin_part(&self, row: UploadRow, part_number: u16, length: u64) -> ApiResult<Record> {
+    /// Checks the part against the upload's status and layout and leases its number. Touches
+    /// the upload's row and the part's lease row only: its cost and its answer do not grow with
+    /// the parts already recorded.
+    fn begin_part(&self, row: UploadRow, part_number: u16, length: u64) -> ApiResult<Reply> {
         let mut facts = row.facts();
         let before = facts.clone();
         machine::status_error(facts.status)?;
@@ -448,10 +528,19 @@ impl UploadState {
              ON CONFLICT (part_number) DO UPDATE SET token = excluded.token, until_ms = excluded.until_ms",
             vec![i64::from(part_number).into(), lease.token.into(), (lease.until_ms as i64).into()],
         )?;
-        Ok(Record { part_lease: Some(lease.token), ..self.record()? })
+        Ok(Reply::Grant(PartGrant {
+            token: lease.token,
+            key: row.key,
+            r2_upload_id: row.r2_upload_id,
+            appendable: self.appends()?.is_some(),
+        }))
     }
 
-    async fn record_part(&self, row: UploadRow, part: Part, token: i64, ttl_ms: u64) -> ApiResult<Record> {
+    /// Records the part if its sender still holds the lease. One row written, one lease row
+    /// deleted, nothing listed back. The alarm is moved only when the deadline came nearer (a
+    /// smaller `UPLOAD_TTL`): an alarm that fires before a deadline activity pushed out just
+    /// sets itself again ([`Facts::alarm`]), so the usual part needs no alarm write.
+    async fn record_part(&self, row: UploadRow, part: Part, token: i64, ttl_ms: u64) -> ApiResult<Reply> {
         let mut facts = row.facts();
         let before = facts.clone();
         facts.record_part(part.part_number, token, self.part_lease(part.part_number)?, ttl_ms, now_ms())?;
@@ -463,13 +552,13 @@ impl UploadState {
             vec![number.into(), part.etag.into(), (part.size as i64).into(), part.md5.into()],
         )?;
         self.sql("DELETE FROM part_leases WHERE part_number = ?", vec![number.into()])?;
-        if facts.expires_ms != before.expires_ms {
+        if facts.expires_ms < before.expires_ms {
             self.alarm_at(facts.expires_ms).await?;
         }
-        self.record()
+        Ok(Reply::Done)
     }
 
-    fn end_part(&self, part_number: u16, token: i64, forget: bool) -> ApiResult<Record> {
+    fn end_part(&self, part_number: u16, token: i64, forget: bool) -> ApiResult<Reply> {
         if self.part_lease(part_number)?.map(|lease| lease.token) == Some(token) {
             let number = i64::from(part_number);
             self.sql("DELETE FROM part_leases WHERE part_number = ?", vec![number.into()])?;
@@ -477,7 +566,7 @@ impl UploadState {
                 self.sql("DELETE FROM parts WHERE part_number = ?", vec![number.into()])?;
             }
         }
-        self.record()
+        Ok(Reply::Done)
     }
 
     /// A part met R2's `NoSuchUpload`: mark the upload aborted, unless a complete may have
@@ -812,12 +901,32 @@ impl UploadState {
     /// command or the alarm took it from unfinished (`before`) to completed or aborted. Every
     /// status change goes through [`UploadState::save`]; this runs after each of them.
     async fn unlist_if_finished(&self, before: Option<&UploadRow>) {
+        if let Some((owner, upload_id)) = self.newly_finished(before) {
+            crate::index::finished(&self.state, &self.env, &owner, &upload_id).await;
+        }
+    }
+
+    /// [`UploadState::unlist_if_finished`] after the answer has gone out, so that a complete or
+    /// an abort does not wait for a second Durable Object. Safe because a listing never trusts
+    /// the index alone: it asks each listed upload's own object and hides (and unlists) those
+    /// that are finished, so an entry removed a moment late, or never (a crash), is never shown.
+    fn unlist_later_if_finished(&self, before: Option<&UploadRow>) {
+        if let Some((owner, upload_id)) = self.newly_finished(before) {
+            use wasm_bindgen::JsCast;
+            let raw: &wasm_bindgen::JsValue = self.state.as_raw().as_ref();
+            let (state, env) =
+                (State::from(raw.clone().unchecked_into::<worker::worker_sys::DurableObjectState>()), self.env.clone());
+            self.state.wait_until(async move { crate::index::finished(&state, &env, &owner, &upload_id).await });
+        }
+    }
+
+    /// The owner and id of the upload if `before` shows it unfinished and its row now finished.
+    fn newly_finished(&self, before: Option<&UploadRow>) -> Option<(String, String)> {
         let unfinished =
             |row: &UploadRow| matches!(parse_status(&row.status), UploadStatus::Open | UploadStatus::Completing);
-        let Some(before) = before.filter(|row| unfinished(row)) else { return };
-        if self.row().ok().flatten().is_some_and(|now| !unfinished(&now)) {
-            crate::index::finished(&self.state, &self.env, &before.owner, &before.upload_id).await;
-        }
+        let before = before.filter(|row| unfinished(row))?;
+        let finished = self.row().ok().flatten().is_some_and(|now| !unfinished(&now));
+        finished.then(|| (before.owner.clone(), before.upload_id.clone()))
     }
 
     /// Forgets a finished upload entirely: `deleteAll()` frees the object's storage, tables
@@ -918,7 +1027,7 @@ impl UploadState {
             expires_at: rfc3339(row.expires_ms as u64),
             object,
         };
-        Ok(Record { r2_upload_id: row.r2_upload_id, upload, part_lease: None, appends: self.appends()? })
+        Ok(Record { r2_upload_id: row.r2_upload_id, upload, appends: self.appends()? })
     }
 
     /// The upload's row. Reading a forgotten upload does not recreate its tables.

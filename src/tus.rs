@@ -213,7 +213,7 @@ pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) ->
         Ok(sent) => sent,
         Err((error, taken)) => {
             for (part_number, token) in taken {
-                upload.send(Command::EndPart { part_number, token, forget: false }).await?;
+                upload.end_part(part_number, token, false).await?;
             }
             return Err(error);
         }
@@ -224,7 +224,7 @@ pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) ->
         if !matches.as_ref().is_ok_and(|m| *m) {
             for (part, token) in sent.parts {
                 let part_number = part.part_number;
-                upload.send(Command::EndPart { part_number, token, forget: false }).await?;
+                upload.end_part(part_number, token, false).await?;
             }
             if let Some((key, _)) = sent.tail {
                 let _ = bucket.delete(key).await;

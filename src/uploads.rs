@@ -12,7 +12,7 @@ use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::faults::{Action, Faults};
 use crate::hex::{hex, random_hex};
 use crate::http::{json, no_content, Ctx};
-use crate::state::{is_no_such_upload, Caller, Command, NewUpload, Record, UploadHandle};
+use crate::state::{is_no_such_upload, Caller, Command, NewUpload, PartGrant, Record, UploadHandle};
 
 /// `createUpload`: fixes the layout, starts the R2 multipart upload, answers with its state.
 pub async fn create(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
@@ -84,6 +84,22 @@ pub async fn start(cx: &Ctx, claims: &Claims, body: CreateUpload, layout: Layout
 /// at the same time gets `409 part_in_flight` and the record always names the copy R2 holds.
 /// Re-sending a part replaces it. With `Content-MD5`, a part whose bytes do not match is refused
 /// and not recorded (any earlier copy of it is forgotten too, since R2 now holds the bad one).
+///
+/// ## Two small Durable Object calls, not one
+/// `BeginPart` takes the lease and answers, in a few fixed fields, all the Worker needs before
+/// streaming (the key and R2's upload id: a [`PartGrant`]); `RecordPart` writes one row and
+/// answers `null`. Neither lists the parts, so a part costs the same at part 1 and at part
+/// 10,000 (bench/run's part-cost phase measures it). One call would not keep issue 8's
+/// guarantees:
+/// - Recording only after R2, with the pre-stream facts from a per-isolate cache, cannot refuse
+///   a second concurrent copy of a part: R2 keeps whichever `uploadPart` finishes last, which
+///   no Durable Object call can observe, so the record could name the other copy, or both
+///   senders would have been told 200 before the overlap was even noticed.
+/// - Leasing only, and letting the Durable Object stream the part into R2 itself, makes one
+///   object (one thread, 128 MB) carry every byte of the upload's concurrent parts.
+///
+/// So the lease stays before the stream, where only the object can grant it, and the cost that
+/// grew with the upload (two whole records per part) is what went.
 pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: Caller) -> ApiResult<Part> {
     if cx.media_type().is_some_and(|media| media != "application/octet-stream") {
         return Err(ApiError::UnsupportedMediaType { accept: "application/octet-stream".into() });
@@ -92,27 +108,27 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
     let declared_md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
     let faults = Faults::of(cx);
     let upload = handle(cx, upload_id, caller)?.with_faults(faults.clone());
-    let record = upload.send(Command::BeginPart { part_number, length }).await?;
-    let token = record.part_lease.ok_or_else(|| internal("BeginPart", "no lease"))?;
+    let grant = upload.begin_part(part_number, length).await?;
+    let token = grant.token;
     // An upload fed by tus appends counts its bytes by offset: a part sent beside them would
     // break that count.
-    if record.appends.is_some() {
-        upload.send(Command::EndPart { part_number, token, forget: false }).await?;
+    if grant.appendable {
+        upload.end_part(part_number, token, false).await?;
         let fed_by_tus = "this upload is fed by tus appends (PATCH /tus/{uploadId}), not by parts";
         return Err(ApiError::invalid_field("partNumber", fed_by_tus));
     }
-    let etag = match stream_to_r2(cx, &record, part_number, length, declared_md5, &faults).await {
+    let etag = match stream_to_r2(cx, &grant, part_number, length, declared_md5, &faults).await {
         Ok(etag) => etag,
         // R2 ended the upload (its seven days, or a complete whose answer was lost): the
         // upload's state says which, as the error.
         Err(Unsent::Gone) => {
-            upload.send(Command::EndPart { part_number, token, forget: false }).await?;
+            upload.end_part(part_number, token, false).await?;
             upload.send(Command::R2Gone).await?;
             return Err(internal("R2Gone", "answered without an error"));
         }
         // Give the part number back; forget the recorded copy if R2 may now hold another one.
         Err(Unsent::Failed { error, forget }) => {
-            upload.send(Command::EndPart { part_number, token, forget }).await?;
+            upload.end_part(part_number, token, forget).await?;
             return Err(error);
         }
     };
@@ -120,7 +136,7 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
     // own copy against it (`GET /uploads/{id}`; R2's part ETags are not always MD5s).
     let md5 = declared_md5.map(|digest| hex(&digest));
     let part = Part { part_number, etag, size: length, md5 };
-    upload.send(Command::RecordPart { part: part.clone(), token, ttl_ms: cx.config.upload_ttl_ms }).await?;
+    upload.record_part(part.clone(), token, cx.config.upload_ttl_ms).await?;
     Ok(part)
 }
 
@@ -136,7 +152,7 @@ enum Unsent {
 /// `Content-MD5` checked on the way. Answers R2's ETag for it.
 async fn stream_to_r2(
     cx: &Ctx,
-    record: &Record,
+    grant: &PartGrant,
     part_number: u16,
     length: u64,
     declared_md5: Option<[u8; 16]>,
@@ -155,7 +171,7 @@ async fn stream_to_r2(
     let multipart = cx
         .bucket()
         .and_then(|bucket| {
-            let multipart = bucket.resume_multipart_upload(record.upload.key.clone(), record.r2_upload_id.clone());
+            let multipart = bucket.resume_multipart_upload(grant.key.clone(), grant.r2_upload_id.clone());
             multipart.or_internal("R2 resumeMultipartUpload")
         })
         .map_err(before)?;

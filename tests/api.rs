@@ -54,6 +54,45 @@ fn parts_may_arrive_in_parallel_and_out_of_order_without_a_declared_size() {
     assert!(api.object("parallel/file.bin", &[]).body == data);
 }
 
+#[test]
+fn part_ten_thousand_is_answered_like_part_one_and_the_upload_still_lists_every_part() {
+    let api = api("many-parts");
+    // Without a declared size any part up to the part size is taken until complete: 1-byte
+    // parts make a large part count cheap to reach.
+    let id = api.create_id(json!({"key": "many-parts/file.bin", "partSize": PART}));
+    let numbers: Vec<u16> = (1..=200).chain([9_999, 10_000]).collect();
+    let handles: Vec<_> = numbers
+        .chunks(51)
+        .map(|chunk| {
+            let (api, id, chunk) = (api.clone(), id.clone(), chunk.to_vec());
+            thread::spawn(move || chunk.into_iter().map(|n| (n, api.put_part(&id, n, &[n as u8]))).collect::<Vec<_>>())
+        })
+        .collect();
+    let mut answers: Vec<(u16, Reply)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    answers.sort_by_key(|(n, _)| *n);
+    for (n, reply) in &answers {
+        assert_eq!(reply.status, 200, "part {n}: {}", String::from_utf8_lossy(&reply.body));
+        let part = reply.json();
+        let mut fields: Vec<&str> = part.as_object().unwrap().keys().map(String::as_str).collect();
+        fields.sort();
+        assert_eq!(fields, ["etag", "partNumber", "size"], "part {n}: the part and nothing else");
+        assert_eq!((part["partNumber"].as_u64(), part["size"].as_u64()), (Some(u64::from(*n)), Some(1)));
+        assert_eq!(reply.header("etag"), Some(format!("\"{}\"", part["etag"].as_str().unwrap()).as_str()));
+    }
+    let (first, last) = (&answers[0].1, &answers[answers.len() - 1].1);
+    let digits = "10000".len() - "1".len();
+    assert_eq!(last.body.len(), first.body.len() + digits, "part 10,000's answer is part 1's, but for its number");
+
+    let listed = api.state(&id).json()["parts"].as_array().unwrap().clone();
+    let listed: Vec<(u64, String)> =
+        listed.iter().map(|p| (p["partNumber"].as_u64().unwrap(), p["etag"].as_str().unwrap().to_string())).collect();
+    let sent: Vec<(u64, String)> =
+        answers.iter().map(|(n, r)| (u64::from(*n), r.json()["etag"].as_str().unwrap().to_string())).collect();
+    assert_eq!(listed, sent, "every part is listed, in order, with the ETag its PUT answered");
+    assert_eq!(api.abort(&id).status, 204);
+    api.put_part(&id, 10_000, b"x").assert_problem(409, "upload_aborted");
+}
+
 /// Sends the headers of a `PUT` of part `n` announcing `len` bytes, then only `sent` of them,
 /// and drops the connection: a client killed, or a network cut, in the middle of a part.
 fn put_part_and_hang_up(api: &Api, id: &str, n: u16, len: usize, sent: &[u8]) {
