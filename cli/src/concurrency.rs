@@ -1,0 +1,259 @@
+//! How many parts a transfer keeps in flight: pinned by `--concurrency`, or found by
+//! [`Controller`] from the throughput it measures.
+//!
+//! A connection moves at most its window per round trip, so a long link needs many connections
+//! in flight where loopback needs four. The AWS CRT transfer manager sizes its connection count
+//! as a target throughput divided by a per-connection rate; we know neither the link's ceiling
+//! nor its per-connection rate in advance, so the controller measures them: it doubles the
+//! level while each doubling still raises the throughput (by [`GAIN`] at least), settles on
+//! the best level once it stops rising, probes a quarter higher now and then in case the link
+//! changed, and halves on retried failures (errors, timeouts), the sign of an overloaded path.
+//! It is plain arithmetic on samples, so tests drive it with a simulated link.
+
+use std::time::Duration;
+
+/// Parts in flight before anything is measured: what saturates a local `wrangler dev`.
+pub const START: usize = 4;
+/// The most parts in flight, and so connections: the guide's client opens 25; a 256 KiB window
+/// over 200 ms moves 1.3 MB/s, so 64 reach 80 MB/s. Each costs a thread and a 256 KiB buffer.
+pub const MAX: usize = 64;
+/// How long each sample measures the throughput at one level: long enough to smooth out part
+/// boundaries and new connections' first round trips, short enough to ramp 4 to 64 in 8 s.
+pub const WINDOW: Duration = Duration::from_secs(2);
+/// A higher level must beat the best throughput so far by this factor to be kept: below it the
+/// link (or the server) is the ceiling and more connections only add load.
+const GAIN: f64 = 1.10;
+/// Samples held at the settled level before probing higher again.
+const PROBE_AFTER: u32 = 5;
+
+/// The user's choice: a fixed level, or the controller's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    Fixed(usize),
+    Adaptive,
+}
+
+impl Concurrency {
+    /// From `--concurrency`: absent means adaptive.
+    pub fn from_flag(flag: Option<u16>) -> Concurrency {
+        flag.map_or(Concurrency::Adaptive, |n| Concurrency::Fixed(usize::from(n).max(1)))
+    }
+
+    /// The most parts ever in flight, to size the pool of connections kept alive.
+    pub fn most(self) -> usize {
+        match self {
+            Concurrency::Fixed(n) => n,
+            Concurrency::Adaptive => MAX,
+        }
+    }
+
+    /// The level to start at, and the controller that moves it (none when it is fixed).
+    pub fn start(self) -> (usize, Option<Controller>) {
+        match self {
+            Concurrency::Fixed(n) => (n, None),
+            Concurrency::Adaptive => (START, Some(Controller::new(START, MAX))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Doubling while the throughput follows.
+    Growing,
+    /// At the best level found, for this many samples.
+    Holding(u32),
+    /// One sample a quarter above the best level.
+    Probing,
+}
+
+/// The adaptive level: see the module's documentation.
+#[derive(Debug)]
+pub struct Controller {
+    level: usize,
+    max: usize,
+    /// The best level so far and the throughput (bytes/s) measured at it.
+    best: Option<(usize, f64)>,
+    phase: Phase,
+}
+
+impl Controller {
+    pub fn new(start: usize, max: usize) -> Controller {
+        let max = max.max(1);
+        Controller { level: start.clamp(1, max), max, best: None, phase: Phase::Growing }
+    }
+
+    #[cfg(test)]
+    fn level(&self) -> usize {
+        self.level
+    }
+
+    /// Takes one sample, the throughput in bytes/s measured over a window at the current level
+    /// and the number of attempts that failed and were retried in it, and returns the level
+    /// for the next window.
+    pub fn sample(&mut self, rate: f64, setbacks: u64) -> usize {
+        if setbacks > 0 {
+            self.level = (self.level / 2).max(1);
+            self.best = None;
+            self.phase = Phase::Holding(0);
+            return self.level;
+        }
+        match (self.phase, self.best) {
+            (Phase::Holding(held), _) => {
+                // The link may have changed: what this level gives now is the new baseline.
+                self.best = Some((self.level, rate));
+                if held + 1 >= PROBE_AFTER && self.level < self.max {
+                    self.phase = Phase::Probing;
+                    self.level = (self.level + self.level.div_ceil(4)).min(self.max);
+                } else {
+                    self.phase = Phase::Holding(held + 1);
+                }
+            }
+            (_, Some((_, best))) if rate < best * GAIN => {
+                // No (worthwhile) gain: back to the best level.
+                let (level, _) = self.best.expect("matched");
+                self.level = level;
+                self.phase = Phase::Holding(0);
+            }
+            _ => {
+                self.best = Some((self.level, rate));
+                match self.level >= self.max {
+                    true => self.phase = Phase::Holding(0),
+                    false => {
+                        self.phase = Phase::Growing;
+                        self.level = (self.level * 2).min(self.max);
+                    }
+                }
+            }
+        }
+        self.level
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: f64 = 1e6;
+
+    /// A link as TCP sees it: each connection moves one window per round trip, and all of them
+    /// share a ceiling (the bottleneck: a line rate, or one busy workerd thread on loopback).
+    struct Link {
+        window: f64,
+        rtt: f64,
+        ceiling: f64,
+    }
+
+    impl Link {
+        fn rate(&self, connections: usize) -> f64 {
+            (connections as f64 * self.window / self.rtt).min(self.ceiling)
+        }
+    }
+
+    /// Runs the controller for `samples` windows on `link`, with up to ±`noise` of measurement
+    /// noise (deterministic), and returns the levels it chose and the rates it saw.
+    fn drive(link: &Link, samples: usize, noise: f64) -> (Vec<usize>, Vec<f64>) {
+        let mut controller = Controller::new(START, MAX);
+        let mut seed = 0x2545_f491_u64;
+        let (mut levels, mut rates) = (vec![], vec![]);
+        for _ in 0..samples {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let jitter = 1.0 + noise * (((seed >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0);
+            let rate = link.rate(controller.level()) * jitter;
+            levels.push(controller.level());
+            rates.push(rate);
+            controller.sample(rate, 0);
+        }
+        (levels, rates)
+    }
+
+    /// The share of the ceiling reached over the last `tail` samples.
+    fn utilisation(link: &Link, levels: &[usize], tail: usize) -> f64 {
+        let last = &levels[levels.len() - tail..];
+        last.iter().map(|&n| link.rate(n)).sum::<f64>() / tail as f64 / link.ceiling
+    }
+
+    /// Measured in bench/RESULTS.md: 21.5 MB/s per connection, ~80 MB/s for workerd's one thread.
+    const LOOPBACK: Link = Link { window: 21.5 * MB, rtt: 1.0, ceiling: 80.0 * MB };
+    /// A 256 KiB window over 200 ms is 1.3 MB/s a connection; a 60 MB/s line needs 46 of them.
+    const LONG: Link = Link { window: 262_144.0, rtt: 0.200, ceiling: 60.0 * MB };
+
+    #[test]
+    fn on_loopback_it_stays_near_the_four_that_saturate_workerd() {
+        let (levels, _) = drive(&LOOPBACK, 60, 0.0);
+        assert!(levels.iter().all(|&n| n <= 8), "{levels:?}");
+        assert!(utilisation(&LOOPBACK, &levels, 50) >= 0.99, "{levels:?}");
+        // Most of the time at the settled level, not probing.
+        assert!(levels.iter().filter(|&&n| n == START).count() >= 45, "{levels:?}");
+    }
+
+    #[test]
+    fn on_a_200_ms_link_it_grows_to_the_ceiling_within_a_few_samples() {
+        let (levels, _) = drive(&LONG, 60, 0.0);
+        // 4, 8, 16, 32, 64: the fifth sample runs at the ceiling.
+        assert!(LONG.rate(levels[4]) >= 0.99 * LONG.ceiling, "{levels:?}");
+        assert!(utilisation(&LONG, &levels, 55) >= 0.99, "{levels:?}");
+        assert!(levels.iter().all(|&n| n <= MAX));
+    }
+
+    #[test]
+    fn with_measurement_noise_it_still_converges_near_the_ceiling() {
+        for link in [LOOPBACK, LONG] {
+            let (levels, _) = drive(&link, 120, 0.05);
+            assert!(utilisation(&link, &levels, 100) >= 0.95, "{levels:?}");
+        }
+        let (levels, _) = drive(&LOOPBACK, 120, 0.05);
+        assert!(levels[20..].iter().all(|&n| n <= 16), "noise must not drift it up: {levels:?}");
+    }
+
+    #[test]
+    fn a_link_whose_ceiling_is_beyond_reach_gets_the_upper_bound() {
+        let wide = Link { window: 262_144.0, rtt: 0.200, ceiling: 10_000.0 * MB };
+        let (levels, _) = drive(&wide, 30, 0.0);
+        assert_eq!(levels[4..], [MAX; 26]);
+    }
+
+    #[test]
+    fn it_halves_on_failures_and_grows_back_once_they_stop() {
+        let mut controller = Controller::new(START, MAX);
+        while controller.level() < MAX {
+            let rate = LONG.rate(controller.level());
+            controller.sample(rate, 0);
+        }
+        assert_eq!(controller.sample(LONG.rate(MAX), 3), MAX / 2);
+        assert_eq!(controller.sample(LONG.rate(MAX / 2), 1), MAX / 4);
+        let mut levels = vec![];
+        for _ in 0..30 {
+            let rate = LONG.rate(controller.level());
+            levels.push(controller.sample(rate, 0));
+        }
+        assert!(LONG.rate(*levels.last().unwrap()) >= 0.99 * LONG.ceiling, "{levels:?}");
+        // Failures never take it to zero.
+        let mut failing = Controller::new(START, MAX);
+        for _ in 0..10 {
+            assert!(failing.sample(1.0, 1) >= 1);
+        }
+    }
+
+    #[test]
+    fn it_follows_a_link_that_gets_faster() {
+        let mut controller = Controller::new(START, MAX);
+        for _ in 0..10 {
+            controller.sample(LOOPBACK.rate(controller.level()), 0);
+        }
+        assert!(controller.level() <= 8);
+        // Now a long, wide link: the periodic probes find it.
+        let wide = Link { window: 262_144.0, rtt: 0.200, ceiling: 60.0 * MB };
+        for _ in 0..60 {
+            controller.sample(wide.rate(controller.level()), 0);
+        }
+        assert!(wide.rate(controller.level()) >= 0.95 * wide.ceiling, "{}", controller.level());
+    }
+
+    #[test]
+    fn a_fixed_level_has_no_controller() {
+        assert_eq!(Concurrency::from_flag(Some(7)).start().0, 7);
+        assert!(Concurrency::from_flag(Some(7)).start().1.is_none());
+        assert_eq!(Concurrency::from_flag(None).most(), MAX);
+        assert_eq!(Concurrency::from_flag(None).start().0, START);
+    }
+}
