@@ -291,6 +291,13 @@ impl Fetching<'_> {
                 offset += n as u64;
                 self.progress.add(n as u64);
             }
+            // Read to the end of the body: only then does ureq put the connection back in its
+            // pool for the next range (else each range pays a new handshake).
+            if !matches!(reader.read(&mut buf[..1]), Ok(0)) {
+                take_back(offset);
+                let reason = format!("the body of {what} is longer than the range, or broke at its end");
+                return Err(Attempt::Transient { reason, retry_after: None });
+            }
             Ok(md5.finalize().into())
         })
     }

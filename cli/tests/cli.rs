@@ -551,3 +551,61 @@ fn keygen_writes_a_private_key_and_prints_its_public_set() {
     env.run(&["keygen", "--out", "k.json"]).expect(1);
     env.run(&["token", "--key", "k.json"]).expect(0);
 }
+
+/// A TCP relay to the Worker that counts the connections opened through it, and passes bytes
+/// both ways untouched (so keep-alive works through it, unlike [`Proxy`]).
+struct Relay {
+    url: String,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Relay {
+    fn start(upstream: &str) -> Relay {
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let server = TcpStream::connect(&upstream).expect("the Worker");
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Relay { url, connections }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Issue 11: each transfer thread reuses its connection for its next part; a new one per part
+/// would cost a handshake round trip each on a real link.
+#[test]
+fn parts_and_ranges_reuse_their_connections() {
+    let env = Env::new("keep-alive");
+    let (_, data) = env.file("keep.bin", 12 * PART + 3);
+    let relay = Relay::start(&env.worker.url);
+    let mut command = env.command(&["upload", "keep.bin", "keep/keep.bin", "--part-size", PART_SIZE]);
+    command.args(["--concurrency", "3"]).env("R2MPU_ENDPOINT", &relay.url);
+    Run::of(command).expect(0);
+    // Create and complete ride on the senders' connections; 13 parts, 3 at a time.
+    assert!(relay.connections() <= 3, "{} connections for 13 parts, 3 at a time", relay.connections());
+
+    let relay = Relay::start(&env.worker.url);
+    let mut command = env.command(&["download", "keep/keep.bin", "back.bin", "--part-size", PART_SIZE]);
+    command.args(["--concurrency", "3"]).env("R2MPU_ENDPOINT", &relay.url);
+    Run::of(command).expect(0);
+    assert!(relay.connections() <= 3, "{} connections for 13 ranges, 3 at a time", relay.connections());
+    assert!(fs::read(env.path("back.bin")).unwrap() == data);
+}
