@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Worker to build/ (wrangler.toml's [build] command; `make build` runs it too).
 # `scripts/build.sh faults` builds the test-only variant with fault injection (cargo feature
-# `faults`) into build-faults/, with its own cargo target directory, for wrangler.faults.toml.
+# `faults`) into build-faults/, with its own cargo target directory; the testkit runs it with wrangler.toml's bindings.
 #
 # worker-build would download wasm-bindgen and wasm-opt from GitHub; we point it at pinned
 # local copies instead, so a plain `npx wrangler dev` or `npx wrangler deploy` works from a

@@ -7,7 +7,10 @@
 # Builds them once (cargo's JSON messages name each binary and its package), starts the slowest
 # first (by the durations of the last run, kept in target/), at most $JOBS at a time (default 3),
 # keeps each binary's output and prints it whole when the binary ends, and closes with
-# `N passed, N failed` summed over all binaries. Exits non-zero if any test or binary failed.
+# `N passed, N failed` summed over all binaries. Each binary gets its own $TMPDIR, and a Worker's
+# directory (`r2mpu-test-*`, hundreds of MB of local R2) left in it once the binary has exited
+# fails the run: tests must clean up after themselves, or every CI run fills the disk.
+# Exits non-zero if any test or binary failed.
 # Arguments are passed to every binary (a test name filter, `--nocapture`, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +54,8 @@ declare -A started=() pids=()
 run_one() {
   local exe=$1 dir=$2 name
   name=$(name_of "$exe" "$dir")
-  (cd "$dir" && exec "$exe" "${@:3}") >"$logs/$name.log" 2>&1
+  mkdir -p "$logs/tmp/$name"
+  (cd "$dir" && TMPDIR="$logs/tmp/$name" exec "$exe" "${@:3}") >"$logs/$name.log" 2>&1
 }
 
 finish() {
@@ -64,6 +68,12 @@ finish() {
   printf '%s\t%s\n' "$name" "$took" >>"$logs/durations.tsv"
   echo "==== $name (${took}s, exit $status) ===="
   cat "$logs/$name.log"
+  local left
+  left=$(find "$logs/tmp/$name" -mindepth 1 -maxdepth 1 -name 'r2mpu-test-*' | wc -l)
+  if [ "$left" -gt 0 ]; then
+    echo "$name left $left Worker director(ies) behind in its TMPDIR"
+    status=1
+  fi
   [ "$status" -eq 0 ] || echo "$name" >>"$logs/failed-binaries"
 }
 

@@ -130,10 +130,17 @@ static BUILD_FAULTS: Once = Once::new();
 static SHARED: OnceLock<Worker> = OnceLock::new();
 static SHARED_FAULTS: OnceLock<Worker> = OnceLock::new();
 
+/// Stops the shared Workers when the test binary exits. Statics are never dropped, so this is
+/// also where their directories (local R2 and the Durable Objects, often hundreds of MB) go.
 extern "C" fn stop_shared() {
     for shared in [&SHARED, &SHARED_FAULTS] {
         if let Some(worker) = shared.get() {
             worker.kill_group();
+            if let Some(child) = &worker.child {
+                // Reap wrangler so no process of the group still writes into the directory.
+                unsafe { libc::waitpid(child.id() as i32, std::ptr::null_mut(), 0) };
+            }
+            let _ = std::fs::remove_dir_all(worker.dir.path());
         }
     }
 }
@@ -175,8 +182,8 @@ impl Worker {
         Worker::launch_new(options, false)
     }
 
-    /// Starts the test-only build with fault injection (`wrangler.faults.toml`, built into
-    /// `build-faults/`): requests may then name faults in the `x-r2mpu-fault` header
+    /// Starts the test-only build with fault injection (built into `build-faults/`, run with
+    /// wrangler.toml's bindings): requests may then name faults in the `x-r2mpu-fault` header
     /// (src/faults.rs).
     pub fn start_with_faults(options: Options) -> Worker {
         Worker::launch_new(options, true)
@@ -252,9 +259,16 @@ impl Worker {
         std::fs::write(&env_file, env).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let root = repo_root();
-        let config = if self.faults { "wrangler.faults.toml" } else { "wrangler.toml" };
+        // The fault-injection build runs with wrangler.toml's bindings and settings: only its
+        // entry point and assets differ.
+        let faults: &[&str] = if self.faults {
+            &["build-faults/index.js", "--assets", "build-faults/assets", "--name", "r2mpu-faults"]
+        } else {
+            &[]
+        };
         let child = Command::new(root.join("node_modules/.bin/wrangler"))
-            .args(["dev", "--config", config, "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["dev", "--config", "wrangler.toml", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(faults)
             .arg("--persist-to")
             .arg(self.dir.path().join("state"))
             .arg("--env-file")
