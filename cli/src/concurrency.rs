@@ -293,10 +293,10 @@ mod tests {
         let mut levels = vec![];
         // Loopback at its ceiling: 4 is measured, 8, 6 and 5 bring nothing; back at 4 it holds,
         // then one window stalls just as the probe starts.
-        for rate in [80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 10, 80, 80, 80] {
+        for rate in [80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 10, 80, 80, 80] {
             levels.push(controller.sample(f64::from(rate) * MB, 0));
         }
-        assert_eq!(levels, [4, 8, 8, 6, 6, 5, 5, 4, 4, 4, 4, 4, 4, 5, 5, 4]);
+        assert_eq!(levels, [4, 8, 8, 6, 6, 5, 5, 4, 4, 4, 4, 4, 4, 5, 5, 4, 4]);
     }
 
     #[test]
