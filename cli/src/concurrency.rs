@@ -18,8 +18,11 @@
 
 use std::time::Duration;
 
-/// Parts in flight before anything is measured: what saturates a local `wrangler dev`.
-pub const START: usize = 4;
+/// Parts in flight before anything is measured. 4 saturate a local `wrangler dev`, and 16 do
+/// no worse there (1 GiB: 25.1 and 29.0 s at 16, 29.7 and 30.9 s at 4, on this machine), while
+/// a 200 ms link gets four times as much before the first measurement: its samples are slow to
+/// trust, because a part's bytes reach the socket buffers in bursts.
+pub const START: usize = 16;
 /// The most parts in flight, and so connections: the guide's client opens 25; a 256 KiB window
 /// over 200 ms moves 1.3 MB/s, so 64 reach 80 MB/s. Each costs a thread and a 256 KiB buffer.
 pub const MAX: usize = 64;
@@ -220,7 +223,7 @@ mod tests {
     /// loopback connection over a 2 s window reads as 8 MB/s more for 4 more connections.
     #[test]
     fn the_window_after_a_change_only_settles_it() {
-        let mut controller = Controller::new(START, MAX);
+        let mut controller = Controller::new(4, MAX);
         // The first window, while the first connections open, only settles too.
         assert_eq!(controller.sample(120.0 * MB, 0), 4);
         assert_eq!(controller.sample(80.0 * MB, 0), 8);
@@ -231,9 +234,9 @@ mod tests {
     }
 
     #[test]
-    fn on_loopback_it_stays_near_the_four_that_saturate_workerd() {
+    fn on_loopback_it_stays_at_its_start_above_the_four_that_saturate_workerd() {
         let (levels, _) = drive(&LOOPBACK, 60, 0.0);
-        assert!(levels.iter().all(|&n| n <= 8), "{levels:?}");
+        assert!(levels.iter().all(|&n| n <= 2 * START), "{levels:?}");
         assert!(utilisation(&LOOPBACK, &levels, 50) >= 0.99, "{levels:?}");
         // Most of the time at the settled level: a probe (settle, measure) every 7 windows.
         assert!(levels.iter().filter(|&&n| n == START).count() >= 42, "{levels:?}");
@@ -242,8 +245,8 @@ mod tests {
     #[test]
     fn on_a_200_ms_link_it_grows_to_the_ceiling_within_a_few_samples() {
         let (levels, _) = drive(&LONG, 60, 0.0);
-        // A step every two windows (settle, measure): at 64 by the ninth window.
-        assert_eq!(levels[..9], [4, 4, 8, 8, 16, 16, 32, 32, 64]);
+        // A step every two windows (settle, measure): at 64 by the fifth window.
+        assert_eq!(levels[..5], [16, 16, 32, 32, 64]);
         assert!(utilisation(&LONG, &levels, 52) >= 0.99, "{levels:?}");
         assert!(levels.iter().all(|&n| n <= MAX));
     }
@@ -255,14 +258,14 @@ mod tests {
             assert!(utilisation(&link, &levels, 100) >= 0.95, "{levels:?}");
         }
         let (levels, _) = drive(&LOOPBACK, 120, 0.05);
-        assert!(levels[20..].iter().all(|&n| n <= 16), "noise must not drift it up: {levels:?}");
+        assert!(levels[20..].iter().all(|&n| n <= 2 * START), "noise must not drift it up: {levels:?}");
     }
 
     #[test]
     fn a_link_whose_ceiling_is_beyond_reach_gets_the_upper_bound() {
         let wide = Link { ceiling: 10_000.0 * MB, ..LONG };
         let (levels, _) = drive(&wide, 30, 0.0);
-        assert_eq!(levels[8..], [MAX; 22]);
+        assert_eq!(levels[4..], [MAX; 26]);
     }
 
     #[test]
@@ -289,7 +292,7 @@ mod tests {
 
     #[test]
     fn one_slow_window_while_holding_does_not_pass_for_growth_at_the_next_probe() {
-        let mut controller = Controller::new(START, MAX);
+        let mut controller = Controller::new(4, MAX);
         let mut levels = vec![];
         // Loopback at its ceiling: 4 is measured, 8, 6 and 5 bring nothing; back at 4 it holds,
         // then one window stalls just as the probe starts.
@@ -301,7 +304,7 @@ mod tests {
 
     #[test]
     fn it_follows_a_link_whose_connections_get_slower() {
-        let mut controller = Controller::new(START, MAX);
+        let mut controller = Controller::new(4, MAX);
         for _ in 0..10 {
             controller.sample(LOOPBACK.rate(controller.level()), 0);
         }

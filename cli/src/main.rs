@@ -106,9 +106,9 @@ enum Command {
         /// 16MiB, or the smallest whole MiB that fits the file in 10,000 parts]
         #[arg(long, value_parser = units::parse_size)]
         part_size: Option<u64>,
-        /// Parts sent at once, pinned. [default: adaptive: starts at 4 and doubles every 2 s
-        /// while the throughput still grows, up to 64, and halves on retried failures; a long
-        /// link needs many connections, loopback 4]
+        /// Parts sent at once, pinned. [default: adaptive: starts at 16 and doubles while the
+        /// throughput still grows (measured over 2 s windows), up to 64, and halves on retried
+        /// failures; a long link needs many connections, loopback 4]
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
         concurrency: Option<u16>,
         /// Content-Type stored with the object.

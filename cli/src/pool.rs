@@ -304,10 +304,11 @@ mod tests {
     }
 
     /// Parts that each move 1 MB in 20 ms: a link whose throughput follows the parts in flight.
-    /// After one measuring window at the starting level, the pool doubles it.
+    /// After a settling window and a measuring one at the starting level (3,200 parts), the
+    /// pool doubles it.
     #[test]
     fn an_adaptive_pool_grows_while_the_throughput_follows() {
-        let todo: Vec<u16> = (1..=1000).collect();
+        let todo: Vec<u16> = (1..=4000).collect();
         let progress = quiet();
         let in_flight = InFlight::default();
         let work = |_| {
@@ -315,7 +316,7 @@ mod tests {
             progress.add(1_000_000);
             Ok(())
         };
-        let result = run(&todo, 1000, Concurrency::Adaptive, &progress, &AtomicU64::new(0), work, |_, r| r);
+        let result = run(&todo, 4000, Concurrency::Adaptive, &progress, &AtomicU64::new(0), work, |_, r| r);
         assert!(result.is_ok());
         assert_eq!(in_flight.peak.into_inner(), 2 * crate::concurrency::START);
     }
@@ -323,7 +324,7 @@ mod tests {
     /// The same link, but every window sees a retried failure: the pool never grows.
     #[test]
     fn an_adaptive_pool_does_not_grow_while_attempts_fail() {
-        let todo: Vec<u16> = (1..=600).collect();
+        let todo: Vec<u16> = (1..=2400).collect();
         let (progress, setbacks) = (quiet(), AtomicU64::new(0));
         let in_flight = InFlight::default();
         let work = |_| {
@@ -332,7 +333,7 @@ mod tests {
             setbacks.fetch_add(1, Ordering::Relaxed);
             Ok(())
         };
-        let result = run(&todo, 600, Concurrency::Adaptive, &progress, &setbacks, work, |_, r| r);
+        let result = run(&todo, 2400, Concurrency::Adaptive, &progress, &setbacks, work, |_, r| r);
         assert!(result.is_ok());
         assert_eq!(in_flight.peak.into_inner(), crate::concurrency::START);
     }
