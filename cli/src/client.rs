@@ -6,6 +6,8 @@
 //! `Retry-After`), up to `--retries` times; other 4xx answers come back at once as
 //! [`Error::Refused`] with the server's problem document.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -82,10 +84,15 @@ pub struct Client {
     endpoint: String,
     token: Option<String>,
     pub retry: RetryPolicy,
+    /// Attempts that failed and were retried: the adaptive concurrency backs off on them. Shared
+    /// by the clones a download's fetching threads own.
+    pub setbacks: Arc<AtomicU64>,
 }
 
 impl Client {
-    /// `connections` is how many requests may be in flight at once (so idle ones are kept).
+    /// `connections` is how many requests may be in flight at once: that many idle connections
+    /// are kept alive, so that each transfer thread finds its own again for its next part
+    /// instead of paying a new handshake (ureq keeps only 10 by default).
     pub fn new(endpoint: &str, token: Option<String>, retry: RetryPolicy, connections: usize) -> Client {
         let config = Agent::config_builder()
             .http_status_as_error(false)
@@ -96,9 +103,11 @@ impl Client {
             // stops moving for two minutes is dead.
             .timeout_per_read(Some(Duration::from_secs(120)))
             .timeout_per_write(Some(Duration::from_secs(120)))
+            .max_idle_connections(connections.max(1))
             .max_idle_connections_per_host(connections.max(1))
             .build();
-        Client { agent: config.into(), endpoint: endpoint.trim_end_matches('/').to_owned(), token, retry }
+        let endpoint = endpoint.trim_end_matches('/').to_owned();
+        Client { agent: config.into(), endpoint, token, retry, setbacks: Arc::new(AtomicU64::new(0)) }
     }
 
     pub fn endpoint(&self) -> &str {
@@ -144,6 +153,7 @@ impl Client {
                 Ok(value) => return Ok(value),
                 Err(Attempt::Fatal(error)) => return Err(error),
                 Err(Attempt::Transient { reason, retry_after }) => {
+                    self.setbacks.fetch_add(1, Ordering::Relaxed);
                     if retry >= self.retry.retries {
                         let tries = if retry == 0 { "1 attempt".into() } else { format!("{} attempts", retry + 1) };
                         return Err(Error::Unavailable(format!("{what}: {reason} (gave up after {tries})")));

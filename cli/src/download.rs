@@ -15,6 +15,7 @@ use std::time::Instant;
 use r2mpu_api::layout::{default_part_size, Layout, MAX_PARTS};
 
 use crate::client::{check, object_path, Attempt, Client};
+use crate::concurrency::Concurrency;
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest, Etag};
 use crate::fileio::{md5_range, write_all_at, BUFFER};
@@ -28,7 +29,7 @@ pub struct DownloadArgs {
     pub key: String,
     pub file: Option<PathBuf>,
     pub part_size: Option<u64>,
-    pub concurrency: usize,
+    pub concurrency: Concurrency,
     pub force: bool,
     pub quiet: bool,
 }
@@ -230,14 +231,21 @@ struct Fetching {
 }
 
 impl Fetching {
-    /// Fetches `todo` with `concurrency` threads, journaling each finished range from this thread.
-    fn run(self: &Arc<Self>, todo: &[u16], concurrency: usize, journal: &mut Journal<DownloadRecord>) -> Result<()> {
+    /// Fetches `todo`, `concurrency` ranges at a time, journaling each finished range from this
+    /// thread.
+    fn run(
+        self: &Arc<Self>,
+        todo: &[u16],
+        concurrency: Concurrency,
+        journal: &mut Journal<DownloadRecord>,
+    ) -> Result<()> {
         let count = usize::from(self.layout.part_count().unwrap_or(0));
         pool::run(
             todo,
             count,
             concurrency,
             &self.progress,
+            &self.client.setbacks,
             |n| self.fetch_range(n),
             |n, md5| commit_range(&self.file, journal, n, md5?),
         )

@@ -7,7 +7,8 @@
 //!   one place errors become exit codes.
 //! - [`client`]: HTTP to the Worker: routes, bearer token, retries with backoff, problem parsing.
 //! - [`upload`] and [`download`]: the two transfers, each parallel, resumable and verified.
-//! - [`pool`]: the threads both transfers send or fetch their parts with.
+//! - [`pool`]: the threads both transfers send or fetch their parts with, and [`concurrency`]:
+//!   how many parts are in flight (pinned, or adapted to the measured throughput).
 //! - [`resume`]: the local journals that let a transfer continue after it was interrupted.
 //! - [`etag`]: R2's ETag arithmetic. [`fileio`]: positional, hashed file ranges.
 //! - [`manage`]: `status`, `abort`, `rm`, `ls`. [`token`]: `token` and `keygen`.
@@ -17,6 +18,7 @@
 //!   (`16MiB`, `12h`) parse with [`units`], shared with the Worker.
 
 mod client;
+mod concurrency;
 mod download;
 mod error;
 mod etag;
@@ -38,6 +40,7 @@ use r2mpu_api::auth::Scope;
 use r2mpu_api::units;
 
 use crate::client::{Client, RetryPolicy};
+use crate::concurrency::Concurrency;
 use crate::error::Error;
 
 const EXIT_CODES: &str = "\
@@ -104,10 +107,11 @@ enum Command {
         /// 16MiB, or the smallest whole MiB that fits the file in 10,000 parts]
         #[arg(long, value_parser = units::parse_size)]
         part_size: Option<u64>,
-        /// Parts sent at once. 4 saturates a local `wrangler dev` (workerd is CPU bound there,
-        /// so more does not help); over the internet more may.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-        concurrency: u16,
+        /// Parts sent at once, pinned. [default: adaptive: starts at 16 and doubles while the
+        /// throughput still grows (measured over 2 s windows), up to 64, and halves on retried
+        /// failures; a long link needs many connections, loopback 4]
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: Option<u16>,
         /// Content-Type stored with the object.
         #[arg(long)]
         content_type: Option<String>,
@@ -142,9 +146,9 @@ enum Command {
         /// The part size the object was uploaded with (16MiB, 8M, bytes); also the range size.
         #[arg(long, value_parser = units::parse_size)]
         part_size: Option<u64>,
-        /// Ranges fetched at once.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-        concurrency: u16,
+        /// Ranges fetched at once, pinned. [default: adaptive, as for `upload`]
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: Option<u16>,
         /// Overwrite FILE if it exists (and is not a download being resumed).
         #[arg(long)]
         force: bool,
@@ -254,26 +258,26 @@ fn exit_code(error: &Error) -> u8 {
 
 fn run(cli: Cli) -> Result<(), Error> {
     let Connection { endpoint, token, retries, quiet } = cli.connection;
-    let client =
-        |connections: u16| Client::new(&endpoint, token.clone(), RetryPolicy::new(retries), connections.into());
+    let client = |connections: usize| Client::new(&endpoint, token.clone(), RetryPolicy::new(retries), connections);
     match cli.command {
         Command::Upload { file, key, part_size, concurrency, content_type, verify_parts, restart } => {
             let args = upload::UploadArgs {
                 file,
                 key,
                 part_size,
-                concurrency: concurrency.into(),
+                concurrency: Concurrency::from_flag(concurrency),
                 content_type,
                 verify_parts,
                 restart,
                 quiet,
             };
-            let object = upload::upload(&client(concurrency), &args)?;
+            let object = upload::upload(&client(args.concurrency.most()), &args)?;
             println!("key: {}\nsize: {}\netag: {}", object.key, object.size, object.etag);
         }
         Command::Download { key, file, part_size, concurrency, force } => {
-            let args = download::DownloadArgs { key, file, part_size, concurrency: concurrency.into(), force, quiet };
-            let done = download::download(&client(concurrency), &args)?;
+            let concurrency = Concurrency::from_flag(concurrency);
+            let args = download::DownloadArgs { key, file, part_size, concurrency, force, quiet };
+            let done = download::download(&client(concurrency.most()), &args)?;
             println!("file: {}\nsize: {}\netag: {}", done.path.display(), done.size, done.etag);
             match done.verdict {
                 download::Verdict::Verified(how) => println!("verified: {how}"),
@@ -320,7 +324,7 @@ mod tests {
     #[test]
     fn sizes_and_scopes_parse_on_the_command_line() {
         let cli = Cli::try_parse_from(["r2mpu", "upload", "f", "--part-size", "8M", "--concurrency", "2"]).unwrap();
-        assert!(matches!(cli.command, Command::Upload { part_size: Some(8_388_608), concurrency: 2, .. }));
+        assert!(matches!(cli.command, Command::Upload { part_size: Some(8_388_608), concurrency: Some(2), .. }));
         let cli = Cli::try_parse_from(["r2mpu", "token", "--scope", "objects:read,uploads:write"]).unwrap();
         assert!(matches!(cli.command, Command::Token { scope, .. } if scope.len() == 2));
         assert!(Cli::try_parse_from(["r2mpu", "token", "--scope", "admin"]).is_err());

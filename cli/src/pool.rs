@@ -1,66 +1,185 @@
 //! The thread pool both transfers share: parts worked on in parallel by scoped threads, each
-//! result handed back to the calling thread, which alone records it (journal, progress).
+//! result handed back to the calling thread, which alone records it (journal, progress), and
+//! which also sets how many parts may be in flight (see [`concurrency`]).
+//!
+//! Threads are started as the level rises and wait at a gate when it falls; each keeps its own
+//! connection alive in the client's pool between parts, so a grown pool does not pay a
+//! handshake per part.
+//!
+//! [`concurrency`]: crate::concurrency
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Condvar, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
+use crate::concurrency::{Concurrency, WINDOW};
 use crate::error::Result;
 use crate::progress::Progress;
 
-/// Runs `work` on each part of `todo`, on `concurrency` threads (at least one, at most one a
-/// part), and passes each result to `finished` on this thread as it arrives. A part counts as
-/// done on `progress`, out of `count` parts in all (those not in `todo` were done earlier), once
-/// `finished` accepts it. The first error `finished` returns (usually the part's own) stops the
-/// threads from starting new parts; parts already under way still reach `finished`, and that
-/// first error is what this returns.
+/// How often the calling thread looks at the clock while no result arrives.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Runs `work` on each part of `todo` and passes each result to `finished` on this thread as it
+/// arrives. At most `concurrency` parts are in flight (at least one, at most one a part); when
+/// adaptive, the level follows the throughput measured on `progress` and the attempts counted
+/// in `setbacks` (retried failures). A part counts as done on `progress`, out of `count` parts
+/// in all (those not in `todo` were done earlier), once `finished` accepts it. The first error
+/// `finished` returns (usually the part's own) stops the threads from starting new parts;
+/// parts already under way still reach `finished`, and that first error is what this returns.
 pub fn run<T: Send>(
     todo: &[u16],
     count: usize,
-    concurrency: usize,
+    concurrency: Concurrency,
     progress: &Progress,
+    setbacks: &AtomicU64,
     work: impl Fn(u16) -> Result<T> + Sync,
     mut finished: impl FnMut(u16, Result<T>) -> Result<()>,
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
+    let (level, mut controller) = concurrency.start();
+    let gate = Gate::new(level);
     let (sender, results) = mpsc::channel::<(u16, Result<T>)>();
-    thread::scope(|scope| {
-        for _ in 0..concurrency.clamp(1, todo.len().max(1)) {
-            let sender = sender.clone();
-            let (next, stop, work) = (&next, &stop, &work);
-            scope.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let Some(&n) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                    if sender.send((n, work(n))).is_err() {
-                        break;
-                    }
+    let mut sender = Some(sender);
+    let worker = |sender: mpsc::Sender<(u16, Result<T>)>| {
+        let (next, gate, work) = (&next, &gate, &work);
+        move || {
+            while gate.enter() {
+                let Some(&n) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    // Nothing left to start: let the threads waiting at the gate go too.
+                    gate.close();
+                    break;
+                };
+                let result = work(n);
+                gate.leave();
+                if sender.send((n, result)).is_err() {
+                    break;
                 }
-            });
+            }
         }
-        drop(sender);
+    };
+    thread::scope(|scope| {
+        let mut threads = 0;
+        let mut spawn_up_to = |level: usize, sender: &Option<mpsc::Sender<_>>| {
+            while let Some(sender) = sender.as_ref().filter(|_| threads < level.min(todo.len())) {
+                scope.spawn(worker(sender.clone()));
+                threads += 1;
+            }
+        };
+        spawn_up_to(level, &sender);
+        progress.set_level(level, None);
+        let mut window = Window::start(progress, setbacks);
         let mut first_error = None;
         let mut done = count - todo.len();
-        for (n, result) in results {
-            match finished(n, result) {
-                Ok(()) => {
-                    done += 1;
-                    progress.piece_done(done, count);
-                }
-                Err(error) => {
-                    stop.store(true, Ordering::Relaxed);
-                    first_error.get_or_insert(error);
-                }
+        loop {
+            if gate.is_closed() || next.load(Ordering::Relaxed) >= todo.len() {
+                // No thread will be started: once the running ones are done, the channel closes.
+                sender = None;
+            }
+            match results.recv_timeout(TICK) {
+                Ok((n, result)) => match finished(n, result) {
+                    Ok(()) => {
+                        done += 1;
+                        progress.piece_done(done, count);
+                    }
+                    Err(error) => {
+                        gate.close();
+                        first_error.get_or_insert(error);
+                    }
+                },
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let measuring = sender.is_some() && window.started.elapsed() >= WINDOW;
+            if let Some(controller) = controller.as_mut().filter(|_| measuring) {
+                let (rate, failures) = window.measure(progress, setbacks);
+                let level = controller.sample(rate, failures);
+                gate.set_limit(level);
+                spawn_up_to(level, &sender);
+                progress.set_level(level, Some(rate));
+                window = Window::start(progress, setbacks);
             }
         }
         first_error.map_or(Ok(()), Err)
     })
 }
 
+/// One measurement: where the byte and failure counts stood when it began.
+struct Window {
+    started: Instant,
+    moved: u64,
+    setbacks: u64,
+}
+
+impl Window {
+    fn start(progress: &Progress, setbacks: &AtomicU64) -> Window {
+        Window { started: Instant::now(), moved: progress.moved(), setbacks: setbacks.load(Ordering::Relaxed) }
+    }
+
+    /// Bytes per second moved since the start, and the attempts that failed in the meantime.
+    fn measure(&self, progress: &Progress, setbacks: &AtomicU64) -> (f64, u64) {
+        let seconds = self.started.elapsed().as_secs_f64().max(0.001);
+        let moved = progress.moved().saturating_sub(self.moved);
+        (moved as f64 / seconds, setbacks.load(Ordering::Relaxed).saturating_sub(self.setbacks))
+    }
+}
+
+/// Lets at most `limit` threads work at once; closed, it lets none in and wakes all waiters.
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+struct GateState {
+    limit: usize,
+    busy: usize,
+    closed: bool,
+}
+
+impl Gate {
+    fn new(limit: usize) -> Gate {
+        Gate { state: Mutex::new(GateState { limit, busy: 0, closed: false }), changed: Condvar::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for a free place; false once the gate is closed.
+    fn enter(&self) -> bool {
+        let mut state = self.lock();
+        while !state.closed && state.busy >= state.limit {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.busy += usize::from(!state.closed);
+        !state.closed
+    }
+
+    fn leave(&self) {
+        self.lock().busy -= 1;
+        self.changed.notify_one();
+    }
+
+    fn set_limit(&self, limit: usize) {
+        self.lock().limit = limit.max(1);
+        self.changed.notify_all();
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::sync::atomic::AtomicU32;
+    use std::sync::atomic::{AtomicBool, AtomicU32};
     use std::sync::Barrier;
     use std::time::Duration;
 
@@ -79,8 +198,9 @@ mod tests {
         let result = run(
             &todo,
             40,
-            8,
+            Concurrency::Fixed(8),
             &quiet(),
+            &AtomicU64::new(0),
             |n| Ok(u32::from(n) * 2),
             |n, doubled| {
                 assert_eq!(thread::current().id(), here);
@@ -96,7 +216,15 @@ mod tests {
     #[test]
     fn nothing_to_do_finishes_at_once() {
         let called = AtomicU32::new(0);
-        let result = run(&[], 1, 4, &quiet(), |_| Ok(called.fetch_add(1, Ordering::Relaxed)), |_, _| Ok(()));
+        let result = run(
+            &[],
+            1,
+            Concurrency::Fixed(4),
+            &quiet(),
+            &AtomicU64::new(0),
+            |_| Ok(called.fetch_add(1, Ordering::Relaxed)),
+            |_, _| Ok(()),
+        );
         assert!(result.is_ok());
         assert_eq!(called.into_inner(), 0);
     }
@@ -119,7 +247,7 @@ mod tests {
             }
         };
         let mut seen = BTreeSet::new();
-        let result = run(&[1, 2, 3], 3, 3, &quiet(), work, |n, part| {
+        let result = run(&[1, 2, 3], 3, Concurrency::Fixed(3), &quiet(), &AtomicU64::new(0), work, |n, part| {
             seen.insert(n);
             error_seen.store(true, Ordering::Relaxed);
             part
@@ -137,11 +265,76 @@ mod tests {
             thread::sleep(Duration::from_millis(1));
             Ok(())
         };
-        let result = run(&todo, 1000, 2, &quiet(), work, |n, _| match n {
+        let result = run(&todo, 1000, Concurrency::Fixed(2), &quiet(), &AtomicU64::new(0), work, |n, _| match n {
             1 => Err(Error::Usage("cannot record part 1".into())),
             _ => Ok(()),
         });
         assert!(matches!(result, Err(Error::Usage(_))));
         assert!(started.into_inner() < 1000);
+    }
+
+    /// Counts the parts in flight and keeps the highest count seen.
+    #[derive(Default)]
+    struct InFlight {
+        now: AtomicUsize,
+        peak: AtomicUsize,
+    }
+
+    impl InFlight {
+        fn during<T>(&self, work: impl FnOnce() -> T) -> T {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            let result = work();
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            result
+        }
+    }
+
+    #[test]
+    fn a_pinned_level_is_never_exceeded() {
+        let todo: Vec<u16> = (1..=60).collect();
+        let in_flight = InFlight::default();
+        let work = |_| {
+            in_flight.during(|| thread::sleep(Duration::from_millis(2)));
+            Ok(())
+        };
+        let result = run(&todo, 60, Concurrency::Fixed(3), &quiet(), &AtomicU64::new(0), work, |_, r| r);
+        assert!(result.is_ok());
+        assert_eq!(in_flight.peak.into_inner(), 3);
+    }
+
+    /// Parts that each move 1 MB in 20 ms: a link whose throughput follows the parts in flight.
+    /// After a settling window and a measuring one at the starting level (3,200 parts), the
+    /// pool doubles it.
+    #[test]
+    fn an_adaptive_pool_grows_while_the_throughput_follows() {
+        let todo: Vec<u16> = (1..=4000).collect();
+        let progress = quiet();
+        let in_flight = InFlight::default();
+        let work = |_| {
+            in_flight.during(|| thread::sleep(Duration::from_millis(20)));
+            progress.add(1_000_000);
+            Ok(())
+        };
+        let result = run(&todo, 4000, Concurrency::Adaptive, &progress, &AtomicU64::new(0), work, |_, r| r);
+        assert!(result.is_ok());
+        assert_eq!(in_flight.peak.into_inner(), 2 * crate::concurrency::START);
+    }
+
+    /// The same link, but every window sees a retried failure: the pool never grows.
+    #[test]
+    fn an_adaptive_pool_does_not_grow_while_attempts_fail() {
+        let todo: Vec<u16> = (1..=2400).collect();
+        let (progress, setbacks) = (quiet(), AtomicU64::new(0));
+        let in_flight = InFlight::default();
+        let work = |_| {
+            in_flight.during(|| thread::sleep(Duration::from_millis(20)));
+            progress.add(1_000_000);
+            setbacks.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        };
+        let result = run(&todo, 2400, Concurrency::Adaptive, &progress, &setbacks, work, |_, r| r);
+        assert!(result.is_ok());
+        assert_eq!(in_flight.peak.into_inner(), crate::concurrency::START);
     }
 }

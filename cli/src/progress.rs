@@ -3,7 +3,7 @@
 //! `--quiet`. Worker threads report bytes as they move; the coordinating thread reports pieces.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,9 @@ pub struct Progress {
     /// Bytes done before this run (resumed), so the rate counts only what this run moved.
     resumed: u64,
     moved: AtomicU64,
+    /// Parts in flight now, and the throughput last measured (bytes/s; 0 before the first).
+    level: AtomicUsize,
+    recent_rate: AtomicU64,
     started: Instant,
     bar: Option<ProgressBar>,
     /// When the last plain line was printed; `None` when plain lines are off.
@@ -41,7 +44,7 @@ impl Progress {
         let terminal = !quiet && std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
             let style = ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                "{prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg} ETA {eta}",
             )
             .expect("the template is valid")
             .progress_chars("=> ");
@@ -56,6 +59,8 @@ impl Progress {
             total,
             resumed,
             moved: AtomicU64::new(resumed),
+            level: AtomicUsize::new(0),
+            recent_rate: AtomicU64::new(0),
             started: Instant::now(),
             bar,
             last_line: (!quiet && !terminal).then(|| Mutex::new(None)),
@@ -75,6 +80,22 @@ impl Progress {
         self.moved.fetch_sub(bytes, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.dec(bytes);
+        }
+    }
+
+    /// Bytes moved so far, by this run and earlier ones.
+    pub fn moved(&self) -> u64 {
+        self.moved.load(Ordering::Relaxed)
+    }
+
+    /// How many pieces are in flight now, and the throughput that level was chosen on.
+    pub fn set_level(&self, level: usize, rate: Option<f64>) {
+        self.level.store(level, Ordering::Relaxed);
+        if let Some(rate) = rate {
+            self.recent_rate.store(rate as u64, Ordering::Relaxed);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("x{level}"));
         }
     }
 
@@ -102,6 +123,15 @@ impl Progress {
             HumanBytes(self.total),
             HumanBytes(rate as u64)
         );
+        let level = self.level.load(Ordering::Relaxed);
+        if done < of && level > 0 {
+            // What the transfer does now; the average above also counts its start.
+            line.push_str(&format!(", {level} in flight"));
+            let recent = self.recent_rate.load(Ordering::Relaxed);
+            if recent > 0 {
+                line.push_str(&format!(" at {}/s", HumanBytes(recent)));
+            }
+        }
         if done < of && rate > 0.0 {
             let eta = Duration::from_secs_f64((self.total - moved) as f64 / rate);
             line.push_str(&format!(", ETA {}", HumanDuration(eta)));

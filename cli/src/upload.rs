@@ -21,6 +21,7 @@ use r2mpu_api::ApiError;
 use ureq::SendBody;
 
 use crate::client::{check, part_path, read_json, Attempt, Client};
+use crate::concurrency::Concurrency;
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest, Etag};
 use crate::fileio::{md5_range, RangeReader};
@@ -32,7 +33,7 @@ pub struct UploadArgs {
     pub file: PathBuf,
     pub key: Option<String>,
     pub part_size: Option<u64>,
-    pub concurrency: usize,
+    pub concurrency: Concurrency,
     pub content_type: Option<String>,
     pub verify_parts: bool,
     /// Start a new upload even if one could be resumed.
@@ -238,12 +239,12 @@ struct Sending<'a> {
 }
 
 impl Sending<'_> {
-    /// Sends `todo` with `concurrency` threads. This thread records each finished part in the
+    /// Sends `todo`, `concurrency` parts at a time. This thread records each finished part in the
     /// journal as it lands; the first failure stops the others from starting new parts.
     fn run(
         &self,
         todo: &[u16],
-        concurrency: usize,
+        concurrency: Concurrency,
         journal: &mut Journal<UploadRecord>,
         etags: &mut BTreeMap<u16, String>,
     ) -> Result<()> {
@@ -253,6 +254,7 @@ impl Sending<'_> {
             count,
             concurrency,
             self.progress,
+            &self.client.setbacks,
             |n| self.send_part(n),
             |n, sent| {
                 let (part, md5) = sent?;

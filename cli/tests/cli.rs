@@ -656,3 +656,24 @@ fn keygen_writes_a_private_key_and_prints_its_public_set() {
     env.run(&["keygen", "--out", "k.json"]).expect(1);
     env.run(&["token", "--key", "k.json"]).expect(0);
 }
+
+/// Issue 11: each transfer thread reuses its connection for its next part; a new one per part
+/// would cost a handshake round trip each on a real link.
+#[test]
+fn parts_and_ranges_reuse_their_connections() {
+    let env = Env::new("keep-alive");
+    let (_, data) = env.file("keep.bin", 12 * PART + 3);
+    let relay = Relay::start(&env.worker.url);
+    let mut command = env.command(&["upload", "keep.bin", "keep/keep.bin", "--part-size", PART_SIZE]);
+    command.args(["--concurrency", "3"]).env("R2MPU_ENDPOINT", &relay.url);
+    Run::of(command).expect(0);
+    // Create and complete ride on the senders' connections; 13 parts, 3 at a time.
+    assert!(relay.connections() <= 3, "{} connections for 13 parts, 3 at a time", relay.connections());
+
+    let relay = Relay::start(&env.worker.url);
+    let mut command = env.command(&["download", "keep/keep.bin", "back.bin", "--part-size", PART_SIZE]);
+    command.args(["--concurrency", "3"]).env("R2MPU_ENDPOINT", &relay.url);
+    Run::of(command).expect(0);
+    assert!(relay.connections() <= 3, "{} connections for 13 ranges, 3 at a time", relay.connections());
+    assert!(fs::read(env.path("back.bin")).unwrap() == data);
+}

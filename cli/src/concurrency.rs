@@ -1,0 +1,328 @@
+//! How many parts a transfer keeps in flight: pinned by `--concurrency`, or found by
+//! [`Controller`] from the throughput it measures.
+//!
+//! A connection moves at most its window per round trip, so a long link needs many connections
+//! in flight where loopback needs four. The AWS CRT transfer manager sizes its connection count
+//! as a target throughput divided by a per-connection rate; we know neither the link's ceiling
+//! nor its per-connection rate in advance, so the controller measures them. While the link
+//! limits each connection, throughput grows with the connections; at the ceiling it stays
+//! flat. So the controller doubles the level while each step still brings at least half the
+//! growth the added connections would bring on their own (a doubling 1.5x, a quarter more
+//! 1.125x: plain noise rarely does that), halves the gap between the best level and the one
+//! that stopped rising until it is small, settles on the best level, probes a quarter higher now and then in case the link
+//! changed, and halves on retried failures (errors, timeouts), the sign of an overloaded path.
+//! The window right after a change is not believed: new connections first fill their socket
+//! buffers (megabytes each on loopback), which reads as throughput the link never carried, so
+//! that window only settles the new level and the next one measures it. It is plain
+//! arithmetic on samples, so tests drive it with a simulated link.
+
+use std::time::Duration;
+
+/// Parts in flight before anything is measured. 4 saturate a local `wrangler dev`, and 16 do
+/// no worse there (1 GiB: 25.1 and 29.0 s at 16, 29.7 and 30.9 s at 4, on this machine), while
+/// a 200 ms link gets four times as much before the first measurement: its samples are slow to
+/// trust, because a part's bytes reach the socket buffers in bursts.
+pub const START: usize = 16;
+/// The most parts in flight, and so connections: the guide's client opens 25; a 256 KiB window
+/// over 200 ms moves 1.3 MB/s, so 64 reach 80 MB/s. Each costs a thread and a 256 KiB buffer.
+pub const MAX: usize = 64;
+/// How long each sample measures the throughput at one level: long enough to smooth out part
+/// boundaries and new connections' first round trips, short enough to ramp 4 to 64 in 16 s
+/// (two windows a step: one to settle, one to measure).
+pub const WINDOW: Duration = Duration::from_secs(2);
+/// A higher level is kept when it brings at least this share of the growth its added
+/// connections would bring on a link that limits each one: below it the link (or the server)
+/// is the ceiling and more connections only add load.
+const GAIN: f64 = 0.5;
+/// Samples held at the settled level before probing higher again.
+const PROBE_AFTER: u32 = 5;
+
+/// The user's choice: a fixed level, or the controller's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    Fixed(usize),
+    Adaptive,
+}
+
+impl Concurrency {
+    /// From `--concurrency`: absent means adaptive.
+    pub fn from_flag(flag: Option<u16>) -> Concurrency {
+        flag.map_or(Concurrency::Adaptive, |n| Concurrency::Fixed(usize::from(n).max(1)))
+    }
+
+    /// The most parts ever in flight, to size the pool of connections kept alive.
+    pub fn most(self) -> usize {
+        match self {
+            Concurrency::Fixed(n) => n,
+            Concurrency::Adaptive => MAX,
+        }
+    }
+
+    /// The level to start at, and the controller that moves it (none when it is fixed).
+    pub fn start(self) -> (usize, Option<Controller>) {
+        match self {
+            Concurrency::Fixed(n) => (n, None),
+            Concurrency::Adaptive => (START, Some(Controller::new(START, MAX))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Doubling while the throughput follows.
+    Growing,
+    /// At the best level found, for this many samples.
+    Holding(u32),
+    /// One sample a quarter above the best level.
+    Probing,
+}
+
+/// The adaptive level: see the module's documentation.
+#[derive(Debug)]
+pub struct Controller {
+    level: usize,
+    max: usize,
+    /// The best level so far and the throughput (bytes/s) measured at it.
+    best: Option<(usize, f64)>,
+    phase: Phase,
+    /// The level changed at the last sample (or the transfer just began): the next one only
+    /// lets it settle.
+    settling: bool,
+}
+
+impl Controller {
+    pub fn new(start: usize, max: usize) -> Controller {
+        let max = max.max(1);
+        Controller { level: start.clamp(1, max), max, best: None, phase: Phase::Growing, settling: true }
+    }
+
+    #[cfg(test)]
+    fn level(&self) -> usize {
+        self.level
+    }
+
+    /// Takes one sample, the throughput in bytes/s measured over a window at the current level
+    /// and the number of attempts that failed and were retried in it, and returns the level
+    /// for the next window.
+    pub fn sample(&mut self, rate: f64, setbacks: u64) -> usize {
+        let before = self.level;
+        self.step(rate, setbacks);
+        self.settling = self.level != before;
+        self.level
+    }
+
+    fn step(&mut self, rate: f64, setbacks: u64) {
+        if setbacks == 0 && self.settling {
+            return;
+        }
+        if setbacks > 0 {
+            self.level = (self.level / 2).max(1);
+            self.best = None;
+            self.phase = Phase::Holding(0);
+            return;
+        }
+        match (self.phase, self.best) {
+            (Phase::Holding(held), best) => {
+                // What this level gives now, but one slow window (a stall on the server) must
+                // not make the next probe look like growth: the baseline falls by at most a
+                // tenth a window, so it follows a link that really got slower within a minute.
+                let baseline = best.map_or(rate, |(_, before)| rate.max(before * 0.9));
+                self.best = Some((self.level, baseline));
+                if held + 1 >= PROBE_AFTER && self.level < self.max {
+                    self.phase = Phase::Probing;
+                    self.level = (self.level + self.level.div_ceil(4)).min(self.max);
+                } else {
+                    self.phase = Phase::Holding(held + 1);
+                }
+            }
+            (_, Some((level, best))) if rate < best * (1.0 + GAIN * (self.level as f64 / level as f64 - 1.0)) => {
+                // No (worthwhile) gain: the ceiling lies between the best level and this one.
+                // Halve the gap until it is a quarter of the best level, then hold there.
+                let gap = self.level.saturating_sub(level);
+                match gap > level.div_ceil(4) {
+                    true => {
+                        self.level = level + gap / 2;
+                        self.phase = Phase::Probing;
+                    }
+                    false => {
+                        self.level = level;
+                        self.phase = Phase::Holding(0);
+                    }
+                }
+            }
+            _ => {
+                self.best = Some((self.level, rate));
+                match self.level >= self.max {
+                    true => self.phase = Phase::Holding(0),
+                    false => {
+                        self.phase = Phase::Growing;
+                        self.level = (self.level * 2).min(self.max);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: f64 = 1e6;
+
+    /// A link as TCP sees it: each connection moves one window per round trip, and all of them
+    /// share a ceiling (the bottleneck: a line rate, or one busy workerd thread on loopback).
+    /// A sender counts bytes as it hands them to its socket, so each connection put to work
+    /// adds its socket buffer to the bytes seen in its first window.
+    struct Link {
+        window: f64,
+        rtt: f64,
+        ceiling: f64,
+        buffer: f64,
+    }
+
+    impl Link {
+        fn rate(&self, connections: usize) -> f64 {
+            (connections as f64 * self.window / self.rtt).min(self.ceiling)
+        }
+    }
+
+    /// Runs the controller for `samples` windows on `link`, with up to ±`noise` of measurement
+    /// noise (deterministic), and returns the levels it chose and the rates it saw.
+    fn drive(link: &Link, samples: usize, noise: f64) -> (Vec<usize>, Vec<f64>) {
+        let mut controller = Controller::new(START, MAX);
+        let mut seed = 0x2545_f491_u64;
+        let (mut levels, mut rates) = (vec![], vec![]);
+        let mut before = 0;
+        for _ in 0..samples {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let jitter = 1.0 + noise * (((seed >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0);
+            let filling = controller.level().saturating_sub(before) as f64 * link.buffer / WINDOW.as_secs_f64();
+            before = controller.level();
+            let rate = link.rate(controller.level()) * jitter + filling;
+            levels.push(controller.level());
+            rates.push(rate);
+            controller.sample(rate, 0);
+        }
+        (levels, rates)
+    }
+
+    /// The share of the ceiling reached over the last `tail` samples.
+    fn utilisation(link: &Link, levels: &[usize], tail: usize) -> f64 {
+        let last = &levels[levels.len() - tail..];
+        last.iter().map(|&n| link.rate(n)).sum::<f64>() / tail as f64 / link.ceiling
+    }
+
+    /// Measured in bench/RESULTS.md: 21.5 MB/s per connection, ~80 MB/s for workerd's one thread;
+    /// loopback sockets buffer megabytes.
+    const LOOPBACK: Link = Link { window: 21.5 * MB, rtt: 1.0, ceiling: 80.0 * MB, buffer: 4.0 * MB };
+    /// A 256 KiB window over 200 ms is 1.3 MB/s a connection; a 60 MB/s line needs 46 of them.
+    const LONG: Link = Link { window: 262_144.0, rtt: 0.200, ceiling: 60.0 * MB, buffer: 1.0 * MB };
+
+    /// What a first sample at each new level would believe without settling: 4 MB per new
+    /// loopback connection over a 2 s window reads as 8 MB/s more for 4 more connections.
+    #[test]
+    fn the_window_after_a_change_only_settles_it() {
+        let mut controller = Controller::new(4, MAX);
+        // The first window, while the first connections open, only settles too.
+        assert_eq!(controller.sample(120.0 * MB, 0), 4);
+        assert_eq!(controller.sample(80.0 * MB, 0), 8);
+        // Socket buffers filling: looks like growth, is not believed.
+        assert_eq!(controller.sample(96.0 * MB, 0), 8);
+        // Measured: no gain, so the ceiling is below 8; try halfway.
+        assert_eq!(controller.sample(80.0 * MB, 0), 6);
+    }
+
+    #[test]
+    fn on_loopback_it_stays_at_its_start_above_the_four_that_saturate_workerd() {
+        let (levels, _) = drive(&LOOPBACK, 60, 0.0);
+        assert!(levels.iter().all(|&n| n <= 2 * START), "{levels:?}");
+        assert!(utilisation(&LOOPBACK, &levels, 50) >= 0.99, "{levels:?}");
+        // Most of the time at the settled level: a probe (settle, measure) every 7 windows.
+        assert!(levels.iter().filter(|&&n| n == START).count() >= 42, "{levels:?}");
+    }
+
+    #[test]
+    fn on_a_200_ms_link_it_grows_to_the_ceiling_within_a_few_samples() {
+        let (levels, _) = drive(&LONG, 60, 0.0);
+        // A step every two windows (settle, measure): at 64 by the fifth window.
+        assert_eq!(levels[..5], [16, 16, 32, 32, 64]);
+        assert!(utilisation(&LONG, &levels, 52) >= 0.99, "{levels:?}");
+        assert!(levels.iter().all(|&n| n <= MAX));
+    }
+
+    #[test]
+    fn with_measurement_noise_it_still_converges_near_the_ceiling() {
+        for link in [LOOPBACK, LONG] {
+            let (levels, _) = drive(&link, 120, 0.05);
+            assert!(utilisation(&link, &levels, 100) >= 0.95, "{levels:?}");
+        }
+        let (levels, _) = drive(&LOOPBACK, 120, 0.05);
+        assert!(levels[20..].iter().all(|&n| n <= 2 * START), "noise must not drift it up: {levels:?}");
+    }
+
+    #[test]
+    fn a_link_whose_ceiling_is_beyond_reach_gets_the_upper_bound() {
+        let wide = Link { ceiling: 10_000.0 * MB, ..LONG };
+        let (levels, _) = drive(&wide, 30, 0.0);
+        assert_eq!(levels[4..], [MAX; 26]);
+    }
+
+    #[test]
+    fn it_halves_on_failures_and_grows_back_once_they_stop() {
+        let mut controller = Controller::new(START, MAX);
+        while controller.level() < MAX {
+            let rate = LONG.rate(controller.level());
+            controller.sample(rate, 0);
+        }
+        assert_eq!(controller.sample(LONG.rate(MAX), 3), MAX / 2);
+        assert_eq!(controller.sample(LONG.rate(MAX / 2), 1), MAX / 4);
+        let mut levels = vec![];
+        for _ in 0..30 {
+            let rate = LONG.rate(controller.level());
+            levels.push(controller.sample(rate, 0));
+        }
+        assert!(LONG.rate(*levels.last().unwrap()) >= 0.99 * LONG.ceiling, "{levels:?}");
+        // Failures never take it to zero.
+        let mut failing = Controller::new(START, MAX);
+        for _ in 0..10 {
+            assert!(failing.sample(1.0, 1) >= 1);
+        }
+    }
+
+    #[test]
+    fn one_slow_window_while_holding_does_not_pass_for_growth_at_the_next_probe() {
+        let mut controller = Controller::new(4, MAX);
+        let mut levels = vec![];
+        // Loopback at its ceiling: 4 is measured, 8, 6 and 5 bring nothing; back at 4 it holds,
+        // then one window stalls just as the probe starts.
+        for rate in [80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 10, 80, 80, 80] {
+            levels.push(controller.sample(f64::from(rate) * MB, 0));
+        }
+        assert_eq!(levels, [4, 8, 8, 6, 6, 5, 5, 4, 4, 4, 4, 4, 4, 5, 5, 4, 4]);
+    }
+
+    #[test]
+    fn it_follows_a_link_whose_connections_get_slower() {
+        let mut controller = Controller::new(4, MAX);
+        for _ in 0..10 {
+            controller.sample(LOOPBACK.rate(controller.level()), 0);
+        }
+        assert!(controller.level() <= 8);
+        // Now each connection moves a window per 200 ms: the baseline decays to what the level
+        // gives, and the periodic probes then find the connections the link needs.
+        let mut levels = vec![];
+        for _ in 0..60 {
+            levels.push(controller.sample(LONG.rate(controller.level()), 0));
+        }
+        assert!(LONG.rate(controller.level()) >= 0.95 * LONG.ceiling, "{levels:?}");
+    }
+
+    #[test]
+    fn a_fixed_level_has_no_controller() {
+        assert_eq!(Concurrency::from_flag(Some(7)).start().0, 7);
+        assert!(Concurrency::from_flag(Some(7)).start().1.is_none());
+        assert_eq!(Concurrency::from_flag(None).most(), MAX);
+        assert_eq!(Concurrency::from_flag(None).start().0, START);
+    }
+}
