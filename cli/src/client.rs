@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use r2mpu_api::types::{CompleteUpload, CompletedObject, CreateUpload, ObjectList, Upload};
@@ -123,6 +123,16 @@ impl Client {
             Some(token) => request.header("Authorization", format!("Bearer {token}")),
             None => request,
         }
+    }
+
+    /// How long a first request takes on a new connection, its handshake included: `GET
+    /// /healthz`, which the Worker answers without work, so this is the link's latency, not the
+    /// server's. `None` if it fails (the transfer's own requests then say why). Call it before
+    /// any other request, while the pool holds no connection.
+    pub fn first_round_trip(&self) -> Option<Duration> {
+        let started = Instant::now();
+        let response = self.agent.get(self.url("/healthz")).call().ok()?;
+        (response.status() == 200).then(|| started.elapsed())
     }
 
     pub fn get(&self, path: &str) -> RequestBuilder<WithoutBody> {

@@ -103,11 +103,13 @@ enum Command {
         file: PathBuf,
         /// The object key [default: the file's name].
         key: Option<String>,
-        /// Bytes per part: 16MiB, 8M (binary units) or plain bytes; at least 5MiB. [default:
-        /// 16MiB, or the smallest whole MiB that fits the file in 10,000 parts]
+        /// Bytes per part: 16MiB, 8M (binary units) or plain bytes; at least 5MiB. [default: the
+        /// file in 64 parts (one for each connection a long link may need), rounded up to whole
+        /// MiB, from 5MiB to 16MiB; more if needed to fit the file in 10,000 parts]
         #[arg(long, value_parser = units::parse_size)]
         part_size: Option<u64>,
-        /// Parts sent at once, pinned. [default: adaptive: starts at 16 and doubles while the
+        /// Parts sent at once, pinned. [default: adaptive: starts at 4 when a first request
+        /// comes back within 10 ms (a near link), else at 16, and doubles while the
         /// throughput still grows (measured over 2 s windows), up to 64, and halves on retried
         /// failures; a long link needs many connections, loopback 4]
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -261,23 +263,27 @@ fn run(cli: Cli) -> Result<(), Error> {
     let client = |connections: usize| Client::new(&endpoint, token.clone(), RetryPolicy::new(retries), connections);
     match cli.command {
         Command::Upload { file, key, part_size, concurrency, content_type, verify_parts, restart } => {
+            let concurrency = Concurrency::from_flag(concurrency);
+            let client = client(concurrency.most());
             let args = upload::UploadArgs {
                 file,
                 key,
                 part_size,
-                concurrency: Concurrency::from_flag(concurrency),
+                concurrency: concurrency.sized_for(|| client.first_round_trip()),
                 content_type,
                 verify_parts,
                 restart,
                 quiet,
             };
-            let object = upload::upload(&client(args.concurrency.most()), &args)?;
+            let object = upload::upload(&client, &args)?;
             println!("key: {}\nsize: {}\netag: {}", object.key, object.size, object.etag);
         }
         Command::Download { key, file, part_size, concurrency, force } => {
             let concurrency = Concurrency::from_flag(concurrency);
+            let client = client(concurrency.most());
+            let concurrency = concurrency.sized_for(|| client.first_round_trip());
             let args = download::DownloadArgs { key, file, part_size, concurrency, force, quiet };
-            let done = download::download(&client(concurrency.most()), &args)?;
+            let done = download::download(&client, &args)?;
             println!("file: {}\nsize: {}\netag: {}", done.path.display(), done.size, done.etag);
             match done.verdict {
                 download::Verdict::Verified(how) => println!("verified: {how}"),

@@ -316,7 +316,15 @@ mod tests {
             progress.add(1_000_000);
             Ok(())
         };
-        let result = run(&todo, 4000, Concurrency::Adaptive, &progress, &AtomicU64::new(0), work, |_, r| r);
+        let result = run(
+            &todo,
+            4000,
+            Concurrency::Adaptive { start: crate::concurrency::START },
+            &progress,
+            &AtomicU64::new(0),
+            work,
+            |_, r| r,
+        );
         assert!(result.is_ok());
         assert_eq!(in_flight.peak.into_inner(), 2 * crate::concurrency::START);
     }
@@ -333,7 +341,15 @@ mod tests {
             setbacks.fetch_add(1, Ordering::Relaxed);
             Ok(())
         };
-        let result = run(&todo, 2400, Concurrency::Adaptive, &progress, &setbacks, work, |_, r| r);
+        let result = run(
+            &todo,
+            2400,
+            Concurrency::Adaptive { start: crate::concurrency::START },
+            &progress,
+            &setbacks,
+            work,
+            |_, r| r,
+        );
         assert!(result.is_ok());
         assert_eq!(in_flight.peak.into_inner(), crate::concurrency::START);
     }

@@ -15,13 +15,13 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use r2mpu_api::key::check_key;
-use r2mpu_api::layout::{default_part_size, Layout};
+use r2mpu_api::layout::{Layout, DEFAULT_PART_SIZE, MAX_PARTS, MIB, MIN_PART_SIZE};
 use r2mpu_api::types::{CompleteUpload, CompletedObject, CreateUpload, Part, PartRef, Upload, UploadStatus};
 use r2mpu_api::ApiError;
 use ureq::SendBody;
 
 use crate::client::{check, part_path, read_json, Attempt, Client};
-use crate::concurrency::Concurrency;
+use crate::concurrency::{self, Concurrency};
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest, Etag};
 use crate::fileio::{md5_range, RangeReader};
@@ -64,7 +64,7 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
         upload_id: String::new(),
         size,
         mtime_ns,
-        part_size: args.part_size.unwrap_or_else(|| default_part_size(Some(size))),
+        part_size: args.part_size.unwrap_or_else(|| part_size_for(size)),
     };
     let (mut journal, upload, resumed) = start_or_resume(client, &record_path, &file, wanted, args)?;
     let id = upload.upload_id.clone();
@@ -121,6 +121,17 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
             Ok(object)
         }
     }
+}
+
+/// The part size when the user names none: small enough that the file has a part for each of
+/// the most parts in flight ([`concurrency::MAX`]), because a long link needs them all in
+/// flight (in 16 MiB parts a 250 MiB file has 16: at 200 ms that was 0.67x the guide's client,
+/// which sends it as 25 parts of 10 MiB at once), but never below R2's 5 MiB, nor above the
+/// server's default (16 MiB, grown to fit 10,000 parts), whose per-part overhead is small.
+fn part_size_for(size: u64) -> u64 {
+    let one_each = size.div_ceil(concurrency::MAX as u64).next_multiple_of(MIB);
+    let fits_max_parts = size.div_ceil(u64::from(MAX_PARTS)).next_multiple_of(MIB);
+    one_each.clamp(MIN_PART_SIZE, DEFAULT_PART_SIZE).max(fits_max_parts)
 }
 
 /// Continues the upload in the record at `record_path` if it still fits the file and is alive
@@ -340,6 +351,19 @@ mod tests {
     use super::*;
 
     const P: u64 = 5 << 20;
+
+    #[test]
+    fn the_default_part_size_gives_a_long_link_a_part_for_each_connection_within_r2s_limits() {
+        // 250 MiB: 50 parts of 5 MiB, not 16 of 16 MiB.
+        assert_eq!(part_size_for(250 * MIB), MIN_PART_SIZE);
+        assert_eq!(part_size_for(512 * MIB), 8 * MIB);
+        assert_eq!(part_size_for(1 << 30), DEFAULT_PART_SIZE);
+        assert_eq!(part_size_for(1), MIN_PART_SIZE);
+        // Past 64 parts of 16 MiB the server's default holds, grown to fit R2's 10,000 parts.
+        let huge = 200 * (1u64 << 30);
+        assert_eq!(part_size_for(huge), r2mpu_api::layout::default_part_size(Some(huge)));
+        assert!(huge.div_ceil(part_size_for(huge)) <= 10_000);
+    }
 
     fn part(n: u16, size: u64) -> Part {
         Part { part_number: n, etag: format!("e{n}"), size, md5: None }
