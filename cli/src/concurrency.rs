@@ -37,13 +37,16 @@ const GAIN: f64 = 0.5;
 /// Samples held at the settled level before probing higher again.
 const PROBE_AFTER: u32 = 5;
 
-/// Parts in flight to start with on a near link (a round trip under [`NEAR`]): 4 saturate a
-/// local `wrangler dev`, where 16 cost it more CPU per byte read (downloads at 0.78x of curl
-/// started at 16, with 1.23x its workerd CPU) and put more bytes at risk in a crash.
+/// The fewest parts to start with: 4 saturate a local `wrangler dev`, where 16 cost it more CPU
+/// per byte read (downloads at 0.78x of curl started at 16, with 1.23x its workerd CPU) and put
+/// more bytes at risk in a crash.
 pub const NEAR_START: usize = 4;
-/// A first request (handshake included) faster than this is a near link: a real path has two
-/// round trips in it, so this is a round trip under 5 ms.
-pub const NEAR: Duration = Duration::from_millis(10);
+/// The throughput the starting level aims at, and the window each connection is assumed to
+/// move per round trip, to size the start as the AWS CRT sizes its connections: target rate
+/// over per-connection rate (window / RTT). 100 MB/s at 256 KiB: 8 connections at 20 ms, 31 at
+/// 80 ms, the upper bound at 200 ms. Where the guess is short the controller grows from there.
+const TARGET_RATE: f64 = 100e6;
+const ASSUMED_WINDOW: f64 = 256.0 * 1024.0;
 
 /// The user's choice: a fixed level, or the controller's from a starting level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,16 +62,20 @@ impl Concurrency {
     }
 
     /// Sizes the adaptive start from the time a first request took on a new connection (see
-    /// `Client::first_round_trip`): the AWS CRT sizes its connections from a per-connection
-    /// rate, and a near link's connections are fast enough that [`NEAR_START`] fill it, while a
-    /// far one starts at [`START`] because its throughput samples are slow to trust. A fixed
-    /// level is not measured; without a measurement the start stays as it is.
+    /// `Client::first_round_trip`: a handshake and a request, so two round trips): as many
+    /// connections as [`TARGET_RATE`] needs at [`ASSUMED_WINDOW`] per round trip, from
+    /// [`NEAR_START`] to [`MAX`]. Starting right matters on a far link, where throughput samples
+    /// are slow to trust (a part's bytes reach the socket buffers in bursts) and each doubling
+    /// costs two windows. A fixed level is not measured; without a measurement the start stays.
     pub fn sized_for(self, first_round_trip: impl FnOnce() -> Option<Duration>) -> Concurrency {
-        match self {
-            Concurrency::Adaptive { .. } if first_round_trip().is_some_and(|took| took < NEAR) => {
-                Concurrency::Adaptive { start: NEAR_START }
+        let Concurrency::Adaptive { .. } = self else { return self };
+        match first_round_trip() {
+            Some(took) => {
+                let rtt = took.as_secs_f64() / 2.0;
+                let needed = (TARGET_RATE * rtt / ASSUMED_WINDOW).ceil() as usize;
+                Concurrency::Adaptive { start: needed.clamp(NEAR_START, MAX) }
             }
-            _ => self,
+            None => self,
         }
     }
 
@@ -353,11 +360,14 @@ mod tests {
     }
 
     #[test]
-    fn a_near_link_starts_at_four_a_far_or_unmeasured_one_at_sixteen() {
+    fn the_start_is_sized_from_the_first_round_trip() {
         let adaptive = Concurrency::from_flag(None);
-        assert_eq!(adaptive.sized_for(|| Some(Duration::from_millis(2))).start().0, NEAR_START);
-        assert_eq!(adaptive.sized_for(|| Some(Duration::from_millis(40))).start().0, START);
-        assert_eq!(adaptive.sized_for(|| None).start().0, START);
+        let start = |ms| adaptive.sized_for(|| Some(Duration::from_millis(ms))).start().0;
+        assert_eq!(start(2), NEAR_START, "loopback");
+        assert_eq!(start(40), 8, "20 ms: 100 MB/s needs 8 windows of 256 KiB");
+        assert_eq!(start(160), 31, "80 ms");
+        assert_eq!(start(400), MAX, "200 ms would need 77");
+        assert_eq!(adaptive.sized_for(|| None).start().0, START, "not measured");
         assert!(adaptive.sized_for(|| Some(Duration::from_millis(2))).start().1.is_some(), "still adaptive");
     }
 }

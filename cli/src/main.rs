@@ -108,8 +108,8 @@ enum Command {
         /// MiB, from 5MiB to 16MiB; more if needed to fit the file in 10,000 parts]
         #[arg(long, value_parser = units::parse_size)]
         part_size: Option<u64>,
-        /// Parts sent at once, pinned. [default: adaptive: starts at 4 when a first request
-        /// comes back within 10 ms (a near link), else at 16, and doubles while the
+        /// Parts sent at once, pinned. [default: adaptive: starts with what 100 MB/s needs at
+        /// 256 KiB per connection per round trip (timed on a first request), 4 to 64, doubles while the
         /// throughput still grows (measured over 2 s windows), up to 64, and halves on retried
         /// failures; a long link needs many connections, loopback 4]
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
