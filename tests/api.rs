@@ -191,10 +191,7 @@ fn complete_checks_a_client_part_list_against_the_recorded_parts() {
 fn complete_is_idempotent_even_when_two_race() {
     let api = api("idempotent");
     let data = random_bytes(2 * PART, 13);
-    let id = api.create_id(json!({"key": "idempotent/file.bin", "size": data.len(), "partSize": PART}));
-    for (i, chunk) in chunks(&data, PART).enumerate() {
-        assert_eq!(api.put_part(&id, i + 1, chunk).status, 200);
-    }
+    let id = api.send_parts("idempotent/file.bin", &data, PART);
     let racers: Vec<_> = (0..2)
         .map(|_| {
             let (api, id) = (api.clone(), id.clone());

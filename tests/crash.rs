@@ -6,7 +6,6 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use util::*;
 
 const PARTS: usize = 16;
@@ -21,14 +20,6 @@ fn complete_in_background(api: &Api, id: &str) -> std::thread::JoinHandle<()> {
     })
 }
 
-fn send_parts(api: &Api, key: &str, data: &[u8]) -> String {
-    let id = api.create_id(json!({"key": key, "size": data.len(), "partSize": PART}));
-    for (i, chunk) in chunks(data, PART).enumerate() {
-        assert_eq!(api.put_part(&id, i + 1, chunk).status, 200);
-    }
-    id
-}
-
 #[test]
 fn a_complete_killed_inside_is_finished_by_a_repeated_complete_after_restart() {
     let mut worker = Worker::start();
@@ -36,7 +27,7 @@ fn a_complete_killed_inside_is_finished_by_a_repeated_complete_after_restart() {
     let data = random_bytes(PARTS * PART - 123, 77);
 
     // How long a complete of this upload takes here: the first kill lands half-way.
-    let id = send_parts(&api, "crash/timing.bin", &data);
+    let id = api.send_parts("crash/timing.bin", &data, PART);
     let started = Instant::now();
     assert_eq!(api.complete(&id, None).status, 200);
     let took = started.elapsed();
@@ -50,7 +41,7 @@ fn a_complete_killed_inside_is_finished_by_a_repeated_complete_after_restart() {
     let mut upload = None;
     while inside < 2 && round < 14 {
         let key = format!("crash/round-{round}.bin");
-        let id = upload.take().unwrap_or_else(|| (send_parts(&api, &key, &data), key.clone()));
+        let id = upload.take().unwrap_or_else(|| (api.send_parts(&key, &data, PART), key.clone()));
         let kill_after = (early + late) / 2;
         let pending = complete_in_background(&api, &id.0);
         std::thread::sleep(kill_after);

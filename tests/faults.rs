@@ -12,16 +12,6 @@ fn api(sub: &str) -> Api {
     Api::of(Worker::shared_faults(), sub)
 }
 
-/// `PUT` a part with faults named in `x-r2mpu-fault`.
-fn put_part_with(api: &Api, id: &str, n: usize, bytes: &[u8], fault: &str) -> Reply {
-    let headers = [("content-type", "application/octet-stream"), ("x-r2mpu-fault", fault)];
-    api.send("PUT", &format!("/uploads/{id}/parts/{n}"), &headers, Some(bytes))
-}
-
-fn complete_with(api: &Api, id: &str, fault: &str) -> Reply {
-    api.send("POST", &format!("/uploads/{id}/complete"), &[("x-r2mpu-fault", fault)], None)
-}
-
 /// A `500` whose body is the bare `internal` problem: no R2 or Durable Object wording leaks.
 #[track_caller]
 fn assert_opaque_500(reply: &Reply) {
@@ -31,15 +21,6 @@ fn assert_opaque_500(reply: &Reply) {
         "code": "internal"
     });
     assert_eq!(reply.json(), bare, "a 500 says nothing more");
-}
-
-/// Creates an upload of `data` in parts of `PART` and sends every part.
-fn upload_parts(api: &Api, key: &str, data: &[u8]) -> String {
-    let id = api.create_id(json!({"key": key, "size": data.len(), "partSize": PART}));
-    for (i, chunk) in chunks(data, PART).enumerate() {
-        assert_eq!(api.put_part(&id, i + 1, chunk).status, 200);
-    }
-    id
 }
 
 #[test]
@@ -53,7 +34,7 @@ fn a_part_that_reached_r2_but_not_the_record_is_forgotten_so_complete_never_uses
     assert_eq!(api.put_part(&id, 2, &tail).status, 200);
 
     // A new copy of part 1 reaches R2, then the Worker fails before recording it.
-    assert_opaque_500(&put_part_with(&api, &id, 1, &second, "part.after-r2=fail"));
+    assert_opaque_500(&api.put_part_with(&id, 1, &second, "part.after-r2=fail"));
     let parts = api.state(&id).json()["parts"].clone();
     let numbers: Vec<u64> = parts.as_array().unwrap().iter().map(|p| p["partNumber"].as_u64().unwrap()).collect();
     assert_eq!(numbers, [2], "R2 holds a copy of part 1 the record never named: it is not listed");
@@ -70,8 +51,8 @@ fn a_complete_that_died_before_or_after_r2_completed_is_finished_by_the_next_com
     let data = random_bytes(2 * PART + 7, 21);
     for (round, fault) in ["complete.after-r2=fail", "complete.before-r2=fail"].into_iter().enumerate() {
         let key = format!("faults/complete-{round}.bin");
-        let id = upload_parts(&api, &key, &data);
-        let died = complete_with(&api, &id, fault);
+        let id = api.send_parts(&key, &data, PART);
+        let died = api.complete_with(&id, fault);
         assert_opaque_500(&died);
         assert_eq!(api.state(&id).json()["status"], "completing", "{fault}: the record was left `completing`");
 
@@ -88,8 +69,8 @@ fn a_complete_that_died_before_or_after_r2_completed_is_finished_by_the_next_com
 fn an_r2_failure_on_complete_is_a_retryable_500_and_the_retry_completes() {
     let api = api("fault-r2-complete");
     let data = random_bytes(PART + 5, 23);
-    let id = upload_parts(&api, "faults/r2-complete.bin", &data);
-    assert_opaque_500(&complete_with(&api, &id, "r2.complete=fail"));
+    let id = api.send_parts("faults/r2-complete.bin", &data, PART);
+    assert_opaque_500(&api.complete_with(&id, "r2.complete=fail"));
     let done = api.complete(&id, None);
     assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
     assert!(api.object("faults/r2-complete.bin", &[]).body == data);
@@ -102,8 +83,8 @@ fn an_r2_failure_on_a_part_keeps_the_recorded_copy_and_the_part_can_be_resent() 
     let parts: Vec<&[u8]> = chunks(&data, PART).collect();
     let id = api.create_id(json!({"key": "faults/r2-part.bin", "size": data.len(), "partSize": PART}));
     assert_eq!(api.put_part(&id, 1, parts[0]).status, 200);
-    assert_opaque_500(&put_part_with(&api, &id, 2, parts[1], "r2.upload-part=fail"));
-    assert_opaque_500(&put_part_with(&api, &id, 1, parts[0], "r2.upload-part=fail"));
+    assert_opaque_500(&api.put_part_with(&id, 2, parts[1], "r2.upload-part=fail"));
+    assert_opaque_500(&api.put_part_with(&id, 1, parts[0], "r2.upload-part=fail"));
     assert_eq!(api.state(&id).json()["parts"].as_array().unwrap().len(), 1, "part 1 is still recorded");
     assert_eq!(api.put_part(&id, 2, parts[1]).status, 200, "nothing is left holding part 2");
     assert_eq!(api.complete(&id, None).status, 200);
@@ -119,13 +100,13 @@ fn r2_dropping_the_upload_marks_it_aborted_and_says_so() {
     // A part meets R2's NoSuchUpload (R2 ended the upload on its own, as after seven days).
     let id = api.create_id(json!({"key": "faults/gone-part.bin", "size": data.len(), "partSize": PART}));
     assert_eq!(api.put_part(&id, 1, parts[0]).status, 200);
-    put_part_with(&api, &id, 2, parts[1], "r2.forget=now").assert_problem(409, "upload_aborted");
+    api.put_part_with(&id, 2, parts[1], "r2.forget=now").assert_problem(409, "upload_aborted");
     assert_eq!(api.state(&id).json()["status"], "aborted");
     api.complete(&id, None).assert_problem(409, "upload_aborted");
 
     // A complete meets it.
-    let id = upload_parts(&api, "faults/gone-complete.bin", &data);
-    complete_with(&api, &id, "r2.forget=now").assert_problem(409, "upload_aborted");
+    let id = api.send_parts("faults/gone-complete.bin", &data, PART);
+    api.complete_with(&id, "r2.forget=now").assert_problem(409, "upload_aborted");
     assert_eq!(api.state(&id).json()["status"], "aborted");
     api.complete(&id, None).assert_problem(409, "upload_aborted");
     api.object("faults/gone-complete.bin", &[]).assert_problem(404, "object_not_found");
@@ -151,10 +132,10 @@ fn r2_refusing_a_recorded_part_is_a_409_naming_the_parts_and_never_a_500() {
     let api = api("fault-invalid-part");
     let data = random_bytes(PART + 9, 26);
     let parts: Vec<&[u8]> = chunks(&data, PART).collect();
-    let id = upload_parts(&api, "faults/invalid-part.bin", &data);
+    let id = api.send_parts("faults/invalid-part.bin", &data, PART);
 
     // R2 now holds other bytes for part 1 than the record names: R2 answers InvalidPart.
-    let refused = complete_with(&api, &id, "r2.overwrite=part:1");
+    let refused = api.complete_with(&id, "r2.overwrite=part:1");
     refused.assert_problem(409, "parts_rejected");
     assert_eq!(refused.json()["partNumbers"], json!([1, 2]));
     assert_eq!(api.state(&id).json()["status"], "open", "the upload takes parts again");

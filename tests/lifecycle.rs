@@ -69,10 +69,7 @@ fn a_completed_uploads_record_is_forgotten_one_ttl_later_and_its_object_stays() 
     let worker = Worker::start_with(Options { vars: vec![("UPLOAD_TTL".into(), "3s".into())] });
     let api = Api::of(&worker, "forget");
     let data = random_bytes(PART + 1, 41);
-    let id = api.create_id(json!({"key": "forget/done.bin", "size": data.len(), "partSize": PART}));
-    for (i, chunk) in chunks(&data, PART).enumerate() {
-        assert_eq!(api.put_part(&id, i + 1, chunk).status, 200);
-    }
+    let id = api.send_parts("forget/done.bin", &data, PART);
     assert_eq!(api.complete(&id, None).status, 200);
     let expires = ms_of(api.state(&id).json()["expiresAt"].as_str().unwrap());
     assert!(wait_until(|| api.state(&id).status == 404), "the completed upload's record was never forgotten");
@@ -86,22 +83,14 @@ fn an_upload_stuck_in_completing_is_settled_by_its_alarm_which_never_aborts_a_ru
     let worker = Worker::start_with_faults(Options { vars: vec![("UPLOAD_TTL".into(), "3s".into())] });
     let api = Api::of(&worker, "stuck");
     let data = random_bytes(PART + 2, 42);
-    let complete_with =
-        |id: &str, fault: &str| api.send("POST", &format!("/uploads/{id}/complete"), &[("x-r2mpu-fault", fault)], None);
-    let upload = |key: &str| {
-        let id = api.create_id(json!({"key": key, "size": data.len(), "partSize": PART}));
-        for (i, chunk) in chunks(&data, PART).enumerate() {
-            assert_eq!(api.put_part(&id, i + 1, chunk).status, 200);
-        }
-        id
-    };
+    let upload = |key: &str| api.send_parts(key, &data, PART);
 
     // R2 completed, then the complete died: its alarm finds the object and completes the record.
     let done = upload("stuck/done.bin");
-    assert_eq!(complete_with(&done, "complete.after-r2=fail").status, 500);
+    assert_eq!(api.complete_with(&done, "complete.after-r2=fail").status, 500);
     // The complete died before R2: its alarm finds no object, aborts, and frees the parts.
     let never = upload("stuck/never.bin");
-    assert_eq!(complete_with(&never, "complete.before-r2=fail").status, 500);
+    assert_eq!(api.complete_with(&never, "complete.before-r2=fail").status, 500);
     assert_eq!(api.state(&done).json()["status"], "completing");
     assert_eq!(api.state(&never).json()["status"], "completing");
 
@@ -114,7 +103,7 @@ fn an_upload_stuck_in_completing_is_settled_by_its_alarm_which_never_aborts_a_ru
 
     // The alarm fires while a complete runs (held for longer than the TTL): it leaves it alone.
     let held = upload("stuck/held.bin");
-    let completed = complete_with(&held, "complete.before-r2=pause:5000");
+    let completed = api.complete_with(&held, "complete.before-r2=pause:5000");
     assert_eq!(completed.status, 200, "{}", String::from_utf8_lossy(&completed.body));
     assert!(api.object("stuck/held.bin", &[]).body == data);
 }

@@ -27,10 +27,7 @@ fn complete_racing_abort_has_one_winner_and_a_consistent_end() {
     let data = random_bytes(PART + 5, 3);
     for round in 0..4 {
         let key = format!("race/abort-{round}.bin");
-        let id = api.create_id(json!({"key": key, "size": data.len(), "partSize": PART}));
-        for (i, chunk) in chunks(&data, PART).enumerate() {
-            assert_eq!(api.put_part(&id, i + 1, chunk).status, 200);
-        }
+        let id = api.send_parts(&key, &data, PART);
         let (api1, api2, id1, id2) = (api.clone(), api.clone(), id.clone(), id.clone());
         let (completed, aborted) = race(move || api1.complete(&id1, None), move || api2.abort(&id2));
         let status = api.state(&id).json()["status"].as_str().unwrap().to_string();
@@ -89,15 +86,6 @@ fn while_held(held: impl FnOnce() -> Reply + Send + 'static, other: impl FnOnce(
     (held.join().unwrap(), other)
 }
 
-fn put_part_with(api: &Api, id: &str, n: usize, bytes: &[u8], fault: &str) -> Reply {
-    let headers = [("content-type", "application/octet-stream"), ("x-r2mpu-fault", fault)];
-    api.send("PUT", &format!("/uploads/{id}/parts/{n}"), &headers, Some(bytes))
-}
-
-fn complete_with(api: &Api, id: &str, fault: &str) -> Reply {
-    api.send("POST", &format!("/uploads/{id}/complete"), &[("x-r2mpu-fault", fault)], None)
-}
-
 const HOLD_PART: &str = "part.after-r2=pause:2500";
 const HOLD_COMPLETE: &str = "complete.before-r2=pause:2500";
 
@@ -108,7 +96,7 @@ fn the_same_part_sent_twice_at_once_gets_409_and_the_record_names_the_copy_r2_ho
     let id = api.create_id(json!({"key": "race/part.bin", "size": PART, "partSize": PART}));
     let (held, second) = {
         let (api1, id1, one) = (api.clone(), id.clone(), one.clone());
-        while_held(move || put_part_with(&api1, &id1, 1, &one, HOLD_PART), || api.put_part(&id, 1, &other))
+        while_held(move || api1.put_part_with(&id1, 1, &one, HOLD_PART), || api.put_part(&id, 1, &other))
     };
     second.assert_problem(409, "part_in_flight");
     assert!(second.header("retry-after").is_some());
@@ -128,7 +116,7 @@ fn a_digest_mismatch_never_erases_a_good_copy_sent_at_the_same_time() {
         let wrong_md5 = [("content-type", "application/octet-stream"), ("content-md5", "AAAAAAAAAAAAAAAAAAAAAA==")];
         let path = format!("/uploads/{id}/parts/1");
         while_held(
-            move || put_part_with(&api1, &id1, 1, &good, HOLD_PART),
+            move || api1.put_part_with(&id1, 1, &good, HOLD_PART),
             || api.send("PUT", &path, &wrong_md5, Some(&random_bytes(PART, 6))),
         )
     };
@@ -149,7 +137,7 @@ fn a_part_recorded_while_a_complete_runs_is_in_the_object() {
     assert_eq!(api.put_part(&id, 2, &parts[1]).status, 200);
     let (sent, completed) = {
         let (api1, id1, last) = (api.clone(), id.clone(), parts[2].clone());
-        while_held(move || put_part_with(&api1, &id1, 3, &last, HOLD_PART), || api.complete(&id, None))
+        while_held(move || api1.put_part_with(&id1, 3, &last, HOLD_PART), || api.complete(&id, None))
     };
     assert_eq!(sent.status, 200, "{}", String::from_utf8_lossy(&sent.body));
     assert_eq!(completed.status, 200, "the complete waited for the part: {}", String::from_utf8_lossy(&completed.body));
@@ -160,13 +148,10 @@ fn a_part_recorded_while_a_complete_runs_is_in_the_object() {
 fn an_abort_while_completing_gets_409_and_the_complete_wins() {
     let api = faulty("race-abort-completing");
     let data = random_bytes(PART + 5, 8);
-    let id = api.create_id(json!({"key": "race/abort-completing.bin", "size": data.len(), "partSize": PART}));
-    for (i, chunk) in chunks(&data, PART).enumerate() {
-        assert_eq!(api.put_part(&id, i + 1, chunk).status, 200);
-    }
+    let id = api.send_parts("race/abort-completing.bin", &data, PART);
     let (completed, aborted) = {
         let (api1, id1) = (api.clone(), id.clone());
-        while_held(move || complete_with(&api1, &id1, HOLD_COMPLETE), || api.abort(&id))
+        while_held(move || api1.complete_with(&id1, HOLD_COMPLETE), || api.abort(&id))
     };
     aborted.assert_problem(409, "upload_completing");
     assert_eq!(completed.status, 200);
@@ -183,7 +168,7 @@ fn a_part_racing_an_abort_is_refused_and_never_recorded() {
     assert_eq!(api.put_part(&id, 1, parts[0]).status, 200);
     let (sent, aborted) = {
         let (api1, id1, last) = (api.clone(), id.clone(), parts[1].to_vec());
-        while_held(move || put_part_with(&api1, &id1, 2, &last, HOLD_PART), || api.abort(&id))
+        while_held(move || api1.put_part_with(&id1, 2, &last, HOLD_PART), || api.abort(&id))
     };
     assert_eq!(aborted.status, 204);
     sent.assert_problem(409, "upload_aborted");
@@ -196,13 +181,10 @@ fn a_part_racing_an_abort_is_refused_and_never_recorded() {
 fn a_part_resent_during_a_complete_is_refused_and_the_object_is_whole() {
     let api = faulty("race-resent");
     let data = random_bytes(PART + 5, 10);
-    let id = api.create_id(json!({"key": "race/resent.bin", "size": data.len(), "partSize": PART}));
-    for (i, chunk) in chunks(&data, PART).enumerate() {
-        assert_eq!(api.put_part(&id, i + 1, chunk).status, 200);
-    }
+    let id = api.send_parts("race/resent.bin", &data, PART);
     let (completed, resent) = {
         let (api1, id1) = (api.clone(), id.clone());
-        while_held(move || complete_with(&api1, &id1, HOLD_COMPLETE), || api.put_part(&id, 1, &random_bytes(PART, 99)))
+        while_held(move || api1.complete_with(&id1, HOLD_COMPLETE), || api.put_part(&id, 1, &random_bytes(PART, 99)))
     };
     resent.assert_problem(409, "upload_completing");
     assert_eq!(completed.status, 200);

@@ -151,14 +151,32 @@ impl Api {
         self.send("GET", &format!("/objects/{}", encode_key(key)), headers, None)
     }
 
-    /// Uploads `data` under `key` in parts of `part_size`, in order, and completes; returns the
-    /// completed object JSON.
-    pub fn upload(&self, key: &str, data: &[u8], part_size: usize) -> Value {
+    /// `PUT` a part with faults named in `x-r2mpu-fault` (the fault build, src/faults.rs).
+    pub fn put_part_with(&self, id: &str, n: usize, bytes: &[u8], fault: &str) -> Reply {
+        let headers = [("content-type", "application/octet-stream"), ("x-r2mpu-fault", fault)];
+        self.send("PUT", &format!("/uploads/{id}/parts/{n}"), &headers, Some(bytes))
+    }
+
+    /// `POST .../complete` with faults named in `x-r2mpu-fault`.
+    pub fn complete_with(&self, id: &str, fault: &str) -> Reply {
+        self.send("POST", &format!("/uploads/{id}/complete"), &[("x-r2mpu-fault", fault)], None)
+    }
+
+    /// Creates an upload of `data` in parts of `part_size` and sends every part, in order,
+    /// asserting each `200`; returns the upload's id.
+    pub fn send_parts(&self, key: &str, data: &[u8], part_size: usize) -> String {
         let id = self.create_id(serde_json::json!({"key": key, "size": data.len(), "partSize": part_size}));
         for (i, chunk) in chunks(data, part_size).enumerate() {
             let reply = self.put_part(&id, i + 1, chunk);
             assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
         }
+        id
+    }
+
+    /// Uploads `data` under `key` in parts of `part_size`, in order, and completes; returns the
+    /// completed object JSON.
+    pub fn upload(&self, key: &str, data: &[u8], part_size: usize) -> Value {
+        let id = self.send_parts(key, data, part_size);
         let done = self.complete(&id, None);
         assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
         done.json()
