@@ -17,8 +17,9 @@ pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, Content-MD5, Idemp
 
 /// Response headers a page may read: a part's `ETag`, a new upload's `Location`, ... and tus's.
 pub const EXPOSE_HEADERS: &str = "ETag, Location, Content-Range, Retry-After, Content-Length, X-Request-Id, \
-     Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, Upload-Length, Upload-Expires, \
-     Tus-Checksum-Algorithm, Upload-Metadata, Upload-Complete, Upload-Limit, Upload-Draft-Interop-Version, Accept-Patch";
+     Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Upload-Offset, \
+     Upload-Length, Upload-Expires, Upload-Metadata, Upload-Complete, Upload-Limit, \
+     Upload-Draft-Interop-Version, Accept-Patch";
 
 /// How long a browser may cache a preflight, in seconds (Chromium caps it at two hours).
 pub const MAX_AGE: &str = "7200";

@@ -146,8 +146,9 @@ impl Table {
     /// Serves one request: answer a CORS preflight, or match, authenticate, run the handler,
     /// render any error; then add the CORS grant.
     pub async fn serve(&self, req: Request, env: Env) -> Response {
-        let mut log = crate::log::Entry::begin(&req); // the request's log line (src/log.rs)
-                                                      // Read once per request: CORS needs it even where dispatch fails before using it.
+        // The request's log line (src/log.rs).
+        let mut log = crate::log::Entry::begin(&req);
+        // Read once per request: CORS needs it even where dispatch fails before using it.
         let config = Config::from_env(&env);
         let cors = Cors::of(&req, config.as_ref().ok());
         let path = req.path();

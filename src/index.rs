@@ -16,10 +16,11 @@
 //! The upload's own object is the truth; the index is a cache of "which uploads may be open".
 //! Its updates are best effort: the upload object writes each one down before sending it and
 //! crosses it off once the index has it; one that failed is retried from an alarm half a minute
-//! later, one cut short by a crash from the upload's next alarm ([`retry_pending`]). A listing never trusts the index alone:
-//! for the page it returns it asks each listed upload's object for its state (in parallel),
-//! drops those that are finished or gone, and repairs their index entries. That read also
-//! supplies the live part and byte counts, so the index holds only what never changes.
+//! later, one cut short by a crash from the upload's next alarm ([`retry_pending`]). A listing
+//! never trusts the index alone: for the page it returns it asks each listed upload's object
+//! for its state (in parallel), drops those that are finished or gone, and repairs their index
+//! entries. That read also supplies the live part and byte counts, so the index holds only what
+//! never changes.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;

@@ -9,8 +9,9 @@
 //! flat. So the controller doubles the level while each step still brings at least half the
 //! growth the added connections would bring on their own (a doubling 1.5x, a quarter more
 //! 1.125x: plain noise rarely does that), halves the gap between the best level and the one
-//! that stopped rising until it is small, settles on the best level, probes a quarter higher now and then in case the link
-//! changed, and halves on retried failures (errors, timeouts), the sign of an overloaded path.
+//! that stopped rising until it is small, settles on the best level, probes a quarter higher
+//! now and then in case the link changed, and halves on retried failures (errors, timeouts),
+//! the sign of an overloaded path.
 //! The window right after a change is not believed: new connections first fill their socket
 //! buffers (megabytes each on loopback), which reads as throughput the link never carried, so
 //! that window only settles the new level and the next one measures it. It is plain
