@@ -127,11 +127,13 @@ impl Client {
 
     /// How long a first request takes on a new connection, its handshake included: `GET
     /// /healthz`, which the Worker answers without work, so this is the link's latency, not the
-    /// server's. `None` if it fails (the transfer's own requests then say why). Call it before
-    /// any other request, while the pool holds no connection.
+    /// server's. `None` if it fails (the transfer's own requests then say why). It goes through
+    /// an agent of its own, so that a connection an earlier request left in the pool cannot
+    /// hide the handshake.
     pub fn first_round_trip(&self) -> Option<Duration> {
+        let probe = Agent::new_with_config(self.agent.config().clone());
         let started = Instant::now();
-        let response = self.agent.get(self.url("/healthz")).call().ok()?;
+        let response = probe.get(self.url("/healthz")).call().ok()?;
         (response.status() == 200).then(|| started.elapsed())
     }
 

@@ -17,7 +17,11 @@
 //! that window only settles the new level and the next one measures it. It is plain
 //! arithmetic on samples, so tests drive it with a simulated link.
 
+use std::sync::{Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
+
+use crate::client::Client;
 
 /// Parts in flight before anything is measured. 4 saturate a local `wrangler dev`, and 16 do
 /// no worse there (1 GiB: 25.1 and 29.0 s at 16, 29.7 and 30.9 s at 4, on this machine), while
@@ -44,9 +48,13 @@ const PROBE_AFTER: u32 = 5;
 pub const NEAR_START: usize = 4;
 /// The throughput the starting level aims at, and the window each connection is assumed to
 /// move per round trip, to size the start as the AWS CRT sizes its connections: target rate
-/// over per-connection rate (window / RTT). 100 MB/s at 256 KiB: 8 connections at 20 ms, 31 at
-/// 80 ms, the upper bound at 200 ms. Where the guess is short the controller grows from there.
-const TARGET_RATE: f64 = 100e6;
+/// over per-connection rate (window / RTT). 80 MB/s (a 640 Mb/s uplink, and what one local
+/// workerd thread carries) at 256 KiB: 7 connections at 20 ms, 25 at 80 ms, 61 at 200 ms. Where
+/// the guess is short the controller grows from there. Aiming higher costs where the server is
+/// the bottleneck: each connection adds its own reads and each part its own control calls, so
+/// at 80 ms, 250 MiB in 5 MiB parts went at 59 MB/s behind 33 connections (sized for 100 MB/s)
+/// and 64 MB/s behind 26 (three runs each, alternating, on one `wrangler dev`).
+const TARGET_RATE: f64 = 80e6;
 const ASSUMED_WINDOW: f64 = 256.0 * 1024.0;
 
 /// The user's choice: a fixed level, or the controller's from a starting level.
@@ -94,6 +102,34 @@ impl Concurrency {
             Concurrency::Fixed(n) => (n, None),
             Concurrency::Adaptive { start } => (start, Some(Controller::new(start, MAX))),
         }
+    }
+}
+
+/// A [`Concurrency`] being sized ([`Concurrency::sized_for`]) on a thread of its own, so that
+/// the probe's two round trips overlap the requests a transfer makes before its first part (a
+/// lookup, a `HEAD`) instead of adding to them: 160 ms at 80 ms RTT.
+pub struct Sizing {
+    given: Concurrency,
+    probe: Mutex<Option<JoinHandle<Concurrency>>>,
+    sized: OnceLock<Concurrency>,
+}
+
+impl Sizing {
+    /// Starts the probe, if there is anything to size.
+    pub fn start(given: Concurrency, client: &Client) -> Sizing {
+        let probe = matches!(given, Concurrency::Adaptive { .. }).then(|| {
+            let client = client.clone();
+            thread::spawn(move || given.sized_for(|| client.first_round_trip()))
+        });
+        Sizing { given, probe: Mutex::new(probe), sized: OnceLock::new() }
+    }
+
+    /// The sized concurrency, once the probe is done.
+    pub fn get(&self) -> Concurrency {
+        *self.sized.get_or_init(|| {
+            let probe = self.probe.lock().map(|mut probe| probe.take()).unwrap_or(None);
+            probe.and_then(|probe| probe.join().ok()).unwrap_or(self.given)
+        })
     }
 }
 
@@ -365,9 +401,10 @@ mod tests {
         let adaptive = Concurrency::from_flag(None);
         let start = |ms| adaptive.sized_for(|| Some(Duration::from_millis(ms))).start().0;
         assert_eq!(start(2), NEAR_START, "loopback");
-        assert_eq!(start(40), 8, "20 ms: 100 MB/s needs 8 windows of 256 KiB");
-        assert_eq!(start(160), 31, "80 ms");
-        assert_eq!(start(400), MAX, "200 ms would need 77");
+        assert_eq!(start(40), 7, "20 ms: 80 MB/s needs 7 windows of 256 KiB");
+        assert_eq!(start(160), 25, "80 ms");
+        assert_eq!(start(400), 62, "200 ms");
+        assert_eq!(start(600), MAX, "300 ms would need 92");
         assert_eq!(adaptive.sized_for(|| None).start().0, START, "not measured");
         assert!(adaptive.sized_for(|| Some(Duration::from_millis(2))).start().1.is_some(), "still adaptive");
     }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use r2mpu_api::layout::{default_part_size, Layout, MAX_PARTS};
 
 use crate::client::{check, object_path, Attempt, Client};
-use crate::concurrency::Concurrency;
+use crate::concurrency::{Concurrency, Sizing};
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest, Etag};
 use crate::fileio::{md5_range, write_all_at, BUFFER};
@@ -51,6 +51,7 @@ pub enum Verdict {
 }
 
 pub fn download(client: &Client, args: &DownloadArgs) -> Result<Downloaded> {
+    let sizing = Sizing::start(args.concurrency, client);
     let (size, etag) = client.head_object(&args.key)?;
     let path = match &args.file {
         Some(file) => file.clone(),
@@ -84,7 +85,7 @@ pub fn download(client: &Client, args: &DownloadArgs) -> Result<Downloaded> {
         activity: Activity::default(),
         policy: POLICY,
     });
-    fetching.run(&todo, args.concurrency, &mut journal)?;
+    fetching.run(&todo, sizing.get(), &mut journal)?;
     progress.finish();
     file.sync_all().map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
 

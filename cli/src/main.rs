@@ -108,7 +108,7 @@ enum Command {
         /// MiB, from 5MiB to 16MiB; more if needed to fit the file in 10,000 parts]
         #[arg(long, value_parser = units::parse_size)]
         part_size: Option<u64>,
-        /// Parts sent at once, pinned. [default: adaptive: starts with what 100 MB/s needs at
+        /// Parts sent at once, pinned. [default: adaptive: starts with what 80 MB/s needs at
         /// 256 KiB per connection per round trip (timed on a first request), 4 to 64, doubles while the
         /// throughput still grows (measured over 2 s windows), up to 64, and halves on retried
         /// failures; a long link needs many connections, loopback 4]
@@ -265,23 +265,14 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Upload { file, key, part_size, concurrency, content_type, verify_parts, restart } => {
             let concurrency = Concurrency::from_flag(concurrency);
             let client = client(concurrency.most());
-            let args = upload::UploadArgs {
-                file,
-                key,
-                part_size,
-                concurrency: concurrency.sized_for(|| client.first_round_trip()),
-                content_type,
-                verify_parts,
-                restart,
-                quiet,
-            };
+            let args =
+                upload::UploadArgs { file, key, part_size, concurrency, content_type, verify_parts, restart, quiet };
             let object = upload::upload(&client, &args)?;
             println!("key: {}\nsize: {}\netag: {}", object.key, object.size, object.etag);
         }
         Command::Download { key, file, part_size, concurrency, force } => {
             let concurrency = Concurrency::from_flag(concurrency);
             let client = client(concurrency.most());
-            let concurrency = concurrency.sized_for(|| client.first_round_trip());
             let args = download::DownloadArgs { key, file, part_size, concurrency, force, quiet };
             let done = download::download(&client, &args)?;
             println!("file: {}\nsize: {}\netag: {}", done.path.display(), done.size, done.etag);

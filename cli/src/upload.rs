@@ -21,7 +21,7 @@ use r2mpu_api::ApiError;
 use ureq::SendBody;
 
 use crate::client::{check, part_path, read_json, Attempt, Client};
-use crate::concurrency::{self, Concurrency};
+use crate::concurrency::{self, Concurrency, Sizing, NEAR_START};
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest, Etag};
 use crate::fileio::{md5_range, RangeReader};
@@ -55,18 +55,13 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
         None => file_name(&path)?,
     };
     check_key(&key).map_err(|reason| Error::Usage(format!("`{key}` cannot be a key: {reason}")))?;
+    // Timed beside the lookups below, and only now that the command makes sense locally.
+    let sizing = Sizing::start(args.concurrency, client);
 
     let record_path = UploadRecord::location(&state_dir()?, client.endpoint(), &path, &key);
-    let wanted = UploadRecord {
-        endpoint: client.endpoint().to_owned(),
-        path: path.clone(),
-        key,
-        upload_id: String::new(),
-        size,
-        mtime_ns,
-        part_size: args.part_size.unwrap_or_else(|| part_size_for(size)),
-    };
-    let (mut journal, upload, resumed) = start_or_resume(client, &record_path, &file, wanted, args)?;
+    let wanted = Wanted { endpoint: client.endpoint().to_owned(), path: path.clone(), key, size, mtime_ns };
+    let default_part_size = || part_size_for(size, sizing.get().start().0);
+    let (mut journal, upload, resumed) = start_or_resume(client, &record_path, &file, wanted, args, default_part_size)?;
     let id = upload.upload_id.clone();
     let layout = Layout { part_size: upload.part_size, size: Some(size) };
     let count = layout.part_count().expect("the size is declared");
@@ -89,7 +84,7 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
             let progress = Progress::start("upload", "parts", size, already, args.quiet);
             let sending =
                 Sending { client, file: &file, layout, upload_id: &id, verify: args.verify_parts, progress: &progress };
-            sending.run(&todo, args.concurrency, &mut journal, &mut etags)?;
+            sending.run(&todo, sizing.get(), &mut journal, &mut etags)?;
             progress.finish();
             if !args.quiet {
                 note(format!("sent: {} parts", todo.len()));
@@ -123,21 +118,57 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
     }
 }
 
-/// The part size when the user names none: small enough that the file has a part for each of
-/// the most parts in flight ([`concurrency::MAX`]), because a long link needs them all in
-/// flight (in 16 MiB parts a 250 MiB file has 16: at 200 ms that was 0.67x the guide's client,
-/// which sends it as 25 parts of 10 MiB at once), but never below R2's 5 MiB, nor above the
-/// server's default (16 MiB, grown to fit 10,000 parts), whose per-part overhead is small.
-fn part_size_for(size: u64) -> u64 {
-    let one_each = size.div_ceil(concurrency::MAX as u64).next_multiple_of(MIB);
+/// The part size when the user names none, from the number of parts the transfer starts with
+/// in flight (see [`Concurrency::sized_for`]), from R2's 5 MiB to the server's default 16 MiB,
+/// grown to fit R2's 10,000 parts.
+/// - Far from the server, the file goes in whole waves of that many parts. Each part a
+///   connection sends after its first costs it a round trip waiting for the answer, and a last
+///   wave thinner than the first leaves the link idle: at 80 ms, 250 MiB in 50 parts of 5 MiB
+///   behind 26 connections went at 64 MB/s, in 25 parts of 10 MiB at 67 (three runs each,
+///   alternating). At 200 ms, 1 GiB as 64 parts of 16 MiB behind 61 connections would end with
+///   3 parts alone for 13 s; in two waves of 9 MiB parts it does not.
+/// - Near it (loopback, a LAN: [`NEAR_START`] in flight), a round trip is free, so the file is
+///   cut in up to 64 parts: a far client can later download it in as many ranges (ranges follow
+///   the parts, to check the multipart ETag).
+fn part_size_for(size: u64, parallel: usize) -> u64 {
+    let parallel = parallel.max(1) as u64;
+    let parts = match parallel > NEAR_START as u64 {
+        true => size.div_ceil(parallel * DEFAULT_PART_SIZE).max(1) * parallel,
+        false => concurrency::MAX as u64,
+    };
     let fits_max_parts = size.div_ceil(u64::from(MAX_PARTS)).next_multiple_of(MIB);
-    one_each.clamp(MIN_PART_SIZE, DEFAULT_PART_SIZE).max(fits_max_parts)
+    size.div_ceil(parts).next_multiple_of(MIB).clamp(MIN_PART_SIZE, DEFAULT_PART_SIZE).max(fits_max_parts)
+}
+
+/// What the journal of a new upload of this file will say, but its upload ID and part size:
+/// both come from the server's answer.
+struct Wanted {
+    endpoint: String,
+    path: PathBuf,
+    key: String,
+    size: u64,
+    mtime_ns: u64,
+}
+
+impl Wanted {
+    fn record(self, upload: &Upload) -> UploadRecord {
+        let Wanted { endpoint, path, key, size, mtime_ns } = self;
+        UploadRecord {
+            endpoint,
+            path,
+            key,
+            upload_id: upload.upload_id.clone(),
+            size,
+            mtime_ns,
+            part_size: upload.part_size,
+        }
+    }
 }
 
 /// Continues the upload in the record at `record_path` if it still fits the file and is alive
 /// on the server; otherwise aborts it (best effort). Without a record, continues an open upload
-/// of the key with the same size and part size that the server lists (see [`uploads`]). Else
-/// creates a new one. Returns the record, the server's view of the upload, and whether it was
+/// of the key with the same size (and `--part-size`, if given) that the server lists (see
+/// [`uploads`]). Else creates a new one, in parts of `--part-size` or `default_part_size()`. Returns the record, the server's view of the upload, and whether it was
 /// resumed.
 ///
 /// [`uploads`]: crate::uploads
@@ -145,8 +176,9 @@ fn start_or_resume(
     client: &Client,
     record_path: &Path,
     file: &File,
-    wanted: UploadRecord,
+    wanted: Wanted,
     args: &UploadArgs,
+    default_part_size: impl FnOnce() -> u64,
 ) -> Result<(Journal<UploadRecord>, Upload, bool)> {
     if let Some(journal) = Journal::<UploadRecord>::open(record_path)? {
         let previous = &journal.header;
@@ -177,7 +209,7 @@ fn start_or_resume(
             let _ = client.abort_upload(&id);
         }
     } else if !args.restart {
-        if let Some(upload) = crate::uploads::find_open(client, &wanted.key, wanted.size, wanted.part_size)? {
+        if let Some(upload) = crate::uploads::find_open(client, &wanted.key, wanted.size, args.part_size)? {
             let verified = crate::uploads::verified_parts(file, &upload)?;
             if !args.quiet {
                 note(format!(
@@ -188,8 +220,7 @@ fn start_or_resume(
                     upload.parts.len()
                 ));
             }
-            let record = UploadRecord { upload_id: upload.upload_id.clone(), ..wanted };
-            let mut journal = Journal::create(record_path, record)?;
+            let mut journal = Journal::create(record_path, wanted.record(&upload))?;
             for (n, md5) in verified {
                 journal.record(u32::from(n), md5)?;
             }
@@ -201,10 +232,9 @@ fn start_or_resume(
         content_type: args.content_type.clone(),
         metadata: None,
         size: Some(wanted.size),
-        part_size: Some(wanted.part_size),
+        part_size: Some(args.part_size.unwrap_or_else(default_part_size)),
     })?;
-    let record = UploadRecord { upload_id: upload.upload_id.clone(), part_size: upload.part_size, ..wanted };
-    Ok((Journal::create(record_path, record)?, upload, false))
+    Ok((Journal::create(record_path, wanted.record(&upload))?, upload, false))
 }
 
 /// The parts still to send, in order: those the server lacks (or holds at the wrong length),
@@ -353,16 +383,39 @@ mod tests {
     const P: u64 = 5 << 20;
 
     #[test]
-    fn the_default_part_size_gives_a_long_link_a_part_for_each_connection_within_r2s_limits() {
+    fn near_the_server_the_default_part_size_leaves_a_part_for_each_range_a_far_download_needs() {
         // 250 MiB: 50 parts of 5 MiB, not 16 of 16 MiB.
-        assert_eq!(part_size_for(250 * MIB), MIN_PART_SIZE);
-        assert_eq!(part_size_for(512 * MIB), 8 * MIB);
-        assert_eq!(part_size_for(1 << 30), DEFAULT_PART_SIZE);
-        assert_eq!(part_size_for(1), MIN_PART_SIZE);
-        // Past 64 parts of 16 MiB the server's default holds, grown to fit R2's 10,000 parts.
+        assert_eq!(part_size_for(250 * MIB, NEAR_START), MIN_PART_SIZE);
+        assert_eq!(part_size_for(512 * MIB, NEAR_START), 8 * MIB);
+        assert_eq!(part_size_for(1 << 30, NEAR_START), DEFAULT_PART_SIZE);
+        assert_eq!(part_size_for(1, NEAR_START), MIN_PART_SIZE);
+        // Past 10,000 parts of 16 MiB the server's default holds, grown to fit R2's 10,000 parts.
         let huge = 200 * (1u64 << 30);
-        assert_eq!(part_size_for(huge), r2mpu_api::layout::default_part_size(Some(huge)));
-        assert!(huge.div_ceil(part_size_for(huge)) <= 10_000);
+        for parallel in [NEAR_START, 25, 64] {
+            assert_eq!(part_size_for(huge, parallel), r2mpu_api::layout::default_part_size(Some(huge)));
+        }
+    }
+
+    #[test]
+    fn far_from_the_server_the_default_part_size_fills_whole_waves_of_the_starting_level() {
+        // 80 ms (25 in flight): 250 MiB in one wave of 25 parts of 10 MiB.
+        assert_eq!(part_size_for(250 * MIB, 25), 10 * MIB);
+        // 200 ms (61): 50 parts of R2's smallest, all at once; 1 GiB in two waves of 9 MiB
+        // parts (61 and 53), not 64 of 16 MiB, whose last 3 would go alone.
+        assert_eq!(part_size_for(250 * MIB, 61), MIN_PART_SIZE);
+        assert_eq!(part_size_for(1 << 30, 61), 9 * MIB);
+        // 20 ms (7): 250 MiB in three waves of 12 MiB parts.
+        assert_eq!(part_size_for(250 * MIB, 7), 12 * MIB);
+        // Every level and size: a valid part size, and no wave beyond the level's need.
+        for parallel in NEAR_START + 1..=concurrency::MAX {
+            for mib in [1, 5, 17, 100, 250, 333, 1024, 5000] {
+                let part = part_size_for(mib * MIB, parallel);
+                assert!((MIN_PART_SIZE..=DEFAULT_PART_SIZE).contains(&part), "{mib} MiB at {parallel}");
+                let (parts, wave) = ((mib * MIB).div_ceil(part), parallel as u64);
+                let fewest = (mib * MIB).div_ceil(wave * DEFAULT_PART_SIZE);
+                assert_eq!(parts.div_ceil(wave), fewest, "{mib} MiB at {parallel}: {parts} parts");
+            }
+        }
     }
 
     fn part(n: u16, size: u64) -> Part {

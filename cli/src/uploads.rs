@@ -94,12 +94,13 @@ pub fn abort_key(client: &Client, key: &str) -> Result<()> {
     Ok(())
 }
 
-/// The newest open upload of `key` with this declared size and part size, if the server has one.
-pub fn find_open(client: &Client, key: &str, size: u64, part_size: u64) -> Result<Option<Upload>> {
+/// The newest open upload of `key` with this declared size and, when the user named one, this
+/// part size (the default depends on the link, so a run elsewhere may have picked another).
+pub fn find_open(client: &Client, key: &str, size: u64, part_size: Option<u64>) -> Result<Option<Upload>> {
     let found = all(client, key)?.into_iter().find(|u| {
         u.key == key
             && u.size == Some(size)
-            && u.part_size == part_size
+            && part_size.is_none_or(|p| u.part_size == p)
             && u.status == r2mpu_api::types::UploadStatus::Open
     });
     found.map(|u| client.get_upload(&u.upload_id)).transpose()

@@ -369,6 +369,25 @@ fn bad_input_gets_the_exit_code_of_its_kind() {
 }
 
 #[test]
+fn a_local_mistake_is_reported_before_the_cli_makes_any_request() {
+    let env = Env::new("local-mistakes");
+    env.file("small.bin", 10);
+    let relay = Relay::start(&env.worker.url);
+    let run = |args: &[&str], code| {
+        let mut command = env.command(args);
+        command.env("R2MPU_ENDPOINT", &relay.url);
+        Run::of(command).expect(code)
+    };
+    let bad_key = run(&["upload", "small.bin", "a/../b"], 1);
+    assert!(bad_key.error_line().contains("`a/../b` cannot be a key"), "{}", bad_key.stderr);
+    let missing = run(&["upload", "no-such-file.bin"], 5);
+    assert!(missing.error_line().contains("no-such-file.bin"), "{}", missing.stderr);
+    // Not even the round trip that sizes the parts in flight: on a server that does not answer
+    // it would hold the error back for the read timeout.
+    assert_eq!(relay.connections(), 0);
+}
+
+#[test]
 fn an_unreachable_endpoint_is_exit_3_after_the_retries() {
     let env = Env::new("unreachable");
     env.file("small.bin", 10);
