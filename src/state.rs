@@ -401,7 +401,7 @@ impl DurableObject for UploadState {
 impl UploadState {
     async fn apply(&self, Envelope { caller, command, faults }: Envelope) -> ApiResult<Reply> {
         if let Command::Create(new) = command {
-            return self.create(caller, new).await.map(Reply::from);
+            return self.create(caller, new, &faults).await.map(Reply::from);
         }
         let row = self.row()?.ok_or(ApiError::UploadNotFound)?;
         if row.owner != caller.sub || caller.key.as_ref().is_some_and(|key| *key != row.key) {
@@ -429,7 +429,7 @@ impl UploadState {
         record.map(Reply::from)
     }
 
-    async fn create(&self, caller: Caller, new: NewUpload) -> ApiResult<Record> {
+    async fn create(&self, caller: Caller, new: NewUpload, faults: &Faults) -> ApiResult<Record> {
         if let Some(row) = self.row()? {
             return self.replay(&caller, &new, &row);
         }
@@ -440,9 +440,14 @@ impl UploadState {
             builder =
                 builder.http_metadata(HttpMetadata { content_type: Some(content_type.clone()), ..Default::default() });
         }
-        let created = builder
-            .custom_metadata(metadata.clone().into_iter().collect::<std::collections::HashMap<_, _>>())
-            .execute();
+        let created = async {
+            faults.r2("create").await?;
+            builder
+                .custom_metadata(metadata.clone().into_iter().collect::<std::collections::HashMap<_, _>>())
+                .execute()
+                .await
+                .or_internal("R2 createMultipartUpload")
+        };
         // The owner's index hears of the upload while R2 creates it, not after: one Durable
         // Object call less on the create's path. If R2 fails, the entry names an upload that
         // never was; a listing hides it (its object answers 404) and drops it once it is older
@@ -452,7 +457,7 @@ impl UploadState {
             crate::index::Entry { upload_id: upload_id.clone(), key: key.clone(), created_ms: now, part_size, size };
         let (created, ()) =
             futures_util::future::join(created, crate::index::opened(&self.state, &self.env, &caller.sub, entry)).await;
-        let multipart = created.or_internal("R2 createMultipartUpload")?;
+        let multipart = created?;
         let r2_upload_id = multipart.upload_id().await;
         // The same Idempotency-Key, sent again while R2 answered us, may have created it first.
         if let Some(row) = self.row()? {

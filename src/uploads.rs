@@ -67,6 +67,7 @@ pub async fn start(cx: &Ctx, claims: &Claims, body: CreateUpload, layout: Layout
         None => new_upload_id()?,
     };
     handle(cx, &upload_id, Caller::of(claims))?
+        .with_faults(Faults::of(cx))
         .send(Command::Create(NewUpload {
             upload_id: upload_id.clone(),
             key: body.key,

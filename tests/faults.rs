@@ -145,3 +145,27 @@ fn r2_refusing_a_recorded_part_is_a_409_naming_the_parts_and_never_a_500() {
     assert_eq!(api.complete(&id, None).status, 200);
     assert!(api.object("faults/invalid-part.bin", &[]).body == data);
 }
+
+#[test]
+fn a_listing_while_an_upload_is_being_created_neither_shows_it_nor_loses_it() {
+    let api = api("fault-slow-create");
+    let body = serde_json::to_vec(&json!({"key": "faults/slow-create.bin", "size": PART, "partSize": PART})).unwrap();
+    let listed = || -> Vec<String> {
+        let list = api.send("GET", "/uploads", &[], None);
+        assert_eq!(list.status, 200, "{}", String::from_utf8_lossy(&list.body));
+        list.json()["uploads"].as_array().unwrap().iter().map(|u| u["uploadId"].as_str().unwrap().into()).collect()
+    };
+    std::thread::scope(|scope| {
+        // The owner's index hears of the upload while R2 creates it; R2 takes two seconds here.
+        let create = scope.spawn(|| {
+            let headers = [("content-type", "application/json"), ("x-r2mpu-fault", "r2.create=pause:2000")];
+            api.send("POST", "/uploads", &headers, Some(&body))
+        });
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        assert_eq!(listed(), Vec::<String>::new(), "not an upload yet: nothing to list");
+        let created = create.join().unwrap();
+        assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+        // The listing above did not take it for an upload that never was and drop it.
+        assert_eq!(listed(), [created.json()["uploadId"].as_str().unwrap()]);
+    });
+}
