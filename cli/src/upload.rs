@@ -168,8 +168,8 @@ impl Wanted {
 /// Continues the upload in the record at `record_path` if it still fits the file and is alive
 /// on the server; otherwise aborts it (best effort). Without a record, continues an open upload
 /// of the key with the same size (and `--part-size`, if given) that the server lists (see
-/// [`uploads`]). Else creates a new one, in parts of `--part-size` or `default_part_size()`. Returns the record, the server's view of the upload, and whether it was
-/// resumed.
+/// [`uploads`]). Else creates a new one, in parts of `--part-size` or `default_part_size()`.
+/// Returns the record, the server's view of the upload, and whether it was resumed.
 ///
 /// [`uploads`]: crate::uploads
 fn start_or_resume(
