@@ -14,7 +14,12 @@ const PART_SIZE: &str = "5MiB";
 /// every part's MD5, and SIGKILLs the CLI once the server holds at least `parts` parts.
 /// Returns the upload ID.
 fn start_and_kill(env: &Env, name: &str, key: &str, parts: usize) -> String {
-    let args = ["upload", name, key, "--part-size", PART_SIZE, "--concurrency", "1", "--verify-parts"];
+    start_and_kill_in(env, name, key, parts, PART_SIZE)
+}
+
+/// [`start_and_kill`] in parts of `part_size`.
+fn start_and_kill_in(env: &Env, name: &str, key: &str, parts: usize, part_size: &str) -> String {
+    let args = ["upload", name, key, "--part-size", part_size, "--concurrency", "1", "--verify-parts"];
     let mut running = Running::start(env.command(&args));
     let id = running.upload_id();
     wait_until("parts on the server", || env.upload_state(&id).parts.len() >= parts);
@@ -73,6 +78,20 @@ fn an_upload_started_elsewhere_resumes_without_a_local_record_sending_only_what_
     wait_until("the Worker logged every PUT", || part_puts(env.worker, &id) >= puts_before + sent);
     assert_eq!(part_puts(env.worker, &id) - puts_before, sent, "PUTs the Worker saw");
     assert_eq!(run.field("etag"), multipart_etag(&copy, PART), "the object is the second machine's file");
+    assert_eq!(env.upload_state(&id).status, UploadStatus::Completed);
+}
+
+#[test]
+fn an_upload_started_elsewhere_in_other_parts_than_this_machines_default_still_resumes() {
+    // The default part size depends on the link, so another machine may have picked another.
+    let env = Env::new("other-parts");
+    let (_, data) = env.file("o.bin", 12 * PART + 3);
+    let id = start_and_kill_in(&env, "o.bin", "other-parts/o.bin", 2, "6MiB");
+    fs::remove_dir_all(env.state.path()).unwrap();
+
+    let run = env.run(&["upload", "o.bin", "other-parts/o.bin"]).expect(0);
+    assert!(run.stderr.contains(&format!("found upload {id} of other-parts/o.bin")), "{}", run.stderr);
+    assert_eq!(run.field("etag"), multipart_etag(&data, 6 * util::MIB));
     assert_eq!(env.upload_state(&id).status, UploadStatus::Completed);
 }
 
