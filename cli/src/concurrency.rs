@@ -17,7 +17,6 @@
 //! that window only settles the new level and the next one measures it. It is plain
 //! arithmetic on samples, so tests drive it with a simulated link.
 
-use std::sync::{Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -109,27 +108,27 @@ impl Concurrency {
 /// the probe's two round trips overlap the requests a transfer makes before its first part (a
 /// lookup, a `HEAD`) instead of adding to them: 160 ms at 80 ms RTT.
 pub struct Sizing {
-    given: Concurrency,
-    probe: Mutex<Option<JoinHandle<Concurrency>>>,
-    sized: OnceLock<Concurrency>,
+    /// As given until the probe is joined, then as sized.
+    concurrency: Concurrency,
+    probe: Option<JoinHandle<Concurrency>>,
 }
 
 impl Sizing {
     /// Starts the probe, if there is anything to size.
-    pub fn start(given: Concurrency, client: &Client) -> Sizing {
-        let probe = matches!(given, Concurrency::Adaptive { .. }).then(|| {
+    pub fn start(concurrency: Concurrency, client: &Client) -> Sizing {
+        let probe = matches!(concurrency, Concurrency::Adaptive { .. }).then(|| {
             let client = client.clone();
-            thread::spawn(move || given.sized_for(|| client.first_round_trip()))
+            thread::spawn(move || concurrency.sized_for(|| client.first_round_trip()))
         });
-        Sizing { given, probe: Mutex::new(probe), sized: OnceLock::new() }
+        Sizing { concurrency, probe }
     }
 
-    /// The sized concurrency, once the probe is done.
-    pub fn get(&self) -> Concurrency {
-        *self.sized.get_or_init(|| {
-            let probe = self.probe.lock().map(|mut probe| probe.take()).unwrap_or(None);
-            probe.and_then(|probe| probe.join().ok()).unwrap_or(self.given)
-        })
+    /// The sized concurrency, waiting for the probe the first time.
+    pub fn get(&mut self) -> Concurrency {
+        if let Some(probe) = self.probe.take() {
+            self.concurrency = probe.join().unwrap_or(self.concurrency);
+        }
+        self.concurrency
     }
 }
 

@@ -51,7 +51,7 @@ pub enum Verdict {
 }
 
 pub fn download(client: &Client, args: &DownloadArgs) -> Result<Downloaded> {
-    let sizing = Sizing::start(args.concurrency, client);
+    let mut sizing = Sizing::start(args.concurrency, client);
     let (size, etag) = client.head_object(&args.key)?;
     let path = match &args.file {
         Some(file) => file.clone(),

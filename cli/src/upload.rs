@@ -56,7 +56,7 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
     };
     check_key(&key).map_err(|reason| Error::Usage(format!("`{key}` cannot be a key: {reason}")))?;
     // Timed beside the lookups below, and only now that the command makes sense locally.
-    let sizing = Sizing::start(args.concurrency, client);
+    let mut sizing = Sizing::start(args.concurrency, client);
 
     let record_path = UploadRecord::location(&state_dir()?, client.endpoint(), &path, &key);
     let wanted = Wanted { endpoint: client.endpoint().to_owned(), path: path.clone(), key, size, mtime_ns };
