@@ -58,7 +58,7 @@ pub fn problem_response(error: ApiError) -> Response {
 /// Logs a runtime failure with its cause (one JSON line, `log::cause`) and turns it into the
 /// opaque [`ApiError::Internal`].
 pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
-    crate::log::cause(context, &error);
+    crate::http::log::cause(context, &error);
     ApiError::Internal
 }
 

@@ -24,25 +24,16 @@
 //! The wire types, error codes and part rules live in the `r2mpu-api` crate (`api/`), shared
 //! with the CLI (`cli/`).
 
-pub mod append;
-pub mod auth;
-pub mod compat;
 pub mod config;
-pub mod cors;
-pub mod digest;
 pub mod error;
 pub mod faults;
 pub mod hex;
 pub mod http;
 pub mod index;
-pub mod log;
-pub mod machine;
 pub mod meta;
-pub mod objects;
+pub mod protocols;
 pub mod routes;
-pub mod state;
-pub mod tus;
-pub mod uploads;
+pub mod upload;
 
 use std::rc::Rc;
 

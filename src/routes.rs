@@ -5,7 +5,8 @@ use r2mpu_api::auth::Scope::{ObjectsDelete, ObjectsRead, UploadsWrite};
 use worker::Method::{Delete, Get, Head, Options, Patch, Post, Put};
 
 use crate::http::Table;
-use crate::{compat, index, meta, objects, tus, uploads};
+use crate::protocols::{guide, objects, tus, uploads};
+use crate::{index, meta};
 
 pub fn table() -> Table {
     Table::new()
@@ -31,10 +32,10 @@ pub fn table() -> Table {
         .authenticated(Patch, "/tus/{uploadId}", UploadsWrite, tus::patch)
         .authenticated(Delete, "/tus/{uploadId}", UploadsWrite, tus::terminate)
         // The guide's `/{key}?action=` protocol, for clients written against it (ACTION_PROTOCOL).
-        .action(Post, "/{*key}", "mpu-create", UploadsWrite, compat::create)
-        .action(Put, "/{*key}", "mpu-uploadpart", UploadsWrite, compat::upload_part)
-        .action(Post, "/{*key}", "mpu-complete", UploadsWrite, compat::complete)
-        .action(Delete, "/{*key}", "mpu-abort", UploadsWrite, compat::abort)
+        .action(Post, "/{*key}", "mpu-create", UploadsWrite, guide::create)
+        .action(Put, "/{*key}", "mpu-uploadpart", UploadsWrite, guide::upload_part)
+        .action(Post, "/{*key}", "mpu-complete", UploadsWrite, guide::complete)
+        .action(Delete, "/{*key}", "mpu-abort", UploadsWrite, guide::abort)
         .action(Get, "/{*key}", "get", ObjectsRead, objects::get)
         .action(Delete, "/{*key}", "delete", ObjectsDelete, objects::delete)
 }

@@ -6,13 +6,13 @@ use r2mpu_api::layout::{parse_part_number, Layout};
 use r2mpu_api::types::{CompleteUpload, CompletedObject, CreateUpload, Part, PartRef};
 use worker::{Data, Response};
 
-use crate::auth::Claims;
-use crate::digest::{parse_content_md5, Md5Of};
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::faults::{Action, Faults};
 use crate::hex::{hex, random_hex};
+use crate::http::auth::Claims;
 use crate::http::{json, no_content, Ctx};
-use crate::state::{is_no_such_upload, Caller, Command, NewUpload, PartGrant, Record, UploadHandle};
+use crate::upload::digest::{parse_content_md5, Md5Of};
+use crate::upload::object::{is_no_such_upload, Caller, Command, NewUpload, PartGrant, Record, UploadHandle};
 
 /// `createUpload`: fixes the layout, starts the R2 multipart upload, answers with its state.
 pub async fn create(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {

@@ -2,6 +2,10 @@
 //! matchit, the auth layer that endpoints declare, and the [`Ctx`] a handler works with.
 //! Nothing here knows any particular route.
 
+pub mod auth;
+pub mod cors;
+pub mod log;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,10 +19,10 @@ use serde::Serialize;
 use validator::{Validate, ValidationErrors};
 use worker::{Env, Method, Request, Response};
 
-use crate::auth::{bearer, Claims, Verifier};
 use crate::config::Config;
-use crate::cors::Cors;
 use crate::error::{internal, problem_response, ApiError, ApiResult, OrInternal};
+use crate::http::auth::{bearer, Claims, Verifier};
+use crate::http::cors::Cors;
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = ApiResult<Response>>>>;
 
@@ -147,7 +151,7 @@ impl Table {
     /// render any error; then add the CORS grant.
     pub async fn serve(&self, req: Request, env: Env) -> Response {
         // The request's log line (src/log.rs).
-        let mut log = crate::log::Entry::begin(&req);
+        let mut log = crate::http::log::Entry::begin(&req);
         // Read once per request: CORS needs it even where dispatch fails before using it.
         let config = Config::from_env(&env);
         let cors = Cors::of(&req, config.as_ref().ok());
@@ -160,7 +164,7 @@ impl Table {
         if let Err(error) = &result {
             log.failed(error.code());
         }
-        let response = crate::tus::stamp(&path, cors.apply(result.unwrap_or_else(problem_response)));
+        let response = crate::protocols::tus::stamp(&path, cors.apply(result.unwrap_or_else(problem_response)));
         log.finish(response) // writes the log line, adds X-Request-Id
     }
 
@@ -169,7 +173,7 @@ impl Table {
         req: Request,
         env: Env,
         config: Result<Config, String>,
-        log: &mut crate::log::Entry,
+        log: &mut crate::http::log::Entry,
     ) -> ApiResult<Response> {
         // `Request::method` reads any method it does not know as GET; go by the real name.
         let method = req.inner().method();

@@ -11,12 +11,12 @@ use r2mpu_api::types::{CompleteUpload, CreateUpload, PartRef};
 use serde_json::json;
 use worker::Response;
 
-use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::http::auth::Claims;
 use crate::http::{self, no_content, Ctx};
-use crate::objects::object_key;
-use crate::state::Caller;
-use crate::uploads;
+use crate::protocols::objects::object_key;
+use crate::protocols::uploads;
+use crate::upload::object::Caller;
 
 /// `POST /{key}?action=mpu-create` → `{key, uploadId}`.
 pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {

@@ -30,10 +30,10 @@ use r2mpu_api::types::{UploadList, UploadStatus, UploadSummary};
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, State};
 
-use crate::auth::Claims;
 use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::http::auth::Claims;
 use crate::http::{json, Ctx};
-use crate::state::{Caller, Command, UploadHandle};
+use crate::upload::object::{Caller, Command, UploadHandle};
 
 /// The default and largest page of `listUploads`.
 const DEFAULT_LIMIT: usize = 100;
@@ -146,7 +146,7 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
                 None => {
                     let remove = IndexCommand::Remove { upload_id: entry.upload_id.clone() };
                     if let Err(e) = index.send::<()>(&remove).await {
-                        crate::log::cause("repairing the upload index", &e);
+                        crate::http::log::cause("repairing the upload index", &e);
                     }
                 }
             }
@@ -236,7 +236,7 @@ async fn update(state: &State, env: &Env, pending: Pending) {
     // Written ahead, so that a crash between here and the index leaves the update to retry.
     let json = serde_json::to_string(&pending).unwrap_or_default();
     if let Err(e) = storage.put(PENDING, json).await {
-        crate::log::cause("recording the pending index update", &e);
+        crate::http::log::cause("recording the pending index update", &e);
     }
     let sent = match IndexHandle::of(env, &pending.subject) {
         Ok(index) => index.send::<()>(&pending.command).await,
@@ -245,7 +245,7 @@ async fn update(state: &State, env: &Env, pending: Pending) {
     let kept = match sent {
         Ok(()) => storage.delete(PENDING).await.map(|_| ()),
         Err(e) => {
-            crate::log::cause("updating the upload index (kept for an alarm to retry)", &e);
+            crate::http::log::cause("updating the upload index (kept for an alarm to retry)", &e);
             // An earlier alarm is harmless to the upload: its handler puts its own back.
             match storage.get_alarm().await {
                 Ok(Some(at)) if at <= (worker::Date::now().as_millis() + RETRY_MS) as i64 => Ok(()),
@@ -254,7 +254,7 @@ async fn update(state: &State, env: &Env, pending: Pending) {
         }
     };
     if let Err(e) = kept {
-        crate::log::cause("after an index update", &e);
+        crate::http::log::cause("after an index update", &e);
     }
 }
 
@@ -281,7 +281,7 @@ impl DurableObject for UploadIndex {
                 part_size INTEGER NOT NULL, size INTEGER);
             CREATE INDEX IF NOT EXISTS newest_first ON uploads (created_ms DESC, upload_id DESC);";
         if let Err(e) = state.storage().sql().exec(schema, None) {
-            crate::log::cause("creating the upload index schema", &e);
+            crate::http::log::cause("creating the upload index schema", &e);
         }
         UploadIndex { state }
     }

@@ -18,13 +18,13 @@ use r2mpu_api::types::{CreateUpload, UploadStatus};
 use validator::Validate;
 use worker::Response;
 
-use crate::append::{self, Source};
-use crate::auth::Claims;
-use crate::digest::Digesting;
 use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::http::auth::Claims;
 use crate::http::Ctx;
-use crate::state::{Caller, Command, Record, UploadHandle};
-use crate::uploads;
+use crate::protocols::uploads;
+use crate::upload::append::{self, Source};
+use crate::upload::digest::Digesting;
+use crate::upload::object::{Caller, Command, Record, UploadHandle};
 
 /// The one tus version spoken.
 pub const TUS_VERSION: &str = "1.0.0";

@@ -8,9 +8,9 @@ use r2mpu_api::types::{ObjectInfo, ObjectList};
 use worker::{Bucket, Object, Range};
 use worker::{Headers, Response};
 
-use crate::auth::Claims;
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::faults::Faults;
+use crate::http::auth::Claims;
 use crate::http::{json, no_content, Ctx};
 
 /// The most objects one page of `listObjects` returns (R2's own page limit).

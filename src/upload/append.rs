@@ -26,9 +26,9 @@ use web_sys::{ReadableStream, WritableStreamDefaultWriter};
 use worker::worker_sys::FixedLengthStream;
 use worker::{Bucket, Data, ResponseBody};
 
-use crate::digest::Digesting;
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
-use crate::state::{is_no_such_upload, Appends, Record, UploadHandle};
+use crate::upload::digest::Digesting;
+use crate::upload::object::{is_no_such_upload, Appends, Record, UploadHandle};
 
 /// Where tails live in the bucket: `{TAIL_PREFIX}{uploadId}/{random}`, under the key space
 /// users cannot reach ([`r2mpu_api::key::RESERVED_PREFIX`]).

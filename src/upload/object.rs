@@ -3,7 +3,7 @@
 //! open → completing → completed, or open → aborted. Part bodies never pass through here; the
 //! Worker streams them to R2 under a lease on the part number and then records the part.
 //!
-//! This is the shell around [`crate::machine`]: it loads the machine's facts from the row, asks
+//! This is the shell around [`crate::upload::machine`]: it loads the machine's facts from the row, asks
 //! the machine, writes the outcome back with a compare-and-set, and only then acts on R2 or the
 //! alarm. Each transition has one method here: [`UploadState::create`], `begin_part`,
 //! `record_part`, `end_part`, `complete`, `abort`, `r2_gone`, `settle` and the alarm.
@@ -28,7 +28,7 @@ use worker::{
 
 use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::faults::{Action, Faults};
-use crate::machine::{self, Alarm, Attempt, Begin, Facts, Lease, Next, R2Complete, Seen};
+use crate::upload::machine::{self, Alarm, Attempt, Begin, Facts, Lease, Next, R2Complete, Seen};
 
 /// How long a complete may wait for a concurrent one, or for parts in flight, before giving up
 /// with `upload_completing` or `part_in_flight`.
@@ -44,7 +44,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn of(claims: &crate::auth::Claims) -> Caller {
+    pub fn of(claims: &crate::http::auth::Claims) -> Caller {
         Caller { sub: claims.sub.clone(), prefix: claims.prefix.clone(), key: None }
     }
 

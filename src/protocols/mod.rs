@@ -1,0 +1,6 @@
+//! The protocols.
+
+pub mod guide;
+pub mod objects;
+pub mod tus;
+pub mod uploads;

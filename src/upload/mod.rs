@@ -1,0 +1,6 @@
+//! One upload.
+
+pub mod append;
+pub mod digest;
+pub mod machine;
+pub mod object;
