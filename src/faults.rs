@@ -25,7 +25,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiResult;
-use crate::http::Ctx;
 
 /// The faults one request asked for; travels to the Durable Object with its command.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -43,12 +42,12 @@ pub enum Action {
 }
 
 impl Faults {
-    /// The faults the request names (none, without the feature).
+    /// The faults a request's `X-R2mpu-Fault` header names (none, without the feature).
     #[allow(unused_variables)]
-    pub fn of(cx: &Ctx) -> Faults {
+    pub fn from_header(header: Option<String>) -> Faults {
         #[cfg(feature = "faults")]
         {
-            let header = cx.header("x-r2mpu-fault").unwrap_or_default();
+            let header = header.unwrap_or_default();
             let wanted = header
                 .split(',')
                 .filter_map(|item| item.trim().split_once('='))

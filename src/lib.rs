@@ -1,25 +1,20 @@
 //! # r2mpu: resumable, authenticated multipart uploads into R2, as a Cloudflare Worker
 //!
-//! ## Layout
+//! ## Layout, top to bottom (each layer imports only the ones below it)
 //! - [`routes`]: the route table, every endpoint in one place; start reading here.
-//! - [`http`]: the machinery under it: matchit matching, the auth layer, the request context.
-//! - [`auth`]: bearer JWTs verified against the `AUTH_JWKS` key set.
-//! - [`digest`]: a part's `Content-MD5`, checked inside the runtime as the part streams to R2.
-//! - [`uploads`] and [`objects`]: the handlers, one module per resource.
-//! - [`tus`]: the tus 1.0 protocol on the same uploads, appending through [`append`], which cuts
-//!   any stream of bytes at the upload's part boundaries and keeps the rest durably in R2.
-//! - [`compat`]: the guide's `/{key}?action=` protocol, on the same table and state.
-//! - [`machine`]: the upload life cycle as plain data: statuses, transitions, who wins a race.
-//! - [`state`]: the `UploadState` Durable Object, one per upload: stores rows, calls R2, sets
-//!   alarms, as [`machine`] decides.
-//! - [`index`]: `GET /uploads` and the `UploadIndex` Durable Object (one per subject) behind it.
-//! - [`log`]: one structured JSON log line per request, and runtime failures with their cause.
-//! - [`meta`]: health, the OpenAPI document and the upload page (`web/`).
-//! - [`error`]: how an `ApiError` becomes a problem+json response.
-//! - [`cors`]: which other origins' pages may call the API, declared once for every route.
-//! - [`faults`]: test builds only (feature `faults`): failures injected at named points.
-//! - [`config`]: settings from the environment.
-//! - [`hex`]: lowercase hex and the random ids the Worker makes.
+//! - [`protocols`]: one module per protocol, each speaking HTTP for its clients over the one
+//!   upload interface: the REST API ([`protocols::uploads`], [`protocols::listing`]),
+//!   [`protocols::objects`], tus 1.0 and the IETF draft ([`protocols::tus`]), and the guide's
+//!   `?action=` protocol ([`protocols::guide`]). [`meta`]: health, the OpenAPI document, the page.
+//! - [`upload`]: the upload interface ([`upload::UploadHandle`], [`upload::Command`],
+//!   [`upload::Record`]), the part and append paths into R2, and the `UploadState` Durable
+//!   Object behind them (one per upload), its pure life-cycle [`upload::machine`] and its rows.
+//! - [`index`]: the `UploadIndex` Durable Object (one per subject) that lists unfinished uploads.
+//! - [`http`]: the machinery under the table, naming no route or protocol: matching, the auth
+//!   layer (JWTs), the request context, CORS, problem rendering, the request log line.
+//! - At the bottom, used by all: [`error`] (one error type; runtime failures logged once),
+//!   [`config`] (settings from the environment), [`faults`] (test builds only: failures
+//!   injected at named points), [`hex`] (lowercase hex and random ids).
 //!
 //! The wire types, error codes and part rules live in the `r2mpu-api` crate (`api/`), shared
 //! with the CLI (`cli/`).

@@ -5,8 +5,8 @@ use r2mpu_api::auth::Scope::{ObjectsDelete, ObjectsRead, UploadsWrite};
 use worker::Method::{Delete, Get, Head, Options, Patch, Post, Put};
 
 use crate::http::Table;
-use crate::protocols::{guide, objects, tus, uploads};
-use crate::{index, meta};
+use crate::meta;
+use crate::protocols::{guide, listing, objects, tus, uploads};
 
 pub fn table() -> Table {
     Table::new()
@@ -15,7 +15,7 @@ pub fn table() -> Table {
         .public(Get, "/openapi.yaml", meta::openapi)
         // Uploads: start, feed parts, inspect (resume), complete, abort.
         .authenticated(Post, "/uploads", UploadsWrite, uploads::create)
-        .authenticated(Get, "/uploads", UploadsWrite, index::list)
+        .authenticated(Get, "/uploads", UploadsWrite, listing::list)
         .authenticated(Get, "/uploads/{uploadId}", UploadsWrite, uploads::get)
         .authenticated(Delete, "/uploads/{uploadId}", UploadsWrite, uploads::abort)
         .authenticated(Put, "/uploads/{uploadId}/parts/{partNumber}", UploadsWrite, uploads::put_part)
@@ -31,6 +31,8 @@ pub fn table() -> Table {
         .authenticated(Head, "/tus/{uploadId}", UploadsWrite, tus::head)
         .authenticated(Patch, "/tus/{uploadId}", UploadsWrite, tus::patch)
         .authenticated(Delete, "/tus/{uploadId}", UploadsWrite, tus::terminate)
+        // Every response under `/tus`, errors included, says which tus version it speaks.
+        .stamp(tus::stamp)
         // The guide's `/{key}?action=` protocol, for clients written against it (ACTION_PROTOCOL).
         .action(Post, "/{*key}", "mpu-create", UploadsWrite, guide::create)
         .action(Put, "/{*key}", "mpu-uploadpart", UploadsWrite, guide::upload_part)

@@ -7,7 +7,7 @@ use worker::{Request, Response};
 
 use crate::config::Config;
 use crate::error::ApiResult;
-use crate::http::no_content;
+use crate::http::response::no_content;
 
 /// Request headers a page may send: ours (`Authorization`, `Content-MD5`, ...) and tus's, so
 /// that tus clients work without touching CORS again.

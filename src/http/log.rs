@@ -1,5 +1,5 @@
 //! Structured logs: one JSON line per request through `console.log`, as `wrangler tail` and
-//! Logpush show them, plus one line per runtime failure with its cause ([`cause`]).
+//! Logpush show them (runtime failures get a line of their own: `error::cause`).
 //!
 //! A request's line holds: `time`, `requestId` (Cloudflare's `cf-ray` when present, else a
 //! random one; echoed in the `X-Request-Id` response header so a user can quote it), `method`,
@@ -74,21 +74,6 @@ impl Entry {
         console_log!("{}", serde_json::to_string(&self).unwrap_or_default());
         response
     }
-}
-
-/// Logs a runtime failure (R2, a Durable Object, the configuration) with its cause, as one
-/// JSON line. `error::internal` calls it where such a failure becomes a problem, so each is
-/// logged once.
-pub fn cause(context: &str, error: &dyn std::fmt::Display) {
-    #[derive(Serialize)]
-    struct Cause<'a> {
-        time: String,
-        level: &'static str,
-        context: &'a str,
-        cause: String,
-    }
-    let line = Cause { time: rfc3339(Date::now().as_millis()), level: "error", context, cause: error.to_string() };
-    worker::console_error!("{}", serde_json::to_string(&line).unwrap_or_default());
 }
 
 fn random_id() -> String {

@@ -13,17 +13,15 @@ use worker::Response;
 
 use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::http::auth::Claims;
-use crate::http::{self, no_content, Ctx};
-use crate::protocols::objects::object_key;
-use crate::protocols::uploads;
-use crate::upload::object::Caller;
+use crate::http::{self, no_content, with_etag, Ctx};
+use crate::upload::{self, Caller};
 
 /// `POST /{key}?action=mpu-create` → `{key, uploadId}`.
 pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    let key = object_key(&cx, &claims)?;
+    let key = cx.key(&claims)?;
     let max = cx.config.max_part_size;
     let layout = Layout::plan(None, Some(max), max)?;
-    let record = uploads::start(&cx, &claims, CreateUpload { key, ..Default::default() }, layout).await?;
+    let record = upload::start(&cx, &claims, CreateUpload { key, ..Default::default() }, layout).await?;
     http::json(200, &json!({ "key": record.upload.key, "uploadId": record.upload.upload_id }))
 }
 
@@ -32,30 +30,30 @@ pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 pub async fn upload_part(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let (upload_id, caller) = upload_of(&cx, &claims)?;
     let part_number = parse_part_number(&required(&cx, "partNumber")?)?;
-    let part = uploads::receive_part(&cx, &upload_id, part_number, caller).await?;
+    let part = upload::receive_part(&cx, &upload_id, part_number, caller).await?;
     let response = http::json(200, &PartRef { part_number: part.part_number, etag: part.etag.clone() })?;
-    uploads::with_etag(response, &part.etag)
+    with_etag(response, &part.etag)
 }
 
 /// `POST /{key}?action=mpu-complete&uploadId=` with `{parts}` → `200`, the ETag in a header.
 pub async fn complete(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let body: CompleteUpload = cx.json().await?;
     let (upload_id, caller) = upload_of(&cx, &claims)?;
-    let object = uploads::finish(&cx, &upload_id, body.parts, caller).await?;
-    uploads::with_etag(Response::empty().or_internal("complete")?, &object.etag)
+    let object = upload::finish(&cx, &upload_id, body.parts, caller).await?;
+    with_etag(Response::empty().or_internal("complete")?, &object.etag)
 }
 
 /// `DELETE /{key}?action=mpu-abort&uploadId=` → `204`.
 pub async fn abort(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let (upload_id, caller) = upload_of(&cx, &claims)?;
-    uploads::cancel(&cx, &upload_id, caller).await?;
+    upload::cancel(&cx, &upload_id, caller).await?;
     no_content()
 }
 
 /// The `uploadId` query parameter, and the caller naming the path's key: an upload id used
 /// under another key is not found.
 fn upload_of(cx: &Ctx, claims: &Claims) -> ApiResult<(String, Caller)> {
-    let key = object_key(cx, claims)?;
+    let key = cx.key(claims)?;
     Ok((required(cx, "uploadId")?, Caller::of(claims).naming(&key)))
 }
 

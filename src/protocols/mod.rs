@@ -1,6 +1,16 @@
-//! The protocols.
+//! The protocols, each speaking HTTP for its clients over the one upload interface
+//! ([`crate::upload`]):
+//! - [`uploads`]: the REST API's `/uploads` (create, parts, resume, complete, abort);
+//!   [`listing`]: `GET /uploads`, from the per-subject index ([`crate::index`]).
+//! - [`objects`]: `/objects`: list, read (ranges, conditionals), delete.
+//! - [`tus`]: tus 1.0 and the IETF draft "Resumable Uploads for HTTP" at `/tus`, appending
+//!   through the upload's append engine.
+//! - [`guide`]: the guide's `/{key}?action=` protocol, for clients written against it.
+//!
+//! No protocol imports another; what two of them share lives below, in `upload` or `http`.
 
 pub mod guide;
+pub mod listing;
 pub mod objects;
 pub mod tus;
 pub mod uploads;

@@ -1,15 +1,13 @@
 //! `/objects`: reading, listing and deleting what uploads produced. Bodies are R2's own
 //! streams handed to the response, never pulled through wasm.
 
-use percent_encoding::percent_decode_str;
-use r2mpu_api::key::{check_key, RESERVED_PREFIX};
+use r2mpu_api::key::RESERVED_PREFIX;
 use r2mpu_api::time::rfc3339;
 use r2mpu_api::types::{ObjectInfo, ObjectList};
 use worker::{Bucket, Object, Range};
 use worker::{Headers, Response};
 
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
-use crate::faults::Faults;
 use crate::http::auth::Claims;
 use crate::http::{json, no_content, Ctx};
 
@@ -19,10 +17,10 @@ const MAX_LIST: u32 = 1000;
 /// `getObject`: the object or a `Range` of it (RFC 9110 §14), `304` when `If-None-Match`
 /// matches (§13.1.2), the whole object when an `If-Range` does not (§13.1.5).
 pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    let key = object_key(&cx, &claims)?;
+    let key = cx.key(&claims)?;
     let bucket = cx.bucket()?;
     let mut range = cx.header("range").and_then(|h| parse_range(&h));
-    Faults::of(&cx).r2("get").await?;
+    cx.faults().r2("get").await?;
     let mut read = read(&bucket, &key, range.as_ref()).await?;
     let etag = read.object().etag();
     if cx.header("if-none-match").is_some_and(|header| none_match_fails(&header, &etag)) {
@@ -96,8 +94,8 @@ async fn read(bucket: &Bucket, key: &str, range: Option<&Range>) -> ApiResult<Re
 
 /// `headObject`: the object's headers, without its body; `304` when `If-None-Match` matches.
 pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    let key = object_key(&cx, &claims)?;
-    Faults::of(&cx).r2("head").await?;
+    let key = cx.key(&claims)?;
+    cx.faults().r2("head").await?;
     let object = cx.bucket()?.head(key).await.or_internal("R2 head")?.ok_or(ApiError::ObjectNotFound)?;
     let headers = object_headers(&object)?;
     let matches = cx.header("if-none-match").is_some_and(|header| none_match_fails(&header, &object.etag()));
@@ -107,7 +105,7 @@ pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 
 /// `deleteObject`: `204` whether or not the object existed, so retries are safe.
 pub async fn delete(cx: Ctx, claims: Claims) -> ApiResult<Response> {
-    let key = object_key(&cx, &claims)?;
+    let key = cx.key(&claims)?;
     cx.bucket()?.delete(key).await.or_internal("R2 delete")?;
     no_content()
 }
@@ -133,7 +131,7 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         }
         request = request.cursor(cursor.clone());
     }
-    Faults::of(&cx).r2("list").await?;
+    cx.faults().r2("list").await?;
     let page = request.execute().await.map_err(|e| list_failure(cursor.is_some(), e))?;
     // The server's own objects (tus tails) are no user's: left out of every page.
     let objects = page
@@ -149,17 +147,6 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         .collect();
     let cursor = if page.truncated() { page.cursor() } else { None };
     json(200, &ObjectList { objects, cursor })
-}
-
-/// The `{*key}` path parameter, percent-decoded, checked against the key rules and the token.
-pub(crate) fn object_key(cx: &Ctx, claims: &Claims) -> ApiResult<String> {
-    let key = percent_decode_str(cx.param("key"))
-        .decode_utf8()
-        .map_err(|_| ApiError::InvalidKey { reason: "the key is not UTF-8".into() })?
-        .into_owned();
-    check_key(&key).map_err(|reason| ApiError::InvalidKey { reason })?;
-    claims.check_key(&key)?;
-    Ok(key)
 }
 
 /// Whether an `If-None-Match` header matches the object's `etag` (unquoted), so that a GET or

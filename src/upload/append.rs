@@ -27,8 +27,10 @@ use worker::worker_sys::FixedLengthStream;
 use worker::{Bucket, Data, ResponseBody};
 
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
+use crate::upload::command::{Appends, Record};
 use crate::upload::digest::Digesting;
-use crate::upload::object::{is_no_such_upload, Appends, Record, UploadHandle};
+use crate::upload::handle::UploadHandle;
+use crate::upload::r2::is_no_such_upload;
 
 /// Where tails live in the bucket: `{TAIL_PREFIX}{uploadId}/{random}`, under the key space
 /// users cannot reach ([`r2mpu_api::key::RESERVED_PREFIX`]).

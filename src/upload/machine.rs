@@ -1,6 +1,6 @@
 //! The upload's life cycle as plain data: statuses, the transitions between them, the R2 effect
 //! each transition asks for, and who wins when two requests meet. No I/O here: the Durable
-//! Object (`state.rs`) loads [`Facts`] from its row, asks the machine, writes the new facts back
+//! Object (`object.rs`) loads [`Facts`] from its row, asks the machine, writes the new facts back
 //! with a compare-and-set, and performs the effect. `cargo test` checks every transition and
 //! every interleaving of two commands against a model of R2 (tests below).
 //!

@@ -1,6 +1,39 @@
-//! One upload.
+//! One upload: the interface every protocol speaks, and the Durable Object behind it.
+//!
+//! ## The interface (what protocols use)
+//! - [`command`]: the [`Command`]s an upload answers, its [`Record`], the [`Caller`].
+//! - [`handle`]: the Worker's [`UploadHandle`] on one upload, and the create, complete and
+//!   abort every protocol shares ([`start`], [`finish`], [`cancel`]).
+//! - [`part`]: a part's trip through the Worker into R2 under its lease ([`receive_part`]).
+//! - [`append`]: the append engine: any stream of bytes cut at the upload's part boundaries,
+//!   the rest kept durably in R2 as a tail (tus and the IETF draft).
+//! - [`digest`]: `Content-MD5` and `Upload-Checksum` digests computed inside the runtime as
+//!   the bytes stream to R2.
+//!
+//! ## The Durable Object (what the interface reaches)
+//! - [`machine`]: the life cycle as plain data: statuses, transitions, who wins a race.
+//! - [`object`]: the `UploadState` shell that receives commands and the alarm, with one file
+//!   per concern beside it: `create`, `parts`, `complete`, `appendable`, `lifecycle`;
+//!   its tables and SQL in `rows`; R2's answers read in `r2`.
+//!
+//! Nothing here knows a protocol: the REST API, tus and the guide's protocol
+//! (`crate::protocols`) all reach an upload through this interface alone.
 
 pub mod append;
+mod appendable;
+pub mod command;
+mod complete;
+mod create;
 pub mod digest;
+pub mod handle;
+mod lifecycle;
 pub mod machine;
 pub mod object;
+pub mod part;
+mod parts;
+mod r2;
+mod rows;
+
+pub use command::{Appends, Caller, Command, NewUpload, PartGrant, Record};
+pub use handle::{cancel, finish, start, UploadHandle};
+pub use part::receive_part;

@@ -1,7 +1,7 @@
 //! `/tus`: the tus 1.0 resumable upload protocol (https://tus.io/protocols/resumable-upload), and
 //! the IETF draft "Resumable Uploads for HTTP" for requests naming an `Upload-Draft-Interop-Version`, on
 //! the same uploads as the REST API: a tus upload's id is its REST `uploadId`, its bytes are
-//! appended as `append.rs` describes, and the same token, scope and prefix rules apply.
+//! appended by the upload's append engine (`upload::append`), and the same token, scope and prefix rules apply.
 //! Extensions: creation, creation-with-upload, creation-defer-length, termination, expiration,
 //! checksum (sha1, md5, sha256; a mismatch is `460` and nothing of the chunk is kept).
 //!
@@ -10,9 +10,8 @@
 //! so a client learns the upload's URL from the final `201`. An interrupted optimistic creation is
 //! started over; `Upload-Complete: ?0` with an empty body gets the URL first.
 
-use std::collections::BTreeMap;
+mod headers;
 
-use jwt_simple::reexports::ct_codecs::{Base64, Decoder};
 use r2mpu_api::layout::{default_part_size, Layout, MAX_PARTS};
 use r2mpu_api::types::{CreateUpload, UploadStatus};
 use validator::Validate;
@@ -21,22 +20,15 @@ use worker::Response;
 use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::http::auth::Claims;
 use crate::http::Ctx;
-use crate::protocols::uploads;
 use crate::upload::append::{self, Source};
 use crate::upload::digest::Digesting;
-use crate::upload::object::{Caller, Command, Record, UploadHandle};
+use crate::upload::{self, Caller, Command, Record, UploadHandle};
+use headers::{
+    check_media_type, content_length, disposition_filename, inconsistent_length, parse_checksum, parse_metadata,
+    parse_u64, protocol, upload_complete, Protocol, CHECKSUMS, OFFSET_OCTET_STREAM, PARTIAL_UPLOAD, TUS_VERSION,
+};
 
-/// The one tus version spoken.
-pub const TUS_VERSION: &str = "1.0.0";
 const EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum";
-/// `Upload-Checksum` algorithms, as tus names them and as `crypto.DigestStream` does.
-const CHECKSUMS: [(&str, &str); 3] = [("sha1", "SHA-1"), ("md5", "MD5"), ("sha256", "SHA-256")];
-const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
-/// The IETF draft's media type of an append (interop version 6 and later).
-const PARTIAL_UPLOAD: &str = "application/partial-upload";
-/// The draft's interop versions spoken: 5 (draft 03) and 6 (draft 05), which tus-js-client
-/// sends, 7 (drafts 06 to 08) and 8 (draft 09 and later, the latest).
-const INTEROP_VERSIONS: [u8; 4] = [5, 6, 7, 8];
 
 /// `OPTIONS /tus`: what this server speaks, for discovery (no token needed; it tells nothing).
 pub async fn options(cx: Ctx) -> ApiResult<Response> {
@@ -94,7 +86,7 @@ pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     // The usual part size, or the deployment's largest part if that is smaller.
     let part_size = default_part_size(size).min(cx.config.max_part_size);
     let layout = Layout::plan(size, Some(part_size), cx.config.max_part_size)?;
-    let record = uploads::start(&cx, &claims, body, layout).await?;
+    let record = upload::start(&cx, &claims, body, layout).await?;
     let upload = handle(&cx, &record.upload.upload_id, &claims)?;
     let mut record = upload.send(Command::OpenAppends).await?;
     if record.appends.is_none() {
@@ -180,12 +172,12 @@ pub async fn terminate(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let upload = handle(&cx, cx.param("uploadId"), &claims)?;
     protocol(&cx)?;
     let record = appendable(upload.send(Command::Get).await?)?;
-    uploads::cancel(&cx, cx.param("uploadId"), Caller::of(&claims)).await?;
+    upload::cancel(&cx, cx.param("uploadId"), Caller::of(&claims)).await?;
     delete_tail(&cx, &record).await;
     Ok(Response::empty().or_internal("response")?.with_status(204))
 }
 
-/// Appends the request body at the record's offset (see `append.rs`); completes the upload in R2
+/// Appends the request body at the record's offset (see `upload::append`); completes the upload in R2
 /// when its last byte arrived. Answers the upload's record afterwards.
 pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) -> ApiResult<Record> {
     record.ensure_open()?;
@@ -294,101 +286,6 @@ fn handle(cx: &Ctx, upload_id: &str, claims: &Claims) -> ApiResult<UploadHandle>
     UploadHandle::new(&cx.env, upload_id, Caller::of(claims))
 }
 
-/// Which protocol a request speaks: the draft when it names an interop version, else tus 1.0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    Tus,
-    /// The IETF draft at this interop version.
-    Draft(u8),
-}
-
-fn protocol(cx: &Ctx) -> ApiResult<Protocol> {
-    if let Some(version) = cx.header("upload-draft-interop-version") {
-        return match version.trim().parse::<u8>() {
-            Ok(version) if INTEROP_VERSIONS.contains(&version) => Ok(Protocol::Draft(version)),
-            _ => Err(ApiError::invalid_field("Upload-Draft-Interop-Version", "this server speaks 5, 6, 7 and 8")),
-        };
-    }
-    match cx.header("tus-resumable") {
-        Some(version) if version.trim() == TUS_VERSION => Ok(Protocol::Tus),
-        _ => Err(ApiError::UnsupportedTusVersion),
-    }
-}
-
-/// The draft's `Upload-Complete` (a structured-field boolean), required on creation and append.
-fn upload_complete(cx: &Ctx) -> ApiResult<bool> {
-    match cx.header("upload-complete").as_deref().map(str::trim) {
-        Some("?1") => Ok(true),
-        Some("?0") => Ok(false),
-        _ => Err(ApiError::invalid_field("Upload-Complete", "must be ?0 or ?1")),
-    }
-}
-
-fn inconsistent_length() -> ApiError {
-    ApiError::invalid_field("Upload-Length", "inconsistent with the upload's length or Upload-Complete")
-}
-
-fn check_media_type(cx: &Ctx, expected: &str) -> ApiResult<()> {
-    match cx.media_type() {
-        Some(media) if media == expected => Ok(()),
-        _ => Err(ApiError::UnsupportedMediaType { accept: expected.into() }),
-    }
-}
-
-fn content_length(cx: &Ctx) -> ApiResult<Option<u64>> {
-    cx.header("content-length").map(|h| h.trim().parse::<u64>().map_err(|_| ApiError::LengthRequired)).transpose()
-}
-
-fn parse_u64(name: &str, value: &str) -> ApiResult<u64> {
-    value.trim().parse::<u64>().map_err(|_| ApiError::invalid_field(name, "must be a non-negative integer"))
-}
-
-/// `Upload-Metadata`: comma-separated `key base64value` pairs (the value may be absent).
-fn parse_metadata(header: Option<&str>) -> ApiResult<BTreeMap<String, String>> {
-    let mut pairs = BTreeMap::new();
-    for pair in header.unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let invalid = || ApiError::invalid_field("Upload-Metadata", format!("`{pair}` is not `key base64value`"));
-        let (name, value) = pair.split_once(' ').unwrap_or((pair, ""));
-        let value = Base64::decode_to_vec(value.trim(), None).map_err(|_| invalid())?;
-        let value = String::from_utf8(value).map_err(|_| invalid())?;
-        if name.is_empty() || pairs.insert(name.to_string(), value).is_some() {
-            return Err(invalid());
-        }
-    }
-    Ok(pairs)
-}
-
-/// The file name in a `Content-Disposition` (RFC 6266): `filename*=UTF-8''<percent-encoded>`,
-/// else `filename="<name>"`. (Parameters are split at `;`; a quoted name holding one is cut.)
-fn disposition_filename(header: &str) -> Option<String> {
-    let mut plain = None;
-    for param in header.split(';').skip(1) {
-        let Some((name, value)) = param.split_once('=') else { continue };
-        let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "filename*" => {
-                let encoded =
-                    value.get(7..).filter(|_| value.get(..7).is_some_and(|c| c.eq_ignore_ascii_case("UTF-8''")));
-                if let Some(name) = encoded.and_then(|e| percent_encoding::percent_decode_str(e).decode_utf8().ok()) {
-                    return Some(name.into_owned()).filter(|n| !n.is_empty());
-                }
-            }
-            "filename" => plain = Some(value.trim_matches('"').to_string()).filter(|n| !n.is_empty()),
-            _ => {}
-        }
-    }
-    plain
-}
-
-/// `Upload-Checksum: <algorithm> <base64 digest>`: the `crypto.DigestStream` name and the digest.
-fn parse_checksum(header: &str) -> ApiResult<(&'static str, Vec<u8>)> {
-    let invalid = || ApiError::invalid_field("Upload-Checksum", "must be `sha1|md5|sha256 <base64 digest>`");
-    let (name, digest) = header.trim().split_once(' ').ok_or_else(invalid)?;
-    let (_, algorithm) = CHECKSUMS.iter().find(|(known, _)| known.eq_ignore_ascii_case(name)).ok_or_else(invalid)?;
-    let digest = Base64::decode_to_vec(digest.trim(), None).map_err(|_| invalid())?;
-    Ok((algorithm, digest))
-}
-
 /// The upload's state in the protocol's headers: tus's `Upload-Expires`; the draft's
 /// `Upload-Complete` and `Upload-Limit`.
 fn with_state(response: Response, record: &Record, protocol: Protocol, cx: &Ctx) -> ApiResult<Response> {
@@ -438,29 +335,4 @@ pub fn stamp(path: &str, response: Response) -> Response {
 
 fn random_name() -> ApiResult<String> {
     Ok(format!("tus/{}", crate::hex::random_hex::<16>().or_internal("random key")?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_file_name_of_a_content_disposition_prefers_the_utf8_form() {
-        let both = r#"inline; filename="file name.jpg"; filename*=UTF-8''f%C3%BCr%20mich.jpg"#;
-        assert_eq!(disposition_filename(both).as_deref(), Some("für mich.jpg"));
-        assert_eq!(disposition_filename(r#"inline; filename="a/b.txt""#).as_deref(), Some("a/b.txt"));
-        assert_eq!(disposition_filename("attachment; FILENAME=plain.bin").as_deref(), Some("plain.bin"));
-        assert_eq!(disposition_filename("inline"), None);
-        assert_eq!(disposition_filename(r#"inline; filename="""#), None);
-    }
-
-    #[test]
-    fn metadata_is_pairs_of_a_name_and_base64_value() {
-        let parsed = parse_metadata(Some("filename d29ybGRfZG9taW5hdGlvbl9wbGFuLnBkZg==, is_confidential")).unwrap();
-        assert_eq!(parsed["filename"], "world_domination_plan.pdf");
-        assert_eq!(parsed["is_confidential"], "");
-        assert!(parse_metadata(Some("a !!!")).is_err());
-        assert!(parse_metadata(Some("a YQ==,a YQ==")).is_err(), "a name twice");
-        assert!(parse_metadata(None).unwrap().is_empty());
-    }
 }

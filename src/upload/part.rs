@@ -1,0 +1,139 @@
+//! A part's trip through the Worker: leased, streamed into R2's `uploadPart` with its
+//! `Content-MD5` checked on the way, then recorded. Shared by the REST API and the guide's
+//! protocol.
+
+use r2mpu_api::types::Part;
+use worker::Data;
+
+use crate::error::{internal, ApiError, ApiResult, OrInternal};
+use crate::faults::{Action, Faults};
+use crate::hex::hex;
+use crate::http::Ctx;
+use crate::upload::command::{Caller, Command, PartGrant};
+use crate::upload::digest::{parse_content_md5, Md5Of};
+use crate::upload::handle::UploadHandle;
+use crate::upload::r2::is_no_such_upload;
+
+/// Streams the request body straight into R2's `uploadPart` (the bytes never enter wasm), then
+/// records the part. The part's number is leased for the whole trip, so that a second copy sent
+/// at the same time gets `409 part_in_flight` and the record always names the copy R2 holds.
+/// Re-sending a part replaces it. With `Content-MD5`, a part whose bytes do not match is refused
+/// and not recorded (any earlier copy of it is forgotten too, since R2 now holds the bad one).
+///
+/// ## Two small Durable Object calls, not one
+/// `BeginPart` takes the lease and answers, in a few fixed fields, all the Worker needs before
+/// streaming (the key and R2's upload id: a [`PartGrant`]); `RecordPart` writes one row and
+/// answers `null`. Neither lists the parts, so a part costs the same at part 1 and at part
+/// 10,000 (bench/run's part-cost phase measures it). One call would not keep issue 8's
+/// guarantees:
+/// - Recording only after R2, with the pre-stream facts from a per-isolate cache, cannot refuse
+///   a second concurrent copy of a part: R2 keeps whichever `uploadPart` finishes last, which
+///   no Durable Object call can observe, so the record could name the other copy, or both
+///   senders would have been told 200 before the overlap was even noticed.
+/// - Leasing only, and letting the Durable Object stream the part into R2 itself, makes one
+///   object (one thread, 128 MB) carry every byte of the upload's concurrent parts.
+///
+/// So the lease stays before the stream, where only the object can grant it, and the cost that
+/// grew with the upload (two whole records per part) is what went.
+pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: Caller) -> ApiResult<Part> {
+    if cx.media_type().is_some_and(|media| media != "application/octet-stream") {
+        return Err(ApiError::UnsupportedMediaType { accept: "application/octet-stream".into() });
+    }
+    let length = content_length(cx)?;
+    let declared_md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
+    let faults = cx.faults();
+    let upload = UploadHandle::of(cx, upload_id, caller)?.with_faults(faults.clone());
+    let grant = upload.begin_part(part_number, length).await?;
+    let token = grant.token;
+    // An upload fed by tus appends counts its bytes by offset: a part sent beside them would
+    // break that count.
+    if grant.appendable {
+        upload.end_part(part_number, token, false).await?;
+        let fed_by_tus = "this upload is fed by tus appends (PATCH /tus/{uploadId}), not by parts";
+        return Err(ApiError::invalid_field("partNumber", fed_by_tus));
+    }
+    let etag = match stream_to_r2(cx, &grant, part_number, length, declared_md5, &faults).await {
+        Ok(etag) => etag,
+        // R2 ended the upload (its seven days, or a complete whose answer was lost): the
+        // upload's state says which, as the error.
+        Err(Unsent::Gone) => {
+            upload.end_part(part_number, token, false).await?;
+            upload.send(Command::R2Gone).await?;
+            return Err(internal("R2Gone", "answered without an error"));
+        }
+        // Give the part number back; forget the recorded copy if R2 may now hold another one.
+        Err(Unsent::Failed { error, forget }) => {
+            upload.end_part(part_number, token, forget).await?;
+            return Err(error);
+        }
+    };
+    // Recorded when the bytes were checked on arrival, so that another client can check its
+    // own copy against it (`GET /uploads/{id}`; R2's part ETags are not always MD5s).
+    let md5 = declared_md5.map(|digest| hex(&digest));
+    let part = Part { part_number, etag, size: length, md5 };
+    upload.record_part(part.clone(), token, cx.config.upload_ttl_ms).await?;
+    Ok(part)
+}
+
+/// Why a part was not recorded.
+enum Unsent {
+    /// R2 no longer knows the multipart upload.
+    Gone,
+    /// `forget`: R2 may hold these bytes (or part of them) for the part now.
+    Failed { error: ApiError, forget: bool },
+}
+
+/// The part's trip to R2 under its lease: the body streamed into `uploadPart` and its
+/// `Content-MD5` checked on the way. Answers R2's ETag for it.
+async fn stream_to_r2(
+    cx: &Ctx,
+    grant: &PartGrant,
+    part_number: u16,
+    length: u64,
+    declared_md5: Option<[u8; 16]>,
+    faults: &Faults,
+) -> Result<String, Unsent> {
+    let before = |error: ApiError| Unsent::Failed { error, forget: false };
+    let after = |error: ApiError| Unsent::Failed { error, forget: true };
+    let (stream, check) = match declared_md5 {
+        Some(declared) => {
+            let (stream, md5) = Md5Of::tee(cx.req.inner().body(), length).map_err(before)?;
+            (stream, Some((md5, declared)))
+        }
+        None => (cx.req.inner().body().filter(|_| length > 0), None),
+    };
+    let body = stream.map_or(Data::Bytes(Vec::new()), Data::ReadableStream);
+    let multipart = cx
+        .bucket()
+        .and_then(|bucket| {
+            let multipart = bucket.resume_multipart_upload(grant.key.clone(), grant.r2_upload_id.clone());
+            multipart.or_internal("R2 resumeMultipartUpload")
+        })
+        .map_err(before)?;
+    if faults.at("r2.forget").await.map_err(before)? == Some(Action::Now) {
+        multipart.abort().await.or_internal("R2 abort").map_err(before)?;
+    }
+    let uploaded = match faults.r2("upload-part").await {
+        Ok(()) => multipart.upload_part(part_number, body).await.map_err(|e| e.to_string()),
+        Err(_) => Err("injected fault".to_string()),
+    };
+    let uploaded = match uploaded {
+        Ok(uploaded) => uploaded,
+        Err(e) if is_no_such_upload(&e) => return Err(Unsent::Gone),
+        Err(e) => return Err(before(internal("R2 uploadPart", e))),
+    };
+    if let Some((md5, declared)) = check {
+        if md5.finish().await.map_err(after)? != declared {
+            return Err(after(ApiError::DigestMismatch { part_number }));
+        }
+    }
+    // Test builds: the record is not reached, and R2 holds a copy it does not name.
+    faults.at("part.after-r2").await.map_err(after)?;
+    Ok(uploaded.etag())
+}
+
+/// R2 must know a part's length before the first byte, so chunked bodies are refused.
+fn content_length(cx: &Ctx) -> ApiResult<u64> {
+    let header = cx.header("content-length").ok_or(ApiError::LengthRequired)?;
+    header.trim().parse::<u64>().map_err(|_| ApiError::LengthRequired)
+}
