@@ -12,10 +12,10 @@ use r2mpu_testkit::repo_root;
 /// The most the uploaded modules (the JS bundle and the wasm) may weigh, gzipped together as
 /// wrangler's "Total Upload" measures them (its zlib comes out ~1.5% larger than flate2 here).
 /// Cloudflare allows far more (3 MiB on Free); startup time grows with the size. Raised from
-/// 300 KiB this session: the fault-safe upload life cycle (src/machine.rs: part leases, settling
+/// 300 KiB this session: the fault-safe upload life cycle (src/upload/machine.rs: part leases, settling
 /// interrupted completes) costs ~15 KiB gzip; the `UploadIndex` Durable Object class 8 KiB of
 /// workers-rs glue, `GET /uploads` 6 KiB, the index hooks, log lines and part MD5s ~12 KiB; tus
-/// and the IETF draft (src/tus.rs, src/append.rs) ~60 KiB.
+/// and the IETF draft (src/protocols/tus/, src/upload/append.rs) ~60 KiB.
 const GZIP_BUDGET: usize = 400 * 1024;
 
 /// Runs `npx wrangler deploy --dry-run --outdir out`, as a user would from a fresh shell: with
