@@ -71,7 +71,7 @@ impl Ctx {
 
     /// The failures the request asks to have injected (test builds only; none otherwise).
     pub fn faults(&self) -> Faults {
-        Faults::from_header(self.header("x-r2mpu-fault"))
+        Faults::of(&self.req)
     }
 
     pub(super) fn authenticate(&self) -> ApiResult<Claims> {
