@@ -25,6 +25,7 @@ mod etag;
 mod fileio;
 mod hedge;
 mod manage;
+mod parts;
 mod pool;
 mod progress;
 mod resume;
