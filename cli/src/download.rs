@@ -20,10 +20,10 @@ use crate::error::{Error, Result};
 use crate::etag::{self, Digest, Etag};
 use crate::fileio::{md5_range, write_all_at, BUFFER};
 use crate::hedge::{Activity, Policy, Written, POLICY};
+use crate::parts::part_len;
 use crate::pool;
 use crate::progress::{note, Progress};
 use crate::resume::{DownloadRecord, Journal};
-use crate::upload::part_len;
 
 pub struct DownloadArgs {
     pub key: String,

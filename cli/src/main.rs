@@ -3,19 +3,23 @@
 //!
 //! # Layout
 //!
+//! Top down: a module uses only modules named in the items below its own (a test checks it).
+//!
 //! - `main.rs` (here): the command line (clap derive; the doc comments are `--help`) and the
 //!   one place errors become exit codes.
-//! - [`client`]: HTTP to the Worker: routes, bearer token, retries with backoff, problem parsing.
 //! - [`upload`] and [`download`]: the two transfers, each parallel, resumable and verified.
-//! - [`pool`]: the threads both transfers send or fetch their parts with, and [`concurrency`]:
-//!   how many parts are in flight (pinned, or adapted to the measured throughput).
-//! - [`resume`]: the local journals that let a transfer continue after it was interrupted.
-//! - [`etag`]: R2's ETag arithmetic. [`fileio`]: positional, hashed file ranges.
-//! - [`manage`]: `status`, `abort`, `rm`, `ls`. [`token`]: `token` and `keygen`.
 //! - [`uploads`]: the server's unfinished uploads: `uploads`, `abort --key`, and finding the
 //!   upload to resume when there is no local record.
-//! - [`progress`]: bar or plain lines. [`error`]: the failure kinds. Sizes and durations
-//!   (`16MiB`, `12h`) parse with [`units`], shared with the Worker.
+//! - [`manage`]: `status`, `abort`, `rm`, `ls`. [`token`]: `token` and `keygen`.
+//! - [`pool`]: the threads both transfers send or fetch their parts with.
+//! - [`concurrency`]: how many parts are in flight (pinned, or adapted to the measured
+//!   throughput).
+//! - [`client`]: HTTP to the Worker: routes, bearer token, retries with backoff, problem parsing.
+//! - [`resume`]: the local journals that let a transfer continue after it was interrupted.
+//!   [`fileio`]: positional, hashed file ranges. [`hedge`]: asking again for a stalled range.
+//! - [`parts`]: part lengths. [`etag`]: R2's ETag arithmetic. [`progress`]: bar or plain lines.
+//!   [`error`]: the failure kinds. Sizes and durations (`16MiB`, `12h`) parse with [`units`],
+//!   shared with the Worker.
 
 mod client;
 mod concurrency;
@@ -25,6 +29,7 @@ mod etag;
 mod fileio;
 mod hedge;
 mod manage;
+mod parts;
 mod pool;
 mod progress;
 mod resume;
@@ -327,5 +332,38 @@ mod tests {
         assert!(matches!(cli.command, Command::Token { scope, .. } if scope.len() == 2));
         assert!(Cli::try_parse_from(["r2mpu", "token", "--scope", "admin"]).is_err());
         assert!(Cli::try_parse_from(["r2mpu", "upload", "f", "--concurrency", "0"]).is_err());
+    }
+
+    /// The layout in this file's doc comment is the module graph: every `crate::NAME` a module
+    /// mentions (imports, paths, doc links) names a module in an item below its own.
+    #[test]
+    fn each_module_uses_only_modules_below_it_in_the_layout() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap();
+        let mut items: Vec<Vec<String>> = Vec::new();
+        for line in read(&src.join("main.rs")).lines().take_while(|line| line.starts_with("//!")) {
+            if line.starts_with("//! - ") {
+                items.push(Vec::new());
+            }
+            if let Some(item) = items.last_mut() {
+                item.extend(line.split("[`").skip(1).filter_map(|s| Some(s.split_once("`]")?.0.to_owned())));
+            }
+        }
+        let item_of = |module: &str| {
+            let found = items.iter().position(|item| item.iter().any(|m| m == module));
+            found.unwrap_or_else(|| panic!("the layout does not name the module `{module}`"))
+        };
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let path = entry.unwrap().path();
+            let module = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            if module == "main" {
+                continue;
+            }
+            let own = item_of(&module);
+            for rest in read(&path).split("crate::").skip(1) {
+                let used = rest.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap();
+                assert!(used == module || item_of(used) > own, "{module} uses {used}, not below it in the layout");
+            }
+        }
     }
 }

@@ -25,6 +25,7 @@ use crate::concurrency::{self, Concurrency, Sizing, NEAR_START};
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest, Etag};
 use crate::fileio::{md5_range, RangeReader};
+use crate::parts::part_len;
 use crate::pool;
 use crate::progress::{note, Progress};
 use crate::resume::{state_dir, Journal, UploadRecord};
@@ -261,12 +262,6 @@ pub fn etag_agrees(part_etag: &str, md5: &Digest) -> bool {
         Etag::Plain(digest) => digest == *md5,
         Etag::Multipart { .. } | Etag::Opaque => true,
     }
-}
-
-/// The length of part `n`: the width of [`Layout::part_range`].
-pub fn part_len(layout: &Layout, n: u16) -> u64 {
-    let (start, end) = layout.part_range(n);
-    end - start
 }
 
 /// What every sending thread shares.

@@ -11,7 +11,7 @@ use crate::client::{check, read_json, Client};
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest};
 use crate::fileio::md5_range;
-use crate::upload::part_len;
+use crate::parts::part_len;
 
 /// Every unfinished upload of the caller under `prefix`, newest first, page after page.
 pub fn all(client: &Client, prefix: &str) -> Result<Vec<UploadSummary>> {

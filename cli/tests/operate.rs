@@ -36,7 +36,7 @@ fn start_and_kill_in(env: &Env, name: &str, key: &str, parts: usize, part_size: 
 }
 
 /// How many part PUTs of `upload_id` the Worker has logged, whatever their outcome (its
-/// structured log, src/log.rs).
+/// structured log, src/http/log.rs).
 fn part_puts(worker: &Worker, upload_id: &str) -> usize {
     let log = fs::read_to_string(worker.log_path()).unwrap_or_default();
     log.lines()
