@@ -1,4 +1,5 @@
-"""The WAN chart."""
+"""The WAN chart: `wan_svg` draws MB/s against RTT, one panel per direction, both axes
+logarithmic, as a plain SVG (no plotting library: the bench uses the standard library only)."""
 
 import math
 

@@ -41,8 +41,10 @@ from .wan import Wan
 from .report import Report
 
 
-class Bench(Runner, Bundle, Upload, ContentMd5, Download, Rss, Latency, PartCost, Jwt, Resume, Tus, Hashing, Wan, Report):
-    """The whole bench: the runner's shared state, every phase and the report, as one object."""
+class Bench(Runner, Bundle, Upload, ContentMd5, Download, Rss, Latency, PartCost, Jwt, Resume, Tus, Hashing, Wan,
+            Report):
+    """The whole bench as one object: the runner's shared state and setup, every phase's method
+    and the report (see the package's docstring)."""
 
 
 def main():

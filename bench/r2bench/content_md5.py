@@ -1,4 +1,5 @@
-"""Phase `content-md5` (issue 12)."""
+"""Phase `content-md5` (issue 12, only when --only names it): `r2mpu upload` with and without
+--verify-parts (Content-MD5 on every part), alternating: client CPU per GiB and MB/s."""
 
 
 

@@ -1,4 +1,5 @@
-"""Phase `download`."""
+"""Phase `download`: the upload phase's objects fetched by curl (seed) and `r2mpu download`
+(ours), alternating, each compared byte for byte with the file."""
 
 
 

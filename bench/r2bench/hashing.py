@@ -1,4 +1,6 @@
-"""Phase `hashing` (issue 11)."""
+"""Phase `hashing` (issue 11's client CPU): md5sum of the same file, and `r2mpu upload` profiled
+with perf (when installed) on a copy of the CLI with symbols, its samples split into MD5 and
+the rest."""
 
 import os
 import re

@@ -1,4 +1,5 @@
-"""Phase `jwt` (issue 11)."""
+"""Phase `jwt` (issue 11's lean control path): what verifying the bearer token costs a request,
+from the same cheap route asked with a valid token and without one."""
 
 import http.client
 import json

@@ -1,4 +1,5 @@
-"""Phase `part-cost` (issue 11)."""
+"""Phase `part-cost` (issue 11's lean control path): what a part costs at part 1 and at part
+--part-cost-parts (10,000) of one upload: PUT p50/p99, workerd CPU and response bytes per part."""
 
 import http.client
 import json

@@ -1,4 +1,7 @@
-"""The table, PASS/MISS, the details and RESULTS.md."""
+"""The report: the table (each figure, ours against the seed's, the target and PASS/MISS), the
+per-run details, the machine and versions, RESULTS.md (--write; a hand-written `## Findings`
+section survives), and the WAN chart's file. It reads only `self.results`, `self.notes` and the
+runner's state: it imports no phase."""
 
 import json
 import os

@@ -1,4 +1,6 @@
-"""Phase `resume`."""
+"""Phase `resume`: `r2mpu upload` SIGKILLed once the server holds half the parts, then rerun:
+the bytes lost in flight (from /proc/PID/io's rchar) and the parts re-sent, against the parts it
+had in flight."""
 
 import http.client
 import json

@@ -1,4 +1,5 @@
-"""Phase `rss`."""
+"""Phase `rss`: both uploaders' peak RSS at a smaller size (--rss-small), so that the report can
+tell whether ours grows with the file."""
 
 
 

@@ -1,4 +1,11 @@
-"""Timed client runs and the state every phase shares."""
+"""Timed client runs and the state every phase shares.
+
+`run_timed` runs a client under GNU time, time-boxed; one that overruns is described
+(`describe_stuck`: its threads, its connections, its last output, the Worker's side), killed, and
+raised as `Timeout`. `Runner` is the bench's shared state and setup: prerequisites, the build
+frozen into the temp dir, both Workers started (and restarted between phases), test files, the
+wait for a quiet machine, time boxes, one retry after a timeout, the two uploaders every phase
+uses (`upload_seed`: mpuscript.py; `upload_ours`: `r2mpu upload`), and the end-of-run checks."""
 
 import hashlib
 import os

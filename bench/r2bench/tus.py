@@ -1,4 +1,5 @@
-"""Phase `tus` (issue 10)."""
+"""Phase `tus` (issue 10): tus-js-client under Node (bench/tus-upload.mjs) against `r2mpu upload`
+of the same file, every tus object fetched back and compared."""
 
 
 

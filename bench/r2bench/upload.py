@@ -1,4 +1,6 @@
-"""Phase `upload`."""
+"""Phase `upload`: the file uploaded on loopback by mpuscript.py and by `r2mpu upload`, alternating,
+--runs times each: wall time, workerd CPU, client CPU and peak RSS. The download, rss and hashing
+phases use what it leaves (its objects, its figures)."""
 
 import os
 

@@ -1,4 +1,7 @@
-"""Sizes, ports, logging, medians and /proc readers: the helpers every other module uses."""
+"""Small helpers every other module uses: sizes (`parse_size`, `human`), free loopback ports,
+the bench's log line, medians and nearest-rank percentiles, and /proc readers (a process's CPU
+and rchar, the machine's busy CPU). Also REPO (the repository bench/ is in) and the constants the
+phases share: the seed's part size and threads, and the time boxes' floor rates."""
 
 import argparse
 import math

@@ -1,4 +1,8 @@
-"""Phase `wan` (issue 11)."""
+"""Phase `wan` (issue 11): both sides through bench/link.py, an emulated long link, at each
+--wan-rtts RTT: uploads (mpuscript.py vs `r2mpu upload`, checked by the object's multipart ETag)
+and downloads (curl vs `r2mpu download`, compared byte for byte). Every client run gets its own
+link process (`LinkProcess`), so its CPU and counters belong to that run. The phase ends by
+writing the chart (the report's `write_chart`)."""
 
 import hashlib
 import http.client

@@ -1,4 +1,8 @@
-"""The Workers under test: a `wrangler dev` in its own process group, the CPU its processes use."""
+"""The Workers under test: a `wrangler dev` in its own process group (`Wrangler`: started on a
+loopback port with its own --persist-to, ready when it answers, stopped with its whole group),
+what its processes are (the proxy workerd on the public port, the runtime workerd, node), and
+the CPU they use between two points (`CpuDelta`); `request_times` reads wrangler's per-request
+log lines, `foreign` what the rest of the machine used during a client run."""
 
 import http.client
 import os
