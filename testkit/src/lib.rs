@@ -3,6 +3,9 @@
 //! with every process it started, when the [`Worker`] is dropped.
 //!
 //! The Worker is built first (`scripts/build.sh`, a no-op when up to date), once per test binary.
+//! [`reset`]: a proxy that breaks connections for real, in the middle of a request body.
+
+pub mod reset;
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -15,6 +18,7 @@ use std::time::Instant;
 use jwt_simple::prelude::*;
 use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Encoder};
 use r2mpu_api::auth::{Jwk, JwkSet, TokenClaims};
+pub use reset::{Break, ResetProxy};
 
 /// Every scope r2mpu knows.
 pub const ALL_SCOPES: &[&str] = &["uploads:write", "objects:read", "objects:delete"];

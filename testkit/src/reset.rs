@@ -1,0 +1,287 @@
+//! A TCP proxy that breaks connections for real: armed with a [`Break`], it lets a matching
+//! request's head and its first N body bytes through to the Worker and then drops the
+//! connection, as a dropped Wi-Fi or a killed laptop would. Everything else passes untouched,
+//! both ways, so any client (ours, tus-js-client, a browser) can be pointed at [`ResetProxy::url`].
+//!
+//! Two ways to drop, because the Worker sees them differently:
+//! - [`Break::after`]: both sides get a TCP reset (`SO_LINGER` 0, then close). The Worker's
+//!   request body errors at once.
+//! - [`Break::vanish`]: the client gets a reset, but the Worker's side is kept open and silent
+//!   until the proxy is dropped, as when the client's network disappears without a word: the
+//!   Worker only ever learns from the missing bytes.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// When and how to break one request's connection.
+#[derive(Debug, Clone)]
+pub struct Break {
+    after: u64,
+    method: Option<String>,
+    path: Option<String>,
+    vanish: bool,
+}
+
+impl Break {
+    /// Reset both sides once `bytes` of a request body have reached the Worker.
+    pub fn after(bytes: usize) -> Break {
+        Break { after: bytes as u64, method: None, path: None, vanish: false }
+    }
+
+    /// Reset the client once `bytes` of a body have reached the Worker, and leave the Worker
+    /// waiting, silently, for the rest.
+    pub fn vanish(bytes: usize) -> Break {
+        Break { vanish: true, ..Break::after(bytes) }
+    }
+
+    /// Only a request with this method.
+    pub fn method(self, method: &str) -> Break {
+        Break { method: Some(method.to_ascii_uppercase()), ..self }
+    }
+
+    /// Only a request whose target contains `part` (`"/parts/2"`, `"/tus/"`, `"action=mpu-uploadpart"`).
+    pub fn path(self, part: &str) -> Break {
+        Break { path: Some(part.to_string()), ..self }
+    }
+
+    fn matches(&self, method: &str, target: &str) -> bool {
+        self.method.as_deref().is_none_or(|m| m == method) && self.path.as_deref().is_none_or(|p| target.contains(p))
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Armed breaks, each used once, the first matching one first.
+    armed: Mutex<Vec<Break>>,
+    /// When each break happened.
+    broke: Mutex<Vec<Instant>>,
+    /// The Worker's side of vanished connections, held open and silent.
+    silent: Mutex<Vec<TcpStream>>,
+    forwarded: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// The proxy: listens on a free loopback port and forwards to one upstream. Dropping it stops
+/// it and closes every connection it still holds.
+pub struct ResetProxy {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub url: String,
+    shared: Arc<Shared>,
+    port: u16,
+}
+
+impl ResetProxy {
+    /// A proxy in front of `upstream` (`http://127.0.0.1:PORT`).
+    pub fn to(upstream: &str) -> ResetProxy {
+        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(Shared::default());
+        let accepting = Arc::clone(&shared);
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                if accepting.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let shared = Arc::clone(&accepting);
+                let upstream = upstream.clone();
+                thread::spawn(move || {
+                    if let Ok(server) = TcpStream::connect(&upstream) {
+                        relay(client, server, &shared);
+                    }
+                });
+            }
+        });
+        ResetProxy { url: format!("http://127.0.0.1:{port}"), shared, port }
+    }
+
+    /// Arms a break for the next request it matches.
+    pub fn arm(&self, rule: Break) {
+        self.shared.armed.lock().unwrap().push(rule);
+    }
+
+    /// How many connections were broken so far.
+    pub fn resets(&self) -> usize {
+        self.shared.broke.lock().unwrap().len()
+    }
+
+    /// When the `n`th break (from 1) happened, waiting for it up to `timeout`.
+    pub fn wait_reset(&self, n: usize, timeout: Duration) -> Instant {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(at) = self.shared.broke.lock().unwrap().get(n - 1) {
+                return *at;
+            }
+            assert!(Instant::now() < deadline, "no break number {n} within {timeout:?}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Body bytes forwarded to the Worker so far, over every connection.
+    pub fn forwarded(&self) -> usize {
+        self.shared.forwarded.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ResetProxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.silent.lock().unwrap().clear();
+        // Wake the accept loop so it sees `stop`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Where the client's side of a connection is in its current request.
+enum Reading {
+    /// The head so far.
+    Head(Vec<u8>),
+    /// `left` body bytes to go; `limit`: break once this many more are forwarded.
+    Body { left: u64, limit: Option<(u64, bool)> },
+}
+
+/// Forwards both ways until either side closes, or a break drops the connection.
+fn relay(mut client: TcpStream, mut server: TcpStream, shared: &Shared) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let mut reading = Reading::Head(Vec::new());
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut fds = [
+            libc::pollfd { fd: client.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: server.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, 200) } < 0 {
+            return;
+        }
+        if fds[1].revents != 0 {
+            match server.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = client.shutdown(Shutdown::Write);
+                    return;
+                }
+                Ok(n) => {
+                    if client.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if fds[0].revents == 0 {
+            continue;
+        }
+        let n = match client.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                let _ = server.shutdown(Shutdown::Write);
+                // Let the answer through, then end.
+                let _ = std::io::copy(&mut server, &mut client);
+                return;
+            }
+            Ok(n) => n,
+        };
+        if !feed(&mut reading, &buf[..n], &mut client, &mut server, shared) {
+            return;
+        }
+    }
+}
+
+/// Forwards what the client sent (the rest of a head, body bytes, the next request), breaking
+/// the connection when an armed limit is reached. Answers whether the connection lives on.
+fn feed(reading: &mut Reading, mut bytes: &[u8], client: &mut TcpStream, server: &mut TcpStream, shared: &Shared) -> bool {
+    while !bytes.is_empty() {
+        match reading {
+            Reading::Head(head) => {
+                let from = head.len().saturating_sub(3);
+                head.extend_from_slice(bytes);
+                let Some(end) = head[from..].windows(4).position(|w| w == b"\r\n\r\n") else { return true };
+                let rest = head.split_off(from + end + 4);
+                let (method, target, length) = parse_head(head);
+                let limit = {
+                    let mut armed = shared.armed.lock().unwrap();
+                    let found = armed.iter().position(|b| b.matches(&method, &target));
+                    found.map(|i| armed.remove(i)).map(|b| (b.after, b.vanish))
+                };
+                if server.write_all(head).is_err() {
+                    return false;
+                }
+                *reading = if length == 0 { Reading::Head(Vec::new()) } else { Reading::Body { left: length, limit } };
+                return feed(reading, &rest, client, server, shared);
+            }
+            Reading::Body { left, limit } => {
+                let mut take = (*left).min(bytes.len() as u64);
+                if let Some((until, _)) = limit {
+                    take = take.min(*until);
+                }
+                if server.write_all(&bytes[..take as usize]).is_err() {
+                    return false;
+                }
+                shared.forwarded.fetch_add(take as usize, Ordering::SeqCst);
+                bytes = &bytes[take as usize..];
+                *left -= take;
+                if let Some((until, vanish)) = limit {
+                    *until -= take;
+                    if *until == 0 {
+                        let vanish = *vanish;
+                        drop_connection(client, server, vanish, shared);
+                        return false;
+                    }
+                }
+                if *left == 0 {
+                    *reading = Reading::Head(Vec::new());
+                }
+            }
+        }
+    }
+    true
+}
+
+/// The request line's method and target, and the body's `Content-Length` (0 without one).
+fn parse_head(head: &[u8]) -> (String, String, u64) {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let mut request_line = lines.next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default().to_ascii_uppercase();
+    let target = request_line.next().unwrap_or_default().to_string();
+    let length = lines
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse().ok())
+        .unwrap_or(0);
+    (method, target, length)
+}
+
+/// Resets the client; resets the Worker's side too, or keeps it open and silent (`vanish`).
+fn drop_connection(client: &mut TcpStream, server: &mut TcpStream, vanish: bool, shared: &Shared) {
+    shared.broke.lock().unwrap().push(Instant::now());
+    reset(client);
+    if vanish {
+        if let Ok(held) = server.try_clone() {
+            shared.silent.lock().unwrap().push(held);
+        }
+    } else {
+        reset(server);
+    }
+}
+
+/// `SO_LINGER` 0: the close that follows (when the last handle on the socket goes) sends RST.
+fn reset(stream: &TcpStream) {
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
