@@ -69,7 +69,7 @@ impl UploadState {
         }
         for (part, token) in &parts {
             if self.part_lease(part.part_number)?.map(|l| l.token) != Some(*token) {
-                return Err(ApiError::PartInFlight { part_number: part.part_number });
+                return Err(ApiError::PartInFlight { part_number: part.part_number, retry_after: 1 });
             }
         }
         self.save(&before, &facts, None)?;
