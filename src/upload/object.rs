@@ -110,7 +110,9 @@ impl UploadState {
             Command::Abort { ttl_ms } => self.abort(row, ttl_ms, &faults).await,
             Command::OpenAppends => self.open_appends(),
             Command::DeclareLength { size } => self.declare_length(row, size),
-            Command::Append { from, to, parts, tail, ttl_ms } => self.append(row, from, to, parts, tail, ttl_ms).await,
+            Command::Append { from, to, parts, tail, ttl_ms } => {
+                self.append(row, from, to, parts, tail, ttl_ms, &faults).await
+            }
             Command::FitParts { part_size } => self.fit_parts(row, part_size),
         };
         record.map(Reply::from)

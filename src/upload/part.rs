@@ -110,6 +110,20 @@ async fn stream_to_r2(
 ) -> Result<String, Unsent> {
     let before = |error: ApiError| Unsent::Failed { error, forget: false };
     let after = |error: ApiError| Unsent::Failed { error, forget: true };
+    let multipart = cx
+        .bucket()
+        .and_then(|bucket| {
+            let multipart = bucket.resume_multipart_upload(grant.key.clone(), grant.r2_upload_id.clone());
+            multipart.or_internal("R2 resumeMultipartUpload")
+        })
+        .map_err(before)?;
+    if faults.at("r2.forget").await.map_err(before)? == Some(Action::Now) {
+        multipart.abort().await.or_internal("R2 abort").map_err(before)?;
+    }
+    // Test builds: R2's uploadPart fails before it reads a byte.
+    faults.r2("upload-part").await.map_err(before)?;
+    // The body is piped only now, to R2 at once: a body locked by a pipe nobody reads could not
+    // be drained after an early answer, and the client would see its connection dropped.
     let (stream, check) = match declared_md5 {
         Some(declared) => {
             let (stream, md5) = Md5Of::tee(cx.req.inner().body(), length).map_err(before)?;
@@ -124,20 +138,7 @@ async fn stream_to_r2(
         }
         None => (Data::Bytes(Vec::new()), None),
     };
-    let multipart = cx
-        .bucket()
-        .and_then(|bucket| {
-            let multipart = bucket.resume_multipart_upload(grant.key.clone(), grant.r2_upload_id.clone());
-            multipart.or_internal("R2 resumeMultipartUpload")
-        })
-        .map_err(before)?;
-    if faults.at("r2.forget").await.map_err(before)? == Some(Action::Now) {
-        multipart.abort().await.or_internal("R2 abort").map_err(before)?;
-    }
-    let uploaded = match faults.r2("upload-part").await {
-        Ok(()) => multipart.upload_part(part_number, body).await.map_err(|e| e.to_string()),
-        Err(_) => Err("injected fault".to_string()),
-    };
+    let uploaded = multipart.upload_part(part_number, body).await.map_err(|e| e.to_string());
     // The lease was lost while the bytes came (taken over by a re-send, or the upload finished):
     // the watching stream stopped this copy before R2 took it.
     if let (Err(_), Some(lost)) = (&uploaded, held.lost()) {

@@ -295,7 +295,7 @@ fn handle(cx: &Ctx, upload_id: &str, claims: &Claims) -> ApiResult<UploadHandle>
     if !(upload_id.len() == 32 && upload_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))) {
         return Err(ApiError::UploadNotFound);
     }
-    UploadHandle::new(&cx.env, upload_id, Caller::of(claims))
+    Ok(UploadHandle::new(&cx.env, upload_id, Caller::of(claims))?.with_faults(cx.faults()))
 }
 
 /// The upload's state in the protocol's headers: tus's `Upload-Expires`; the draft's
