@@ -2,6 +2,8 @@
 //! `DeclareLength`, `FitParts` and `Append`, which records what the append engine
 //! ([`super::append`]) sent to R2, all at once.
 
+use std::ops::Range;
+
 use r2mpu_api::layout::Layout;
 use r2mpu_api::types::Part;
 
@@ -55,8 +57,7 @@ impl UploadState {
     pub(super) async fn append(
         &self,
         row: UploadRow,
-        from: u64,
-        to: u64,
+        Range { start: from, end: to }: Range<u64>,
         parts: Vec<(Part, i64)>,
         tail: Option<(String, u64)>,
         ttl_ms: u64,

@@ -111,7 +111,7 @@ impl UploadState {
             Command::OpenAppends => self.open_appends(),
             Command::DeclareLength { size } => self.declare_length(row, size),
             Command::Append { from, to, parts, tail, ttl_ms } => {
-                self.append(row, from, to, parts, tail, ttl_ms, &faults).await
+                self.append(row, from..to, parts, tail, ttl_ms, &faults).await
             }
             Command::FitParts { part_size } => self.fit_parts(row, part_size),
         };
