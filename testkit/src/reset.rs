@@ -196,7 +196,13 @@ fn relay(mut client: TcpStream, mut server: TcpStream, shared: &Shared) {
 
 /// Forwards what the client sent (the rest of a head, body bytes, the next request), breaking
 /// the connection when an armed limit is reached. Answers whether the connection lives on.
-fn feed(reading: &mut Reading, mut bytes: &[u8], client: &mut TcpStream, server: &mut TcpStream, shared: &Shared) -> bool {
+fn feed(
+    reading: &mut Reading,
+    mut bytes: &[u8],
+    client: &mut TcpStream,
+    server: &mut TcpStream,
+    shared: &Shared,
+) -> bool {
     while !bytes.is_empty() {
         match reading {
             Reading::Head(head) => {
