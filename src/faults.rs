@@ -10,6 +10,8 @@
 //! - `complete.before-r2`: in the Durable Object, after the upload is marked `completing`,
 //!   before R2's `complete`. `pause:MS` (other requests and the alarm run meanwhile) or `fail`.
 //! - `complete.after-r2`: after R2's `complete` succeeded, before the record is written: `fail`.
+//! - `append.after-record`: in the Durable Object, after an `Append` was recorded, before its
+//!   answer: `fail` (the Worker is told `500` of an append that took effect).
 //!
 //! `fail` in the Durable Object is a reset of its instance as far as the upload can tell:
 //! nothing more is written and the complete's in-memory lease dies with the request. (The

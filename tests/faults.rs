@@ -169,3 +169,29 @@ fn a_listing_while_an_upload_is_being_created_neither_shows_it_nor_loses_it() {
         assert_eq!(listed(), [created.json()["uploadId"].as_str().unwrap()]);
     });
 }
+
+/// An append the Durable Object recorded but whose answer was lost (a `500`) keeps what it
+/// recorded: its new tail stays, so the resumed `PATCH` from `HEAD`'s offset succeeds and the
+/// object is whole (issue 19, item 7: the tail used to be deleted, and every later `PATCH` failed).
+#[test]
+fn an_append_whose_answer_was_lost_keeps_its_tail_and_the_upload_resumes() {
+    const TUS: (&str, &str) = ("tus-resumable", "1.0.0");
+    const OCTETS: (&str, &str) = ("content-type", "application/offset+octet-stream");
+    let api = api("fault-append");
+    let data = random_bytes(3 * MIB, 14);
+    let created = api.send("POST", "/tus", &[TUS, ("upload-length", &data.len().to_string())], None);
+    assert_eq!(created.status, 201, "{created:?}");
+    let path = created.header("location").unwrap().to_string();
+    let patch = |offset: usize, end: usize, fault: &str| {
+        let headers = [TUS, OCTETS, ("upload-offset", &offset.to_string()), ("x-r2mpu-fault", fault)];
+        api.send("PATCH", &path, &headers, Some(&data[offset..end]))
+    };
+    assert_opaque_500(&patch(0, MIB, "append.after-record=fail"));
+    let head = api.send("HEAD", &path, &[TUS], None);
+    assert_eq!(head.header("upload-offset"), Some(MIB.to_string().as_str()), "the append took effect");
+
+    let rest = patch(MIB, data.len(), "");
+    assert_eq!(rest.status, 204, "{rest:?}");
+    let key = api.state(path.trim_start_matches("/tus/")).json()["key"].as_str().unwrap().to_string();
+    assert!(api.object(&key, &[]).body == data);
+}

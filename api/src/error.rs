@@ -61,8 +61,14 @@ pub enum ApiError {
     UploadAborted,
     /// 409: a complete of this upload is under way; retry after `Retry-After`.
     UploadCompleting,
-    /// 409: another copy of this part is being sent right now; retry after `Retry-After`.
-    PartInFlight { part_number: u16 },
+    /// 409: another copy of this part is being sent right now; retry after `Retry-After`, which
+    /// is `retry_after`: the seconds left on that copy's lease (it lapses within seconds once its
+    /// bytes stop flowing).
+    PartInFlight {
+        part_number: u16,
+        #[serde(default = "one_second")]
+        retry_after: u64,
+    },
     /// 409: R2 refused to complete with these parts (its `InvalidPart`): it holds other bytes
     /// for one of them than the server recorded. The upload is open again; re-send them.
     PartsRejected { part_numbers: Vec<u16> },
@@ -225,8 +231,8 @@ impl fmt::Display for ApiError {
             UploadCompleted => write!(f, "the upload is already completed"),
             UploadAborted => write!(f, "the upload was aborted"),
             UploadCompleting => write!(f, "the upload is being completed; retry shortly"),
-            PartInFlight { part_number } => {
-                write!(f, "another copy of part {part_number} is being received; retry shortly")
+            PartInFlight { part_number, retry_after } => {
+                write!(f, "another copy of part {part_number} is being received; retry in {retry_after} s")
             }
             PartsRejected { part_numbers } => {
                 let shown: Vec<String> = part_numbers.iter().take(20).map(u16::to_string).collect();
@@ -253,6 +259,11 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// A `part_in_flight` from a server that did not say how long: the `Retry-After` it sent, 1.
+fn one_second() -> u64 {
+    1
+}
 
 /// An RFC 9457 problem document: the standard members, then the error's own (`code` and its
 /// fields) flattened beside them.
@@ -328,7 +339,7 @@ mod tests {
             UploadCompleted,
             UploadAborted,
             UploadCompleting,
-            PartInFlight { part_number: 1 },
+            PartInFlight { part_number: 1, retry_after: 1 },
             PartsRejected { part_numbers: vec![1] },
             IdempotencyKeyReused,
             RangeNotSatisfiable { size: 1 },

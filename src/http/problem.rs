@@ -40,8 +40,11 @@ pub fn problem_response(error: ApiError) -> Response {
         ApiError::OffsetMismatch { expected_offset, .. } => {
             let _ = headers.set("upload-offset", &expected_offset.to_string());
         }
-        ApiError::UploadCompleting | ApiError::PartInFlight { .. } => {
+        ApiError::UploadCompleting => {
             let _ = headers.set("retry-after", "1");
+        }
+        ApiError::PartInFlight { retry_after, .. } => {
+            let _ = headers.set("retry-after", &retry_after.to_string());
         }
         _ => {}
     }

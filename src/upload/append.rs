@@ -6,9 +6,15 @@
 //! ([`TAIL_PREFIX`], a new key per append, so R2's one write per second per key never bites).
 //! An append streams the old tail and then the request body into R2: every full part to
 //! `uploadPart` as it fills, the rest into a new tail object, and the last part, when the upload's
-//! length is reached. Only then does one `Append` command record the parts, the new offset and
-//! the new tail in the Durable Object, all at once: a request cut short, a checksum that does not
-//! match or a crash leaves the offset where it was, so `HEAD` reports exactly the durable bytes.
+//! length is reached. Each part is recorded, with the offset past it, as soon as R2 has it
+//! ([`Keep::EachPart`]), so a request that breaks off keeps its whole parts; the rest (the new
+//! tail) is recorded once the body has ended. An append whose `Upload-Checksum` covers the whole
+//! body records nothing until it is checked ([`Keep::AllOrNothing`]). Either way a record names
+//! only bytes R2 holds, and a request cut short, a checksum that does not match or a crash
+//! leaves the offset at a durable byte, so `HEAD` reports exactly what a client may resume from.
+//!
+//! Each part's lease lives only while its bytes flow ([`Held`]), so a `PATCH` whose client is
+//! gone frees its offset within seconds for the client's resumed `PATCH`.
 //!
 //! Bytes never enter wasm. An append that is one piece (the usual case: a client sending chunks
 //! of the part size, see [`fitted_part_size`]) hands its request body to R2 untouched. Otherwise
@@ -24,12 +30,13 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStream, WritableStreamDefaultWriter};
 use worker::worker_sys::FixedLengthStream;
-use worker::{Bucket, Data, ResponseBody};
+use worker::{Bucket, Data, MultipartUpload, ResponseBody, UploadedPart};
 
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
-use crate::upload::command::{Appends, Record};
+use crate::upload::command::{Appends, Command, Record};
 use crate::upload::digest::Digesting;
 use crate::upload::handle::UploadHandle;
+use crate::upload::lease::Held;
 use crate::upload::r2::is_no_such_upload;
 
 /// Where tails live in the bucket: `{TAIL_PREFIX}{uploadId}/{random}`, under the key space
@@ -110,12 +117,34 @@ pub fn fitted_part_size(layout: Layout, incoming: u64, max_part_size: u64) -> Op
     fits.then_some(incoming)
 }
 
-/// What an append sent to R2, for the `Append` command to record.
+/// When an append's parts are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Each part as soon as R2 has it, with the offset past it: a request that breaks off keeps
+    /// every whole part that reached R2 (tus 1.0: the server SHOULD keep what it received).
+    EachPart { ttl_ms: u64 },
+    /// None until the whole body is checked: an `Upload-Checksum` covers all of it.
+    AllOrNothing,
+}
+
+/// What an append sent to R2 and has not recorded yet, for the last `Append` command.
 pub struct Sent {
     /// Each part with the lease it was sent under.
     pub parts: Vec<(Part, i64)>,
     /// The new tail object, if any, and its size.
     pub tail: Option<(String, u64)>,
+    /// The offset recorded so far: where the last `Append` starts.
+    pub offset: u64,
+    /// The record after the parts recorded on the way ([`Keep::EachPart`]), if any were.
+    pub recorded: Option<Record>,
+}
+
+/// Why an append stopped: the error, the leases it still holds (to give back), and the record
+/// after the parts it did keep.
+pub struct Stopped {
+    pub error: ApiError,
+    pub leases: Vec<(u16, i64)>,
+    pub recorded: Option<Record>,
 }
 
 #[wasm_bindgen]
@@ -268,12 +297,17 @@ where
         }
     };
     let (written, sent) = futures_util::future::join(write, send(data)).await;
-    written?;
-    sent
+    match (written, sent) {
+        // The write failed because R2 stopped reading: R2's error says why.
+        (Err(ApiError::Internal), Err(sent)) => Err(sent),
+        (Err(written), _) => Err(written),
+        (Ok(()), sent) => sent,
+    }
 }
 
 /// Sends an append's pieces to R2 in order, each full or last part under a lease taken with
-/// `BeginPart`. On failure the leases taken so far are returned for giving back.
+/// `BeginPart` and kept while its bytes flow ([`Held`]); with [`Keep::EachPart`], records each
+/// part as it lands, and deletes the old tail's object once a record no longer names it.
 pub async fn send(
     bucket: &Bucket,
     record: &Record,
@@ -281,9 +315,10 @@ pub async fn send(
     pieces: &[Piece],
     body: &mut Source,
     upload: &UploadHandle,
-) -> Result<Sent, (ApiError, Vec<(u16, i64)>)> {
+    keep: Keep,
+) -> Result<Sent, Stopped> {
     let mut taken: Vec<(u16, i64)> = Vec::new();
-    let mut sent = Sent { parts: Vec::new(), tail: None };
+    let mut sent = Sent { parts: Vec::new(), tail: None, offset: appends.offset, recorded: None };
     let result: ApiResult<()> = async {
         let mut tail = match (&appends.tail_key, pieces.first()) {
             (Some(key), Some(first)) if first.from_tail > 0 => {
@@ -303,21 +338,26 @@ pub async fn send(
         for piece in pieces {
             match piece.dest {
                 Dest::Part(n) => {
+                    let asked = js_sys::Date::now();
                     let token = upload.begin_part(n, piece.bytes()).await?.token;
                     taken.push((n, token));
-                    let uploaded = pipe(&mut tail, body, *piece, |data| async {
-                        multipart.upload_part(n, data).await.map_err(|e| {
-                            let e = e.to_string();
-                            if is_no_such_upload(&e) {
-                                ApiError::UploadAborted
-                            } else {
-                                internal("R2 uploadPart", e)
-                            }
-                        })
-                    })
-                    .await?;
-                    sent.parts
-                        .push((Part { part_number: n, etag: uploaded.etag(), size: piece.bytes(), md5: None }, token));
+                    let held = Held::new(upload.clone(), n, token, piece.bytes(), asked);
+                    let send = |data| upload_part(&multipart, &held, n, data, piece.bytes());
+                    let uploaded = held.keep(pipe(&mut tail, body, *piece, send)).await?;
+                    let part = Part { part_number: n, etag: uploaded.etag(), size: piece.bytes(), md5: None };
+                    let Keep::EachPart { ttl_ms } = keep else {
+                        sent.parts.push((part, token));
+                        continue;
+                    };
+                    let to = sent.offset + piece.from_body;
+                    let command =
+                        Command::Append { from: sent.offset, to, parts: vec![(part, token)], tail: None, ttl_ms };
+                    let recorded = upload.send(command).await?;
+                    taken.retain(|(number, _)| *number != n);
+                    if sent.recorded.is_none() {
+                        delete_old_tail(bucket, appends).await;
+                    }
+                    (sent.offset, sent.recorded) = (to, Some(recorded));
                 }
                 Dest::Tail => {
                     let key = new_tail_key(&record.upload.upload_id)?;
@@ -334,11 +374,46 @@ pub async fn send(
     .await;
     match result {
         Ok(()) => Ok(sent),
-        Err(e) => {
+        Err(error) => {
             if let Some((key, _)) = &sent.tail {
                 let _ = bucket.delete(key.clone()).await;
             }
-            Err((e, taken))
+            Err(Stopped { error, leases: taken, recorded: sent.recorded })
+        }
+    }
+}
+
+/// One part into R2's `uploadPart`, its stream watched by its lease: a lease lost meanwhile is
+/// the error, since it is why R2's read failed.
+async fn upload_part(
+    multipart: &MultipartUpload,
+    held: &Held,
+    part_number: u16,
+    data: Data,
+    length: u64,
+) -> ApiResult<UploadedPart> {
+    let (data, _watch) = match data {
+        Data::ReadableStream(stream) => {
+            let (watched, watch) = held.watch(stream, length)?;
+            (Data::ReadableStream(watched), Some(watch))
+        }
+        other => (other, None),
+    };
+    multipart.upload_part(part_number, data).await.map_err(|e| {
+        let e = e.to_string();
+        match held.lost() {
+            Some(lost) => lost,
+            None if is_no_such_upload(&e) => ApiError::UploadAborted,
+            None => internal("R2 uploadPart", e),
+        }
+    })
+}
+
+/// The old tail's object, once no record names it.
+pub async fn delete_old_tail(bucket: &Bucket, appends: &Appends) {
+    if let Some(old) = appends.tail_key.clone().filter(|_| appends.tail_size > 0) {
+        if let Err(e) = bucket.delete(old).await {
+            worker::console_warn!("deleting a tail: {e}");
         }
     }
 }

@@ -6,6 +6,7 @@ use r2mpu_api::layout::Layout;
 use r2mpu_api::types::Part;
 
 use crate::error::{ApiError, ApiResult};
+use crate::faults::Faults;
 use crate::upload::command::Record;
 use crate::upload::machine;
 use crate::upload::object::{now_ms, UploadState};
@@ -59,6 +60,7 @@ impl UploadState {
         parts: Vec<(Part, i64)>,
         tail: Option<(String, u64)>,
         ttl_ms: u64,
+        faults: &Faults,
     ) -> ApiResult<Record> {
         let appends = self.appends()?.ok_or(ApiError::UploadNotFound)?;
         let mut facts = row.facts();
@@ -69,7 +71,7 @@ impl UploadState {
         }
         for (part, token) in &parts {
             if self.part_lease(part.part_number)?.map(|l| l.token) != Some(*token) {
-                return Err(ApiError::PartInFlight { part_number: part.part_number });
+                return Err(ApiError::PartInFlight { part_number: part.part_number, retry_after: 1 });
             }
         }
         self.save(&before, &facts, None)?;
@@ -90,6 +92,7 @@ impl UploadState {
         if facts.expires_ms != before.expires_ms {
             self.alarm_at(facts.expires_ms).await?;
         }
+        faults.at("append.after-record").await?;
         self.record()
     }
 }

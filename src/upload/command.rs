@@ -63,6 +63,12 @@ pub enum Command {
         token: i64,
         ttl_ms: u64,
     },
+    /// The part sent under `token` is still moving bytes: its lease runs on (`409
+    /// part_in_flight` if another copy took it over). Answers nothing (`null`).
+    RenewPart {
+        part_number: u16,
+        token: i64,
+    },
     /// The part sent under `token` was not recorded: give its number back. `forget`: R2 may now
     /// hold bytes for it that were never recorded (a digest mismatch, a failure after R2 took
     /// it), so drop what we recorded for it too. Answers nothing (`null`).

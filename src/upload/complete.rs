@@ -63,7 +63,7 @@ impl UploadState {
         while let Some(part_number) = self.part_in_flight()? {
             if now_ms() > deadline {
                 self.release_complete(token)?;
-                return Err(ApiError::PartInFlight { part_number });
+                return Err(ApiError::PartInFlight { part_number, retry_after: 1 });
             }
             Delay::from(Duration::from_millis(100)).await;
         }

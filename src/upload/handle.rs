@@ -2,6 +2,8 @@
 //! Object its [`Command`]s; [`start`], [`finish`] and [`cancel`] are the create, complete and
 //! abort every protocol shares (parts: [`super::part`]).
 
+use std::rc::Rc;
+
 use r2mpu_api::layout::Layout;
 use r2mpu_api::types::{CompletedObject, CreateUpload, Part, PartRef};
 use worker::{Env, Method, Request, RequestInit};
@@ -13,9 +15,11 @@ use crate::http::auth::Claims;
 use crate::http::Ctx;
 use crate::upload::command::{Caller, Command, Envelope, NewUpload, PartGrant, Record};
 
-/// The Worker's handle on one upload's Durable Object.
+/// The Worker's handle on one upload's Durable Object; a clone reaches the same object (a part's
+/// lease keeps one to renew itself, [`super::lease`]).
+#[derive(Clone)]
 pub struct UploadHandle {
-    stub: worker::Stub,
+    stub: Rc<worker::Stub>,
     caller: Caller,
     faults: Faults,
 }
@@ -24,7 +28,7 @@ impl UploadHandle {
     pub fn new(env: &Env, upload_id: &str, caller: Caller) -> ApiResult<UploadHandle> {
         let namespace = env.durable_object("UPLOADS").or_internal("UPLOADS binding")?;
         let stub = namespace.get_by_name(upload_id).or_internal("durable object stub")?;
-        Ok(UploadHandle { stub, caller, faults: Faults::default() })
+        Ok(UploadHandle { stub: Rc::new(stub), caller, faults: Faults::default() })
     }
 
     /// The handle on `upload_id` for a request: an id of the wrong shape is `404` before any
@@ -55,6 +59,11 @@ impl UploadHandle {
     /// Records `part`, which R2 took under the lease `token`.
     pub async fn record_part(&self, part: Part, token: i64, ttl_ms: u64) -> ApiResult<()> {
         self.call(Command::RecordPart { part, token, ttl_ms }).await
+    }
+
+    /// Keeps the lease `token` on `part_number` for a sender whose bytes still flow.
+    pub async fn renew_part(&self, part_number: u16, token: i64) -> ApiResult<()> {
+        self.call(Command::RenewPart { part_number, token }).await
     }
 
     /// Gives back the lease `token` on `part_number`; `forget`: see [`Command::EndPart`].

@@ -8,7 +8,9 @@
 //! - Mark first, then act on R2: a status change is written before the R2 call it stands for,
 //!   so a request that arrives while R2 works sees the new status and gets its true `409`.
 //! - One sender per part: a part's PUT holds a lease on its number from before R2's
-//!   `uploadPart` until it is recorded, so the record names the copy R2 holds.
+//!   `uploadPart` until it is recorded, so the record names the copy R2 holds. The lease is
+//!   short and renewed while the part's bytes flow ([`PART_LEASE_MS`]), so a sender whose
+//!   client is gone gives the number up within seconds.
 //! - One complete at a time, owned by a lease that dies with the Durable Object instance running
 //!   it. A `completing` upload whose runner is gone is settled by asking R2 (see [`Facts::settle`]).
 //! - R2 is the truth about objects: when R2 says a complete succeeded, the upload is completed.
@@ -33,6 +35,11 @@ pub struct Lease {
 impl Lease {
     pub fn live(&self, now: u64) -> bool {
         now < self.until_ms
+    }
+
+    /// Whole seconds until the lease lapses, at least 1: a truthful `Retry-After`.
+    pub fn seconds_left(&self, now: u64) -> u64 {
+        self.until_ms.saturating_sub(now).div_ceil(1000).max(1)
     }
 }
 
@@ -133,10 +140,16 @@ pub fn status_error(status: UploadStatus) -> Result<(), ApiError> {
     }
 }
 
-/// How long a part's sender holds its part number: a minute, plus a second per MiB (a part
-/// slower than 1 MiB/s may be taken over by a re-send).
-pub fn part_lease_ms(length: u64) -> u64 {
-    60_000 + (length >> 20) * 1000
+/// How long a part's sender holds its part number unless it renews it. A sender renews every
+/// 250 ms while its bytes flow, and once all of them have passed, until it is recorded
+/// (`upload::lease`): so a live request keeps its part however slow its link, and a request
+/// whose client vanished or reset gives it up this long after its last byte, when a re-send
+/// takes it over (issue 19: within 2 s).
+pub const PART_LEASE_MS: u64 = 800;
+
+/// `409 part_in_flight` while `held` is someone's lease, with the seconds it has left.
+fn in_flight(part_number: u16, held: Option<Lease>, now: u64) -> ApiError {
+    ApiError::PartInFlight { part_number, retry_after: held.map_or(1, |lease| lease.seconds_left(now)) }
 }
 
 impl Facts {
@@ -186,19 +199,28 @@ impl Facts {
         self.touch(now, self.ttl_ms);
     }
 
-    /// A part's sender asks for part `n`, of which `held` is the current lease (if any).
-    pub fn begin_part(
-        &mut self,
-        part_number: u16,
-        held: Option<Lease>,
-        length: u64,
-        now: u64,
-    ) -> Result<Lease, ApiError> {
+    /// A part's sender asks for part `n`, of which `held` is the current lease (if any): a live
+    /// one refuses it, a lapsed one is taken over (its sender learns so when it next renews).
+    pub fn begin_part(&mut self, part_number: u16, held: Option<Lease>, now: u64) -> Result<Lease, ApiError> {
         status_error(self.status)?;
         if held.is_some_and(|lease| lease.live(now)) {
-            return Err(ApiError::PartInFlight { part_number });
+            return Err(in_flight(part_number, held, now));
         }
-        Ok(Lease { token: self.token(), until_ms: now + part_lease_ms(length) })
+        Ok(Lease { token: self.token(), until_ms: now + PART_LEASE_MS })
+    }
+
+    /// The sender holding `token` on part `n` is still moving bytes: its lease runs on, lapsed
+    /// or not, unless another sender took it over meanwhile; then it is lost for good, and its
+    /// copy must not reach R2 whole. A finished upload takes no more bytes.
+    pub fn renew_part(&self, part_number: u16, token: i64, held: Option<Lease>, now: u64) -> Result<Lease, ApiError> {
+        match self.status {
+            UploadStatus::Open | UploadStatus::Completing => {}
+            finished => status_error(finished)?,
+        }
+        match held {
+            Some(lease) if lease.token == token => Ok(Lease { token, until_ms: now + PART_LEASE_MS }),
+            other => Err(in_flight(part_number, other, now)),
+        }
     }
 
     /// R2 took the part sent under `token`: record it if the lease is still the sender's. An
@@ -217,7 +239,7 @@ impl Facts {
             finished => status_error(finished)?,
         }
         if held.map(|lease| lease.token) != Some(token) {
-            return Err(ApiError::PartInFlight { part_number });
+            return Err(in_flight(part_number, held, now));
         }
         if self.status == UploadStatus::Open {
             self.touch(now, ttl_ms);

@@ -5,6 +5,7 @@
 //! - [`handle`]: the Worker's [`UploadHandle`] on one upload, and the create, complete and
 //!   abort every protocol shares ([`start`], [`finish`], [`cancel`]).
 //! - [`part`]: a part's trip through the Worker into R2 under its lease ([`receive_part`]).
+//! - [`lease`]: a part's lease, held by its sender and renewed only while its bytes flow.
 //! - [`append`]: the append engine: any stream of bytes cut at the upload's part boundaries,
 //!   the rest kept durably in R2 as a tail (tus and the IETF draft).
 //! - [`digest`]: `Content-MD5` and `Upload-Checksum` digests computed inside the runtime as
@@ -26,6 +27,7 @@ mod complete;
 mod create;
 pub mod digest;
 pub mod handle;
+pub mod lease;
 mod lifecycle;
 pub mod machine;
 pub mod object;

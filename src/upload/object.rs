@@ -102,6 +102,7 @@ impl UploadState {
             Command::Create(_) => unreachable!("handled above"),
             Command::BeginPart { part_number, length } => return self.begin_part(row, part_number, length),
             Command::RecordPart { part, token, ttl_ms } => return self.record_part(row, part, token, ttl_ms).await,
+            Command::RenewPart { part_number, token } => return self.renew_part(row, part_number, token),
             Command::EndPart { part_number, token, forget } => return self.end_part(part_number, token, forget),
             Command::Get => self.record(),
             Command::R2Gone => self.r2_gone(row, &faults).await,
@@ -109,7 +110,9 @@ impl UploadState {
             Command::Abort { ttl_ms } => self.abort(row, ttl_ms, &faults).await,
             Command::OpenAppends => self.open_appends(),
             Command::DeclareLength { size } => self.declare_length(row, size),
-            Command::Append { from, to, parts, tail, ttl_ms } => self.append(row, from, to, parts, tail, ttl_ms).await,
+            Command::Append { from, to, parts, tail, ttl_ms } => {
+                self.append(row, from, to, parts, tail, ttl_ms, &faults).await
+            }
             Command::FitParts { part_size } => self.fit_parts(row, part_size),
         };
         record.map(Reply::from)

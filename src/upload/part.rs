@@ -12,11 +12,14 @@ use crate::http::Ctx;
 use crate::upload::command::{Caller, Command, PartGrant};
 use crate::upload::digest::{parse_content_md5, Md5Of};
 use crate::upload::handle::UploadHandle;
+use crate::upload::lease::Held;
 use crate::upload::r2::is_no_such_upload;
 
 /// Streams the request body straight into R2's `uploadPart` (the bytes never enter wasm), then
 /// records the part. The part's number is leased for the whole trip, so that a second copy sent
-/// at the same time gets `409 part_in_flight` and the record always names the copy R2 holds.
+/// at the same time gets `409 part_in_flight` and the record always names the copy R2 holds;
+/// the lease lives only while the bytes flow ([`Held`]), so a copy whose client is gone frees
+/// the number within seconds for the client's re-send.
 /// Re-sending a part replaces it. With `Content-MD5`, a part whose bytes do not match is refused
 /// and not recorded (any earlier copy of it is forgotten too, since R2 now holds the bad one).
 ///
@@ -43,6 +46,7 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
     let declared_md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
     let faults = cx.faults();
     let upload = UploadHandle::of(cx, upload_id, caller)?.with_faults(faults.clone());
+    let asked = js_sys::Date::now();
     let grant = upload.begin_part(part_number, length).await?;
     let token = grant.token;
     // An upload fed by tus appends counts its bytes by offset: a part sent beside them would
@@ -52,27 +56,35 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
         let fed_by_tus = "this upload is fed by tus appends (PATCH /tus/{uploadId}), not by parts";
         return Err(ApiError::invalid_field("partNumber", fed_by_tus));
     }
-    let etag = match stream_to_r2(cx, &grant, part_number, length, declared_md5, &faults).await {
-        Ok(etag) => etag,
+    let held = Held::new(upload.clone(), part_number, token, length, asked);
+    let sent = held.keep(async {
+        let etag = stream_to_r2(cx, &grant, &held, part_number, length, declared_md5, &faults).await?;
+        // Recorded when the bytes were checked on arrival, so that another client can check its
+        // own copy against it (`GET /uploads/{id}`; R2's part ETags are not always MD5s).
+        let md5 = declared_md5.map(|digest| hex(&digest));
+        let part = Part { part_number, etag, size: length, md5 };
+        upload
+            .record_part(part.clone(), token, cx.config.upload_ttl_ms)
+            .await
+            .map_err(|error| Unsent::Unrecorded { error })?;
+        Ok(part)
+    });
+    match sent.await {
+        Ok(part) => Ok(part),
         // R2 ended the upload (its seven days, or a complete whose answer was lost): the
         // upload's state says which, as the error.
         Err(Unsent::Gone) => {
             upload.end_part(part_number, token, false).await?;
             upload.send(Command::R2Gone).await?;
-            return Err(internal("R2Gone", "answered without an error"));
+            Err(internal("R2Gone", "answered without an error"))
         }
         // Give the part number back; forget the recorded copy if R2 may now hold another one.
         Err(Unsent::Failed { error, forget }) => {
             upload.end_part(part_number, token, forget).await?;
-            return Err(error);
+            Err(error)
         }
-    };
-    // Recorded when the bytes were checked on arrival, so that another client can check its
-    // own copy against it (`GET /uploads/{id}`; R2's part ETags are not always MD5s).
-    let md5 = declared_md5.map(|digest| hex(&digest));
-    let part = Part { part_number, etag, size: length, md5 };
-    upload.record_part(part.clone(), token, cx.config.upload_ttl_ms).await?;
-    Ok(part)
+        Err(Unsent::Unrecorded { error }) => Err(error),
+    }
 }
 
 /// Why a part was not recorded.
@@ -81,6 +93,8 @@ enum Unsent {
     Gone,
     /// `forget`: R2 may hold these bytes (or part of them) for the part now.
     Failed { error: ApiError, forget: bool },
+    /// R2 took the part, and the record refused it (the lease was lost, the upload finished).
+    Unrecorded { error: ApiError },
 }
 
 /// The part's trip to R2 under its lease: the body streamed into `uploadPart` and its
@@ -88,6 +102,7 @@ enum Unsent {
 async fn stream_to_r2(
     cx: &Ctx,
     grant: &PartGrant,
+    held: &Held,
     part_number: u16,
     length: u64,
     declared_md5: Option<[u8; 16]>,
@@ -95,14 +110,6 @@ async fn stream_to_r2(
 ) -> Result<String, Unsent> {
     let before = |error: ApiError| Unsent::Failed { error, forget: false };
     let after = |error: ApiError| Unsent::Failed { error, forget: true };
-    let (stream, check) = match declared_md5 {
-        Some(declared) => {
-            let (stream, md5) = Md5Of::tee(cx.req.inner().body(), length).map_err(before)?;
-            (stream, Some((md5, declared)))
-        }
-        None => (cx.req.inner().body().filter(|_| length > 0), None),
-    };
-    let body = stream.map_or(Data::Bytes(Vec::new()), Data::ReadableStream);
     let multipart = cx
         .bucket()
         .and_then(|bucket| {
@@ -113,10 +120,30 @@ async fn stream_to_r2(
     if faults.at("r2.forget").await.map_err(before)? == Some(Action::Now) {
         multipart.abort().await.or_internal("R2 abort").map_err(before)?;
     }
-    let uploaded = match faults.r2("upload-part").await {
-        Ok(()) => multipart.upload_part(part_number, body).await.map_err(|e| e.to_string()),
-        Err(_) => Err("injected fault".to_string()),
+    // Test builds: R2's uploadPart fails before it reads a byte.
+    faults.r2("upload-part").await.map_err(before)?;
+    // The body is piped only now, to R2 at once: a body locked by a pipe nobody reads could not
+    // be drained after an early answer, and the client would see its connection dropped.
+    let (stream, check) = match declared_md5 {
+        Some(declared) => {
+            let (stream, md5) = Md5Of::tee(cx.req.inner().body(), length).map_err(before)?;
+            (stream, Some((md5, declared)))
+        }
+        None => (cx.req.inner().body().filter(|_| length > 0), None),
     };
+    let (body, _watch) = match stream {
+        Some(stream) => {
+            let (watched, watch) = held.watch(stream, length).map_err(before)?;
+            (Data::ReadableStream(watched), Some(watch))
+        }
+        None => (Data::Bytes(Vec::new()), None),
+    };
+    let uploaded = multipart.upload_part(part_number, body).await.map_err(|e| e.to_string());
+    // The lease was lost while the bytes came (taken over by a re-send, or the upload finished):
+    // the watching stream stopped this copy before R2 took it.
+    if let (Err(_), Some(lost)) = (&uploaded, held.lost()) {
+        return Err(before(lost));
+    }
     let uploaded = match uploaded {
         Ok(uploaded) => uploaded,
         Err(e) if is_no_such_upload(&e) => return Err(Unsent::Gone),

@@ -1,5 +1,5 @@
-//! The part commands: `BeginPart` leases a part number, `RecordPart` records what R2 took under
-//! the lease, `EndPart` gives it back; `R2Gone` when R2 no longer knows the upload. Each touches
+//! The part commands: `BeginPart` leases a part number, `RenewPart` keeps the lease while the
+//! part's bytes flow, `RecordPart` records what R2 took under the lease, `EndPart` gives it back; `R2Gone` when R2 no longer knows the upload. Each touches
 //! the upload's row and the part's rows only, so a part costs the same at part 10,000 as at 1.
 
 use r2mpu_api::layout::Layout;
@@ -21,7 +21,7 @@ impl UploadState {
         let before = facts.clone();
         machine::status_error(facts.status)?;
         Layout { part_size: row.part_size as u64, size: row.size.map(|s| s as u64) }.check_part(part_number, length)?;
-        let lease = facts.begin_part(part_number, self.part_lease(part_number)?, length, now_ms())?;
+        let lease = facts.begin_part(part_number, self.part_lease(part_number)?, now_ms())?;
         self.save(&before, &facts, None)?;
         self.sql(
             "INSERT INTO part_leases (part_number, token, until_ms) VALUES (?, ?, ?)
@@ -55,6 +55,16 @@ impl UploadState {
         if facts.expires_ms < before.expires_ms {
             self.alarm_at(facts.expires_ms).await?;
         }
+        Ok(Reply::Done)
+    }
+
+    /// Renews the lease of a sender whose bytes still flow: one lease row read and written.
+    pub(super) fn renew_part(&self, row: UploadRow, part_number: u16, token: i64) -> ApiResult<Reply> {
+        let lease = row.facts().renew_part(part_number, token, self.part_lease(part_number)?, now_ms())?;
+        self.sql(
+            "UPDATE part_leases SET until_ms = ? WHERE part_number = ? AND token = ?",
+            vec![(lease.until_ms as i64).into(), i64::from(part_number).into(), token.into()],
+        )?;
         Ok(Reply::Done)
     }
 

@@ -25,18 +25,33 @@ pub struct Break {
     method: Option<String>,
     path: Option<String>,
     vanish: bool,
+    held: bool,
+    /// Not a break: after the hold, the bytes flow on.
+    stall: bool,
 }
 
 impl Break {
     /// Reset both sides once `bytes` of a request body have reached the Worker.
     pub fn after(bytes: usize) -> Break {
-        Break { after: bytes as u64, method: None, path: None, vanish: false }
+        Break { after: bytes as u64, method: None, path: None, vanish: false, held: false, stall: false }
     }
 
     /// Reset the client once `bytes` of a body have reached the Worker, and leave the Worker
     /// waiting, silently, for the rest.
     pub fn vanish(bytes: usize) -> Break {
         Break { vanish: true, ..Break::after(bytes) }
+    }
+
+    /// No break: once `bytes` of a body are through, forward nothing more until
+    /// [`ResetProxy::release`], then go on as if nothing happened (a link that stalls).
+    pub fn stall(bytes: usize) -> Break {
+        Break { held: true, stall: true, ..Break::after(bytes) }
+    }
+
+    /// Once the bytes are through, forward nothing more until [`ResetProxy::release`], then
+    /// break: for a test that watches what the Worker does with the bytes it got first.
+    pub fn held(self) -> Break {
+        Break { held: true, ..self }
     }
 
     /// Only a request with this method.
@@ -63,6 +78,10 @@ struct Shared {
     /// The Worker's side of vanished connections, held open and silent.
     silent: Mutex<Vec<TcpStream>>,
     forwarded: AtomicUsize,
+    /// Held breaks wait for this.
+    released: AtomicBool,
+    /// Connections held right now.
+    holding: AtomicUsize,
     stop: AtomicBool,
 }
 
@@ -123,6 +142,16 @@ impl ResetProxy {
         }
     }
 
+    /// How many connections a held break or stall holds right now.
+    pub fn holding(&self) -> usize {
+        self.shared.holding.load(Ordering::SeqCst)
+    }
+
+    /// Lets a held break happen, or a stall go on.
+    pub fn release(&self) {
+        self.shared.released.store(true, Ordering::SeqCst);
+    }
+
     /// Body bytes forwarded to the Worker so far, over every connection.
     pub fn forwarded(&self) -> usize {
         self.shared.forwarded.load(Ordering::SeqCst)
@@ -132,6 +161,7 @@ impl ResetProxy {
 impl Drop for ResetProxy {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.released.store(true, Ordering::SeqCst);
         self.shared.silent.lock().unwrap().clear();
         // Wake the accept loop so it sees `stop`.
         let _ = TcpStream::connect(("127.0.0.1", self.port));
@@ -143,7 +173,7 @@ enum Reading {
     /// The head so far.
     Head(Vec<u8>),
     /// `left` body bytes to go; `limit`: break once this many more are forwarded.
-    Body { left: u64, limit: Option<(u64, bool)> },
+    Body { left: u64, limit: Option<Break> },
 }
 
 /// Forwards both ways until either side closes, or a break drops the connection.
@@ -214,7 +244,7 @@ fn feed(
                 let limit = {
                     let mut armed = shared.armed.lock().unwrap();
                     let found = armed.iter().position(|b| b.matches(&method, &target));
-                    found.map(|i| armed.remove(i)).map(|b| (b.after, b.vanish))
+                    found.map(|i| armed.remove(i))
                 };
                 if server.write_all(head).is_err() {
                     return false;
@@ -224,8 +254,8 @@ fn feed(
             }
             Reading::Body { left, limit } => {
                 let mut take = (*left).min(bytes.len() as u64);
-                if let Some((until, _)) = limit {
-                    take = take.min(*until);
+                if let Some(rule) = limit {
+                    take = take.min(rule.after);
                 }
                 if server.write_all(&bytes[..take as usize]).is_err() {
                     return false;
@@ -233,12 +263,19 @@ fn feed(
                 shared.forwarded.fetch_add(take as usize, Ordering::SeqCst);
                 bytes = &bytes[take as usize..];
                 *left -= take;
-                if let Some((until, vanish)) = limit {
-                    *until -= take;
-                    if *until == 0 {
-                        let vanish = *vanish;
-                        drop_connection(client, server, vanish, shared);
-                        return false;
+                if let Some(rule) = limit {
+                    rule.after -= take;
+                    if rule.after == 0 {
+                        shared.holding.fetch_add(1, Ordering::SeqCst);
+                        while rule.held && !shared.released.swap(false, Ordering::SeqCst) {
+                            thread::sleep(Duration::from_millis(5));
+                        }
+                        shared.holding.fetch_sub(1, Ordering::SeqCst);
+                        if !rule.stall {
+                            drop_connection(client, server, rule.vanish, shared);
+                            return false;
+                        }
+                        *limit = None;
                     }
                 }
                 if *left == 0 {

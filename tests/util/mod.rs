@@ -72,8 +72,24 @@ impl Api {
         Api { token: Some(token.to_string()), ..self.clone() }
     }
 
+    /// The same client, reaching the Worker through `base` (a proxy in front of it).
+    pub fn via(&self, base: &str) -> Api {
+        Api { base: base.to_string(), ..self.clone() }
+    }
+
     /// Sends a request; `body` of `None` sends none at all.
     pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+        self.try_send(method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`Api::send`], answering a connection that broke (or no answer) as an error.
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Reply, String> {
         let mut builder = Request::builder()
             .method(Method::from_bytes(method.as_bytes()).unwrap())
             .uri(format!("{}{path}", self.base));
@@ -87,7 +103,7 @@ impl Api {
             Some(bytes) => self.agent.run(builder.body(bytes).unwrap()),
             None => self.agent.run(builder.body(()).unwrap()),
         };
-        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let mut response = result.map_err(|e| e.to_string())?;
         // A header that is not text, or a body that breaks off, is a failure of the Worker: say so.
         let headers = response
             .headers()
@@ -103,8 +119,8 @@ impl Api {
             .with_config()
             .limit(u64::MAX)
             .read_to_vec()
-            .unwrap_or_else(|e| panic!("{method} {path}: the {status} answer's body could not be read: {e}"));
-        Reply { status, headers, body }
+            .map_err(|e| format!("the {status} answer's body could not be read: {e}"))?;
+        Ok(Reply { status, headers, body })
     }
 
     pub fn post_json(&self, path: &str, json: &Value) -> Reply {

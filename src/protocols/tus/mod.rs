@@ -20,7 +20,7 @@ use worker::Response;
 use crate::error::{ApiError, ApiResult, OrInternal};
 use crate::http::auth::Claims;
 use crate::http::Ctx;
-use crate::upload::append::{self, Source};
+use crate::upload::append::{self, Keep, Source};
 use crate::upload::digest::Digesting;
 use crate::upload::{self, Caller, Command, Record, UploadHandle};
 use headers::{
@@ -201,13 +201,17 @@ pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) ->
     if let Some((algorithm, _)) = &checksum {
         body = body.hashed(Digesting::new(algorithm)?);
     }
-    let sent = match append::send(&bucket, &record, &appends, &pieces, &mut body, upload).await {
+    let keep = match checksum {
+        Some(_) => Keep::AllOrNothing,
+        None => Keep::EachPart { ttl_ms: cx.config.upload_ttl_ms },
+    };
+    let sent = match append::send(&bucket, &record, &appends, &pieces, &mut body, upload, keep).await {
         Ok(sent) => sent,
-        Err((error, taken)) => {
-            for (part_number, token) in taken {
+        Err(stopped) => {
+            for (part_number, token) in stopped.leases {
                 upload.end_part(part_number, token, false).await?;
             }
-            return Err(error);
+            return Err(stopped.error);
         }
     };
     // A chunk that does not match its checksum is not kept: nothing of it is recorded.
@@ -226,28 +230,36 @@ pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) ->
         }
     }
     let to = appends.offset + incoming;
-    let new_tail = sent.tail.clone();
-    let recorded = upload
-        .send(Command::Append {
-            from: appends.offset,
-            to,
-            parts: sent.parts,
-            tail: sent.tail,
-            ttl_ms: cx.config.upload_ttl_ms,
-        })
-        .await;
-    let record = match recorded {
-        Ok(record) => record,
-        Err(error) => {
-            if let Some((key, _)) = new_tail {
-                let _ = bucket.delete(key).await;
+    let record = match sent.recorded {
+        // Every byte went into parts, each recorded as it landed.
+        Some(recorded) if sent.offset == to && sent.tail.is_none() => recorded,
+        _ => {
+            let (leases, new_tail) = (sent.parts.clone(), sent.tail.clone());
+            let command = Command::Append {
+                from: sent.offset,
+                to,
+                parts: sent.parts,
+                tail: sent.tail,
+                ttl_ms: cx.config.upload_ttl_ms,
+            };
+            match upload.send(command).await {
+                Ok(record) => record,
+                // Refused: the record names none of it. Without an answer it may name all of it,
+                // so the new tail stays (and its parts' leases lapse by themselves).
+                Err(error) if error != ApiError::Internal => {
+                    for (part, token) in leases {
+                        upload.end_part(part.part_number, token, false).await?;
+                    }
+                    if let Some((key, _)) = new_tail {
+                        let _ = bucket.delete(key).await;
+                    }
+                    return Err(error);
+                }
+                Err(error) => return Err(error),
             }
-            return Err(error);
         }
     };
-    if let Some(old) = appends.tail_key.filter(|_| appends.tail_size > 0) {
-        let _ = bucket.delete(old).await;
-    }
+    append::delete_old_tail(&bucket, &appends).await;
     if layout.size == Some(to) {
         return upload.send(Command::Complete { parts: None, ttl_ms: cx.config.upload_ttl_ms }).await;
     }
@@ -283,7 +295,7 @@ fn handle(cx: &Ctx, upload_id: &str, claims: &Claims) -> ApiResult<UploadHandle>
     if !(upload_id.len() == 32 && upload_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))) {
         return Err(ApiError::UploadNotFound);
     }
-    UploadHandle::new(&cx.env, upload_id, Caller::of(claims))
+    Ok(UploadHandle::new(&cx.env, upload_id, Caller::of(claims))?.with_faults(cx.faults()))
 }
 
 /// The upload's state in the protocol's headers: tus's `Upload-Expires`; the draft's

@@ -31,7 +31,7 @@ fn expiry_never_passes_r2s_seven_days_however_long_the_ttl_or_the_activity() {
     let ttl = 30 * 24 * 3600 * 1000;
     let mut facts = Facts::new(T0, ttl);
     assert_eq!(facts.expires_ms, T0 + R2_LIFETIME_MS);
-    let lease = facts.begin_part(1, None, 5, T0 + 6 * R2_LIFETIME_MS / 7).unwrap();
+    let lease = facts.begin_part(1, None, T0 + 6 * R2_LIFETIME_MS / 7).unwrap();
     facts.record_part(1, lease.token, Some(lease), ttl, T0 + 6 * R2_LIFETIME_MS / 7).unwrap();
     assert_eq!(facts.expires_ms, T0 + R2_LIFETIME_MS);
     // A finished record is kept a TTL, whatever R2 does with unfinished uploads.
@@ -42,7 +42,7 @@ fn expiry_never_passes_r2s_seven_days_however_long_the_ttl_or_the_activity() {
 #[test]
 fn a_part_extends_the_ttl_from_when_it_is_recorded() {
     let mut facts = open();
-    let lease = facts.begin_part(1, None, 5, T0 + 500).unwrap();
+    let lease = facts.begin_part(1, None, T0 + 500).unwrap();
     facts.record_part(1, lease.token, Some(lease), TTL, T0 + 900).unwrap();
     assert_eq!(facts.expires_ms, T0 + 900 + TTL);
 }
@@ -54,30 +54,51 @@ fn only_an_open_upload_takes_parts() {
         (UploadStatus::Completed, ApiError::UploadCompleted),
         (UploadStatus::Aborted, ApiError::UploadAborted),
     ] {
-        assert_eq!(with_status(status).begin_part(1, None, 5, T0), Err(error));
+        assert_eq!(with_status(status).begin_part(1, None, T0), Err(error));
     }
 }
 
 #[test]
-fn a_part_in_flight_holds_its_number_until_recorded_or_its_lease_ends() {
+fn a_part_in_flight_holds_its_number_while_it_renews_and_loses_it_once_it_stops() {
     let mut facts = open();
-    let first = facts.begin_part(3, None, 5 << 20, T0).unwrap();
-    assert_eq!(first.until_ms, T0 + 65_000);
-    assert_eq!(facts.begin_part(3, Some(first), 5 << 20, T0 + 1), Err(ApiError::PartInFlight { part_number: 3 }));
-    let second = facts.begin_part(3, Some(first), 5 << 20, first.until_ms).unwrap();
+    let first = facts.begin_part(3, None, T0).unwrap();
+    assert_eq!(first.until_ms, T0 + PART_LEASE_MS);
+    // While its bytes flow its sender renews: a re-send is refused and told how long is left.
+    let renewed = facts.renew_part(3, first.token, Some(first), T0 + 1_000).unwrap();
+    assert_eq!(renewed, Lease { token: first.token, until_ms: T0 + 1_000 + PART_LEASE_MS });
+    let refused = facts.begin_part(3, Some(renewed), T0 + 1_100);
+    assert_eq!(refused, Err(ApiError::PartInFlight { part_number: 3, retry_after: 1 }));
+    let slow = Lease { token: 9, until_ms: T0 + 2_500 };
+    assert_eq!((slow.seconds_left(T0), slow.seconds_left(T0 + 2_499), slow.seconds_left(T0 + 9_000)), (3, 1, 1));
+    // A sender that stopped renewing (its client gone) loses the number to the next copy...
+    let second = facts.begin_part(3, Some(renewed), renewed.until_ms).unwrap();
     assert_ne!(second.token, first.token);
-    // The first sender lost its part number: its copy is not recorded.
+    // ... and learns so at its next renewal, before its copy can reach R2 whole, or at its record.
+    let later = renewed.until_ms + 1;
     assert_eq!(
-        facts.record_part(3, first.token, Some(second), TTL, first.until_ms + 1),
-        Err(ApiError::PartInFlight { part_number: 3 })
+        facts.renew_part(3, first.token, Some(second), later),
+        Err(ApiError::PartInFlight { part_number: 3, retry_after: 1 })
     );
-    assert_eq!(facts.record_part(3, second.token, Some(second), TTL, first.until_ms + 2), Ok(()));
+    assert!(facts.record_part(3, first.token, Some(second), TTL, later).is_err());
+    assert_eq!(facts.record_part(3, second.token, Some(second), TTL, later + 1), Ok(()));
+}
+
+#[test]
+fn a_lapsed_lease_nobody_took_over_renews_and_records() {
+    let mut facts = open();
+    let lease = facts.begin_part(1, None, T0).unwrap();
+    let late = T0 + 10 * PART_LEASE_MS;
+    assert_eq!(facts.renew_part(1, lease.token, Some(lease), late).map(|l| l.until_ms), Ok(late + PART_LEASE_MS));
+    assert_eq!(facts.record_part(1, lease.token, Some(lease), TTL, late), Ok(()));
+    // A finished upload takes no more bytes: the renewal says why.
+    let aborted = with_status(UploadStatus::Aborted);
+    assert_eq!(aborted.renew_part(1, lease.token, Some(lease), late), Err(ApiError::UploadAborted));
 }
 
 #[test]
 fn a_part_sent_before_a_complete_began_is_recorded_while_it_runs_but_not_after_it() {
     let mut facts = open();
-    let lease = facts.begin_part(1, None, 5, T0).unwrap();
+    let lease = facts.begin_part(1, None, T0).unwrap();
     let Ok(Begin::Go { token, .. }) = facts.begin_complete(None, T0) else { panic!() };
     assert_eq!(facts.record_part(1, lease.token, Some(lease), TTL, T0), Ok(()));
     facts.finish_complete(token, &R2Complete::Completed(seen(5, 1, T0)), T0).unwrap();
@@ -313,7 +334,7 @@ impl World {
             return;
         }
         match (cmd, step) {
-            (Cmd::Part(n, _), 0) => match self.facts.begin_part(n, self.leases.get(&n).copied(), 5, self.now) {
+            (Cmd::Part(n, _), 0) => match self.facts.begin_part(n, self.leases.get(&n).copied(), self.now) {
                 Ok(lease) => {
                     self.leases.insert(n, lease);
                     run.lease = Some(lease);
@@ -374,7 +395,7 @@ impl World {
                     if self.facts.release_complete(token) {
                         self.running = None;
                     }
-                    run.answer = Some(Err(ApiError::PartInFlight { part_number: n }));
+                    run.answer = Some(Err(ApiError::PartInFlight { part_number: n, retry_after: 1 }));
                     return;
                 }
                 if self.facts.status != UploadStatus::Completing || self.facts.lease.map(|l| l.token) != Some(token) {
@@ -591,7 +612,7 @@ fn the_same_part_sent_twice_at_once_is_recorded_as_the_copy_r2_holds() {
         assert_eq!(world.parts.get(&2).cloned(), held, "{trace}");
         assert!(a.is_ok() || b.is_ok(), "one copy wins: {trace}");
         for answer in [a, b] {
-            assert!(matches!(answer, Ok(()) | Err(ApiError::PartInFlight { part_number: 2 })), "{trace}");
+            assert!(matches!(answer, Ok(()) | Err(ApiError::PartInFlight { part_number: 2, .. })), "{trace}");
         }
     });
 }

@@ -1,0 +1,170 @@
+//! A part's lease, held by the request sending it and kept only while its bytes flow.
+//!
+//! A request whose client is gone must stop holding its part at once (issue 19): a reset client
+//! errors the request body, but one whose network vanished sends nothing, ever, and the Worker
+//! cannot tell it from a slow one but by the bytes that stop coming. So the lease is short
+//! ([`PART_LEASE_MS`]) and [`Held`] renews it every [`RENEW_EVERY`] while bytes passed since the
+//! last renewal, and once they have all passed (R2 finishing, the record being written). A
+//! silent request stops renewing; its lease lapses; a re-send takes the part over.
+//!
+//! The lapsed sender must then never complete its copy in R2, or R2 would hold it while the
+//! record names the re-send's: every chunk passes through a `TransformStream` that, when the
+//! lease may have lapsed, renews it before passing the chunk on. A renewal refused (taken over,
+//! or the upload finished) errors the stream, and with it R2's `uploadPart`.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{ReadableStream, TransformStream, TransformStreamDefaultController, Transformer};
+use worker::worker_sys::FixedLengthStream;
+use worker::Delay;
+
+use crate::error::{internal, ApiError, ApiResult};
+use crate::upload::handle::UploadHandle;
+use crate::upload::machine::PART_LEASE_MS;
+
+/// How often a flowing part renews its lease.
+pub const RENEW_EVERY: Duration = Duration::from_millis(250);
+
+/// A chunk passes without a renewal only while the last one granted has at least this long left,
+/// by this isolate's clock (the Durable Object's may differ by a little).
+const MARGIN_MS: f64 = 250.0;
+
+/// The lease on one part, held by the request sending it.
+#[derive(Clone)]
+pub struct Held {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    upload: UploadHandle,
+    part_number: u16,
+    token: i64,
+    flow: RefCell<Flow>,
+}
+
+struct Flow {
+    /// The part's length, and the bytes passed on to R2 so far.
+    length: u64,
+    passed: u64,
+    /// `passed` when the lease was last renewed.
+    passed_at_renewal: u64,
+    /// When the lease was last granted or renewed (the request's send time, so never later
+    /// than the object's grant): it lasts at least [`PART_LEASE_MS`] from then.
+    granted_ms: f64,
+    /// Why the lease was lost, once it was.
+    lost: Option<ApiError>,
+}
+
+impl Held {
+    /// The lease `token` on `part_number`, just granted for a part of `length` bytes.
+    pub fn new(upload: UploadHandle, part_number: u16, token: i64, length: u64, granted_ms: f64) -> Held {
+        let flow = Flow { length, passed: 0, passed_at_renewal: 0, granted_ms, lost: None };
+        Held { inner: Rc::new(Inner { upload, part_number, token, flow: RefCell::new(flow) }) }
+    }
+
+    pub fn token(&self) -> i64 {
+        self.inner.token
+    }
+
+    /// Why the lease was lost, if it was: the error for the request whose copy R2 refused.
+    pub fn lost(&self) -> Option<ApiError> {
+        self.inner.flow.borrow().lost.clone()
+    }
+
+    /// Runs `work` (the part's trip to R2 and whatever must happen under the lease after it),
+    /// renewing the lease every [`RENEW_EVERY`] while bytes flow or once they all have.
+    pub async fn keep<T>(&self, work: impl Future<Output = T>) -> T {
+        let renewing = async {
+            loop {
+                Delay::from(RENEW_EVERY).await;
+                let due = {
+                    let flow = self.inner.flow.borrow();
+                    flow.lost.is_none() && (flow.passed > flow.passed_at_renewal || flow.passed == flow.length)
+                };
+                if due {
+                    let _ = self.inner.renew().await;
+                }
+            }
+        };
+        futures_util::pin_mut!(work);
+        futures_util::pin_mut!(renewing);
+        match futures_util::future::select(work, renewing).await {
+            futures_util::future::Either::Left((done, _)) => done,
+            futures_util::future::Either::Right((never, _)) => never,
+        }
+    }
+
+    /// `body` on its way to R2, counted, and held back chunk by chunk while the lease may have
+    /// lapsed until it is renewed; errored once the lease is lost. Its length is `length`.
+    pub fn watch(&self, body: ReadableStream, length: u64) -> ApiResult<(ReadableStream, Watch)> {
+        let inner = Rc::clone(&self.inner);
+        let transform = Closure::new(move |chunk: JsValue, controller: TransformStreamDefaultController| {
+            let size = chunk.dyn_ref::<js_sys::Uint8Array>().map_or(0, |c| u64::from(c.length()));
+            if let Some(lost) = &inner.flow.borrow().lost {
+                return Err(JsValue::from_str(&lost.to_string()));
+            }
+            let fresh = js_sys::Date::now() < inner.flow.borrow().granted_ms + PART_LEASE_MS as f64 - MARGIN_MS;
+            if fresh {
+                inner.flow.borrow_mut().passed += size;
+                controller.enqueue_with_chunk(&chunk)?;
+                return Ok(js_sys::Promise::resolve(&JsValue::UNDEFINED));
+            }
+            // The lease may have lapsed (the bytes stopped for a while): renew it first, so
+            // that a copy taken over never reaches R2 whole.
+            let inner = Rc::clone(&inner);
+            Ok(wasm_bindgen_futures::future_to_promise(async move {
+                inner.renew().await.map_err(|e| JsValue::from_str(&e.to_string()))?;
+                inner.flow.borrow_mut().passed += size;
+                controller.enqueue_with_chunk(&chunk)?;
+                Ok(JsValue::UNDEFINED)
+            }))
+        });
+        let transformer = Transformer::new();
+        transformer.set_transform(transform.as_ref().unchecked_ref());
+        let watching =
+            TransformStream::new_with_transformer(&transformer).map_err(|e| js_error("TransformStream", e))?;
+        let fixed = FixedLengthStream::new_big_int(js_sys::BigInt::from(length))
+            .map_err(|e| js_error("FixedLengthStream", e))?;
+        // Both settle as R2 reads; a failure surfaces in R2's uploadPart.
+        let _ = body.pipe_to(&watching.writable());
+        let _ = watching.readable().pipe_to(&fixed.writable());
+        Ok((fixed.readable(), Watch { _transform: transform }))
+    }
+}
+
+/// Keeps the watching stream's `transform` callback alive while R2 reads: hold it until
+/// `uploadPart` has answered.
+pub struct Watch {
+    _transform: Closure<dyn FnMut(JsValue, TransformStreamDefaultController) -> Result<js_sys::Promise, JsValue>>,
+}
+
+impl Inner {
+    /// Renews the lease; a refusal is kept as the reason it was lost.
+    async fn renew(&self) -> ApiResult<()> {
+        let (sent, passed) = (js_sys::Date::now(), self.flow.borrow().passed);
+        match self.upload.renew_part(self.part_number, self.token).await {
+            Ok(()) => {
+                let mut flow = self.flow.borrow_mut();
+                flow.granted_ms = flow.granted_ms.max(sent);
+                flow.passed_at_renewal = flow.passed_at_renewal.max(passed);
+                Ok(())
+            }
+            // A definite refusal loses the lease; a failed call may be the network: the next
+            // chunk or tick tries again, and the lease lapses meanwhile if it must.
+            Err(ApiError::Internal) => Err(ApiError::Internal),
+            Err(refused) => {
+                self.flow.borrow_mut().lost = Some(refused.clone());
+                Err(refused)
+            }
+        }
+    }
+}
+
+fn js_error(context: &str, error: JsValue) -> ApiError {
+    internal(context, error.as_string().unwrap_or_else(|| format!("{error:?}")))
+}
