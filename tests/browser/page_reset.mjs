@@ -13,6 +13,8 @@ await run(async (page) => {
   });
   await page.setInputFiles("#file-input", env("FILE"));
   const item = page.locator("li.file").first();
-  await page.locator("li.file[data-state=done]").waitFor({ timeout: 120_000 });
+  // Done, or given up on (the page's "error" state: fail at once rather than at the timeout).
+  await page.locator("li.file[data-state=done], li.file[data-state=error]").waitFor({ timeout: 120_000 });
+  if (await item.getAttribute("data-state") === "error") throw new Error(`the page gave up: ${await item.textContent()}`);
   return { key: await item.getAttribute("data-key"), sent: parts.sent, stored: parts.stored, inFlight: parts.inFlight, storedAt };
 });
