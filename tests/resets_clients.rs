@@ -73,19 +73,51 @@ fn tus_js_client_with_its_default_retries_survives_a_patch_reset_mid_body() {
         broke = Some(proxy.wait_reset(1, Duration::from_secs(60)))
     });
 
-    let broke = epoch_ms(broke.unwrap());
-    let accepted = seen["responses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["method"] == "PATCH" && r["status"] == 204 && r["at"].as_f64().unwrap() > broke);
-    let waited = accepted.expect("a PATCH accepted after the reset")["at"].as_f64().unwrap() - broke;
+    let waited = patch_accepted_after(&seen, broke.unwrap());
     eprintln!("tus-js-client: a PATCH accepted {waited:.0} ms after the reset; {seen}");
     assert!(waited < RESEND_BOUND.as_millis() as f64, "the re-sent PATCH waited {waited:.0} ms: {seen}");
     assert_eq!(proxy.resets(), 1);
     let object = Api::new(worker, Some(token)).object(key, &[]);
     assert_eq!(object.status, 200);
     assert!(object.body == data, "the object is the file");
+}
+
+/// The `PATCH` accepted first after `broke` in a tus client's `responses`: how long after the
+/// break it was, in milliseconds.
+fn patch_accepted_after(seen: &Value, broke: Instant) -> f64 {
+    let broke = epoch_ms(broke);
+    let accepted = seen["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["method"] == "PATCH" && r["status"] == 204 && r["at"].as_f64().unwrap() > broke);
+    accepted.unwrap_or_else(|| panic!("no PATCH accepted after the reset: {seen}"))["at"].as_f64().unwrap() - broke
+}
+
+/// Uppy's tus plugin with its default retries, in Chromium: one `PATCH` of the whole file, reset
+/// 2 MiB in.
+#[test]
+fn uppy_with_its_tus_plugin_survives_a_patch_reset_mid_body() {
+    chromium();
+    let worker = Worker::shared();
+    let token = worker.token("uppy-reset", ALL_SCOPES);
+    let proxy = ResetProxy::to(&worker.url);
+    proxy.arm(Break::after(2 * MIB).method("PATCH").path("/tus/"));
+
+    let mut broke = None;
+    let size = (3 * PART).to_string();
+    let vars = [("PAGE_URL", proxy.url.as_str()), ("TOKEN", &token), ("SIZE", &size)];
+    let seen =
+        node("browser/uppy_reset.mjs", &[], &vars, || broke = Some(proxy.wait_reset(1, Duration::from_secs(60))));
+
+    assert_eq!(seen.get("error"), None, "{seen}");
+    assert_eq!((seen["successful"].as_u64(), &seen["failed"]), (Some(1), &serde_json::json!([])), "{seen}");
+    let waited = patch_accepted_after(&seen, broke.unwrap());
+    eprintln!("Uppy: a PATCH accepted {waited:.0} ms after the reset; {seen}");
+    assert!(waited < RESEND_BOUND.as_millis() as f64, "the re-sent PATCH waited {waited:.0} ms: {seen}");
+    assert_eq!(proxy.resets(), 1);
+    assert_eq!(seen["readStatus"], 200);
+    assert_eq!(seen["identical"], true, "the bytes read back are the bytes sent");
 }
 
 #[test]
