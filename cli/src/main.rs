@@ -84,7 +84,7 @@ struct Connection {
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = RetryPolicy::DEADLINE.as_secs())]
     retry_for: u64,
     /// At most this many retries of one request, within --retry-for. By default only the
-    /// deadline counts (0.1.0 stopped after 5 retries, however short they were).
+    /// deadline counts (earlier builds stopped after 5 retries, however short).
     #[arg(long, global = true)]
     retries: Option<u32>,
     /// No progress output or informational notes on stderr; retries, warnings and errors are
