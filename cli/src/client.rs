@@ -1,10 +1,13 @@
 //! HTTP to the Worker: the one place that knows the endpoint, the token, how routes are spelled,
 //! which failures are worth retrying and how long to wait before trying again.
 //!
-//! Every request goes through [`Client::with_retries`]: connection errors, 408, 429, 5xx and
-//! `upload_completing` are retried with exponential backoff and full jitter (or the server's
-//! `Retry-After`), up to `--retries` times; other 4xx answers come back at once as
-//! [`Error::Refused`] with the server's problem document.
+//! Every request goes through [`Client::with_retries`]: connection errors, 408, 429, 5xx,
+//! `part_in_flight` and `upload_completing` are retried with exponential backoff and full jitter
+//! (or after the server's `Retry-After`) until the request's deadline (`--retry-for`, two
+//! minutes by default) or, if given, `--retries` retries; other 4xx answers come back at once as
+//! [`Error::Refused`] with the server's problem document. A deadline rather than a count,
+//! because what a client waits out is time: a part still leased by a broken connection, a
+//! complete in progress, a Worker restarting, none of which a number of tries measures.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,11 +25,13 @@ use ureq::{Agent, Body, RequestBuilder};
 use crate::error::{Error, Result};
 use crate::progress;
 
-/// How many times to retry and how long to wait in between.
+/// How long to keep retrying one request and how long to wait in between.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub retries: u32,
+    /// No retry starts after this long from the first attempt.
+    pub deadline: Duration,
+    /// At most this many retries after the first attempt, if given (`--retries`).
+    pub retries: Option<u32>,
     /// The ceiling of the first wait; it doubles with each retry.
     pub base: Duration,
     /// No wait is longer than this, whatever the doubling or `Retry-After` say.
@@ -34,8 +39,22 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub fn new(retries: u32) -> RetryPolicy {
-        RetryPolicy { retries, base: Duration::from_millis(500), cap: Duration::from_secs(60) }
+    /// The CLI's default deadline: long enough to outwait a lease or a restarting Worker, short
+    /// enough that a server that is really gone is reported in minutes.
+    pub const DEADLINE: Duration = Duration::from_secs(120);
+
+    pub fn new(deadline: Duration, retries: Option<u32>) -> RetryPolicy {
+        RetryPolicy { deadline, retries, base: Duration::from_millis(500), cap: Duration::from_secs(60) }
+    }
+
+    /// The wait before retry number `retry`, `elapsed` after the first attempt began, or `None`
+    /// to give up: the deadline has passed or the retries are used up. A wait never runs past
+    /// the deadline, so the last try happens at it rather than never.
+    pub fn next(&self, retry: u32, elapsed: Duration, retry_after: Option<Duration>, unit: f64) -> Option<Duration> {
+        if elapsed >= self.deadline || self.retries.is_some_and(|most| retry >= most) {
+            return None;
+        }
+        Some(self.delay(retry, retry_after, unit).min(self.deadline - elapsed))
     }
 
     /// The wait before retry number `retry` (0 for the first). The server's `Retry-After` wins
@@ -157,8 +176,9 @@ impl Client {
         self.authorize(self.agent.put(self.url(path)))
     }
 
-    /// Runs `attempt` until it succeeds, fails for good, or the retries run out.
+    /// Runs `attempt` until it succeeds, fails for good, or the policy gives up.
     pub fn with_retries<T>(&self, what: &str, mut attempt: impl FnMut() -> Result<T, Attempt>) -> Result<T> {
+        let started = Instant::now();
         let mut retry = 0;
         loop {
             match attempt() {
@@ -166,11 +186,14 @@ impl Client {
                 Err(Attempt::Fatal(error)) => return Err(error),
                 Err(Attempt::Transient { reason, retry_after }) => {
                     self.setbacks.fetch_add(1, Ordering::Relaxed);
-                    if retry >= self.retry.retries {
+                    let elapsed = started.elapsed();
+                    let Some(wait) = self.retry.next(retry, elapsed, retry_after, random_unit()) else {
                         let tries = if retry == 0 { "1 attempt".into() } else { format!("{} attempts", retry + 1) };
-                        return Err(Error::Unavailable(format!("{what}: {reason} (gave up after {tries})")));
-                    }
-                    let wait = self.retry.delay(retry, retry_after, random_unit());
+                        return Err(Error::Unavailable(format!(
+                            "{what}: {reason} (gave up after {tries} in {:.1}s)",
+                            elapsed.as_secs_f64()
+                        )));
+                    };
                     progress::note(format!("{what}: {reason}; retrying in {:.1}s", wait.as_secs_f64()));
                     thread::sleep(wait);
                     retry += 1;
@@ -377,7 +400,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_under_a_cap_and_jitters_down_to_zero() {
-        let policy = RetryPolicy { retries: 5, base: Duration::from_millis(500), cap: Duration::from_secs(10) };
+        let policy = RetryPolicy { cap: Duration::from_secs(10), ..RetryPolicy::new(RetryPolicy::DEADLINE, None) };
         assert_eq!(policy.delay(0, None, 0.0), Duration::ZERO);
         assert_eq!(policy.delay(0, None, 0.5), Duration::from_millis(250));
         assert!(policy.delay(0, None, 0.999_999) < Duration::from_millis(500));
@@ -394,9 +417,56 @@ mod tests {
 
     #[test]
     fn retry_after_wins_over_backoff_but_not_over_the_cap() {
-        let policy = RetryPolicy { retries: 5, base: Duration::from_millis(500), cap: Duration::from_secs(10) };
+        let policy = RetryPolicy { cap: Duration::from_secs(10), ..RetryPolicy::new(RetryPolicy::DEADLINE, None) };
         assert_eq!(policy.delay(0, Some(Duration::from_secs(3)), 0.0), Duration::from_secs(3));
         assert_eq!(policy.delay(4, Some(Duration::from_secs(300)), 0.5), Duration::from_secs(10));
+    }
+
+    /// Issue 19, item 2: what ends the retries is the deadline, not a count, and the server's
+    /// `Retry-After` is followed up to it.
+    #[test]
+    fn retries_follow_retry_after_until_the_deadline_and_never_wait_past_it() {
+        let policy = RetryPolicy::new(Duration::from_secs(120), None);
+        let asked = Some(Duration::from_secs(2));
+        assert_eq!(policy.next(0, Duration::ZERO, asked, 0.5), Some(Duration::from_secs(2)));
+        assert_eq!(
+            policy.next(59, Duration::from_secs(118), asked, 0.5),
+            Some(Duration::from_secs(2)),
+            "no count ends it"
+        );
+        assert_eq!(
+            policy.next(60, Duration::from_millis(119_500), asked, 0.5),
+            Some(Duration::from_millis(500)),
+            "the last try is at the deadline"
+        );
+        assert_eq!(policy.next(61, Duration::from_secs(120), asked, 0.5), None, "the deadline has passed");
+        let counted = RetryPolicy::new(Duration::from_secs(120), Some(2));
+        assert!(counted.next(1, Duration::ZERO, None, 0.5).is_some());
+        assert_eq!(counted.next(2, Duration::ZERO, None, 0.5), None, "--retries still bounds the count");
+    }
+
+    #[test]
+    fn a_request_that_outlasts_its_deadline_fails_saying_how_long_it_tried() {
+        let policy =
+            RetryPolicy { base: Duration::from_millis(10), ..RetryPolicy::new(Duration::from_millis(300), None) };
+        let client = Client::new("http://127.0.0.1:9", None, policy, 1);
+        let started = Instant::now();
+        let mut attempts = 0;
+        let error = client
+            .with_retries("PUT part 5", || -> Result<(), Attempt> {
+                attempts += 1;
+                Err(Attempt::Transient {
+                    reason: "409 part_in_flight".into(),
+                    retry_after: Some(Duration::from_millis(50)),
+                })
+            })
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2), "{took:?}");
+        assert!(attempts >= 5, "Retry-After 50 ms within 300 ms: {attempts} attempts");
+        let message = error.to_string();
+        assert!(message.starts_with("PUT part 5: 409 part_in_flight (gave up after "), "{message}");
+        assert!(message.contains(&format!("{attempts} attempts in 0.")), "{message}");
     }
 
     #[test]
@@ -480,7 +550,7 @@ mod tests {
 
     #[test]
     fn a_client_that_gives_up_reports_every_attempt() {
-        let mut client = Client::new("http://127.0.0.1:1/", None, RetryPolicy::new(2), 1);
+        let mut client = Client::new("http://127.0.0.1:1/", None, RetryPolicy::new(RetryPolicy::DEADLINE, Some(2)), 1);
         client.retry.base = Duration::from_millis(1);
         assert_eq!(client.endpoint(), "http://127.0.0.1:1");
         let mut attempts = 0;
@@ -489,7 +559,7 @@ mod tests {
             Err(Attempt::Transient { reason: "flaky".into(), retry_after: None })
         });
         assert_eq!(attempts, 3);
-        assert_eq!(result.unwrap_err().to_string(), "thing: flaky (gave up after 3 attempts)");
+        assert_eq!(result.unwrap_err().to_string(), "thing: flaky (gave up after 3 attempts in 0.0s)");
         let mut attempts = 0;
         let result: Result<()> = client.with_retries("thing", || {
             attempts += 1;

@@ -39,6 +39,7 @@ mod uploads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use r2mpu_api::auth::Scope;
@@ -53,7 +54,7 @@ Exit codes:
   0  success
   1  usage: bad arguments or input files (including a FILE that exists without --force)
   2  the server refused the request (4xx); its problem code and detail are printed
-  3  the network failed, or 408/429/5xx answers outlasted --retries
+  3  the network failed, or 408/429/5xx/409 part_in_flight answers outlasted --retry-for
   4  integrity: the bytes do not match their checksum (ETag or MD5)
   5  local I/O: a file could not be read or written";
 
@@ -77,11 +78,15 @@ struct Connection {
     /// are visible to other users.
     #[arg(long, global = true, env = "R2MPU_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// How many times to retry a request after a connection error, 408, 429 or 5xx, waiting
-    /// with exponential backoff and full jitter (or the server's Retry-After) in between. Other
-    /// 4xx answers are never retried.
-    #[arg(long, global = true, default_value_t = 5)]
-    retries: u32,
+    /// How long, in seconds, to keep retrying one request after a connection error, 408, 429,
+    /// 5xx, 409 part_in_flight or upload_completing, waiting as the server's Retry-After says,
+    /// else with exponential backoff and full jitter. Other 4xx answers are never retried.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = RetryPolicy::DEADLINE.as_secs())]
+    retry_for: u64,
+    /// At most this many retries of one request, within --retry-for. By default only the
+    /// deadline counts (earlier builds stopped after 5 retries, however short).
+    #[arg(long, global = true)]
+    retries: Option<u32>,
     /// No progress output or informational notes on stderr; retries, warnings and errors are
     /// still reported.
     #[arg(long, short, global = true)]
@@ -265,8 +270,9 @@ fn exit_code(error: &Error) -> u8 {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
-    let Connection { endpoint, token, retries, quiet } = cli.connection;
-    let client = |connections: usize| Client::new(&endpoint, token.clone(), RetryPolicy::new(retries), connections);
+    let Connection { endpoint, token, retry_for, retries, quiet } = cli.connection;
+    let policy = RetryPolicy::new(Duration::from_secs(retry_for), retries);
+    let client = |connections: usize| Client::new(&endpoint, token.clone(), policy, connections);
     match cli.command {
         Command::Upload { file, key, part_size, concurrency, content_type, verify_parts, restart } => {
             let concurrency = Concurrency::from_flag(concurrency);
