@@ -59,3 +59,27 @@ fn a_part_whose_client_vanished_mid_body_is_sent_again_within_seconds_and_the_up
     let waited = upload_through_a_break(&env, Break::vanish(2 * MIB).method("PUT").path("/parts/2"));
     assert!(waited < RESEND_BOUND, "the re-send of part 2 waited {waited:?} after the client vanished");
 }
+
+/// A download whose range is cut off mid-answer fetches that range again, and the file is the
+/// object, byte for byte, verified.
+#[test]
+fn a_range_reset_mid_answer_is_fetched_again_and_the_download_is_identical() {
+    let env = Env::new("reset-range");
+    let (_, data) = env.file("up.bin", 3 * PART);
+    let key = format!("{}/up.bin", env.sub);
+    env.run(&["upload", "up.bin", &key, "--part-size", "5MiB"]).expect(0);
+    let proxy = ResetProxy::to(&env.worker.url);
+    proxy.arm(Break::response_after(2 * MIB).method("GET").path("/objects/"));
+    let mut command = env.command(&["download", &key, "back.bin", "--concurrency", "1"]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let output = command.output().expect("running r2mpu");
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+    .expect(0);
+    assert_eq!(proxy.resets(), 1, "the proxy cut one range off");
+    assert!(run.field("verified").contains("matches"), "{}", run.stdout);
+    assert!(std::fs::read(env.path("back.bin")).unwrap() == data, "the download is not the object");
+}

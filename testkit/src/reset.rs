@@ -28,18 +28,34 @@ pub struct Break {
     held: bool,
     /// Not a break: after the hold, the bytes flow on.
     stall: bool,
+    /// Counts the bytes of the answer to the request, not of its body.
+    response: bool,
 }
 
 impl Break {
     /// Reset both sides once `bytes` of a request body have reached the Worker.
     pub fn after(bytes: usize) -> Break {
-        Break { after: bytes as u64, method: None, path: None, vanish: false, held: false, stall: false }
+        Break {
+            after: bytes as u64,
+            method: None,
+            path: None,
+            vanish: false,
+            held: false,
+            stall: false,
+            response: false,
+        }
     }
 
     /// Reset the client once `bytes` of a body have reached the Worker, and leave the Worker
     /// waiting, silently, for the rest.
     pub fn vanish(bytes: usize) -> Break {
         Break { vanish: true, ..Break::after(bytes) }
+    }
+
+    /// Reset both sides once `bytes` of the answer to a matching request have reached the
+    /// client (a download cut off mid-range).
+    pub fn response_after(bytes: usize) -> Break {
+        Break { response: true, ..Break::after(bytes) }
     }
 
     /// No break: once `bytes` of a body are through, forward nothing more until
@@ -181,6 +197,8 @@ fn relay(mut client: TcpStream, mut server: TcpStream, shared: &Shared) {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let mut reading = Reading::Head(Vec::new());
+    // A break armed on the answer to the request last read.
+    let mut answer: Option<Break> = None;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         if shared.stop.load(Ordering::SeqCst) {
@@ -200,8 +218,16 @@ fn relay(mut client: TcpStream, mut server: TcpStream, shared: &Shared) {
                     return;
                 }
                 Ok(n) => {
-                    if client.write_all(&buf[..n]).is_err() {
+                    let take = answer.as_ref().map_or(n, |rule| n.min(rule.after as usize));
+                    if client.write_all(&buf[..take]).is_err() {
                         return;
+                    }
+                    if let Some(rule) = &mut answer {
+                        rule.after -= take as u64;
+                        if rule.after == 0 {
+                            drop_connection(&mut client, &mut server, rule.vanish, shared);
+                            return;
+                        }
                     }
                 }
             }
@@ -218,7 +244,7 @@ fn relay(mut client: TcpStream, mut server: TcpStream, shared: &Shared) {
             }
             Ok(n) => n,
         };
-        if !feed(&mut reading, &buf[..n], &mut client, &mut server, shared) {
+        if !feed(&mut reading, &mut answer, &buf[..n], &mut client, &mut server, shared) {
             return;
         }
     }
@@ -228,6 +254,7 @@ fn relay(mut client: TcpStream, mut server: TcpStream, shared: &Shared) {
 /// the connection when an armed limit is reached. Answers whether the connection lives on.
 fn feed(
     reading: &mut Reading,
+    answer: &mut Option<Break>,
     mut bytes: &[u8],
     client: &mut TcpStream,
     server: &mut TcpStream,
@@ -241,16 +268,19 @@ fn feed(
                 let Some(end) = head[from..].windows(4).position(|w| w == b"\r\n\r\n") else { return true };
                 let rest = head.split_off(from + end + 4);
                 let (method, target, length) = parse_head(head);
-                let limit = {
+                let mut limit = {
                     let mut armed = shared.armed.lock().unwrap();
                     let found = armed.iter().position(|b| b.matches(&method, &target));
                     found.map(|i| armed.remove(i))
                 };
+                if limit.as_ref().is_some_and(|rule| rule.response) {
+                    *answer = limit.take();
+                }
                 if server.write_all(head).is_err() {
                     return false;
                 }
                 *reading = if length == 0 { Reading::Head(Vec::new()) } else { Reading::Body { left: length, limit } };
-                return feed(reading, &rest, client, server, shared);
+                return feed(reading, answer, &rest, client, server, shared);
             }
             Reading::Body { left, limit } => {
                 let mut take = (*left).min(bytes.len() as u64);
