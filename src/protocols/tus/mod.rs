@@ -278,12 +278,10 @@ async fn delete_tail(cx: &Ctx, record: &Record) {
     }
 }
 
-/// The upload's handle; an id of the wrong shape is `404` before anything else is looked at.
+/// The upload's handle, carrying the request's injected faults (test builds only); an id of
+/// the wrong shape is `404` before anything else is looked at.
 fn handle(cx: &Ctx, upload_id: &str, claims: &Claims) -> ApiResult<UploadHandle> {
-    if !(upload_id.len() == 32 && upload_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))) {
-        return Err(ApiError::UploadNotFound);
-    }
-    UploadHandle::new(&cx.env, upload_id, Caller::of(claims))
+    Ok(UploadHandle::of(cx, upload_id, Caller::of(claims))?.with_faults(cx.faults()))
 }
 
 /// The upload's state in the protocol's headers: tus's `Upload-Expires`; the draft's
