@@ -13,7 +13,7 @@ use crate::index::{Entry, IndexCommand, IndexHandle};
 const PENDING: &str = "index-pending";
 
 /// How soon the upload object's alarm retries an index update that failed.
-const RETRY_MS: u64 = 30_000;
+pub const RETRY_MS: u64 = 30_000;
 
 /// An update the upload object still owes the index.
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,6 +42,12 @@ pub async fn retry_pending(state: &State, env: &Env) {
     if let Some(pending) = stored.and_then(|json| serde_json::from_str(&json).ok()) {
         update(state, env, pending, &Faults::default()).await;
     }
+}
+
+/// Whether an update is still owed: then the upload object's alarm must fire within
+/// [`RETRY_MS`], whatever else it waits for.
+pub async fn pending(state: &State) -> bool {
+    state.storage().get::<String>(PENDING).await.ok().flatten().is_some()
 }
 
 async fn update(state: &State, env: &Env, pending: Pending, faults: &Faults) {

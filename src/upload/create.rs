@@ -39,8 +39,11 @@ impl UploadState {
         let now = now_ms();
         let entry =
             crate::index::Entry { upload_id: upload_id.clone(), key: key.clone(), created_ms: now, part_size, size };
-        let (created, ()) =
-            futures_util::future::join(created, crate::index::opened(&self.state, &self.env, &caller.sub, entry, faults)).await;
+        let (created, ()) = futures_util::future::join(
+            created,
+            crate::index::opened(&self.state, &self.env, &caller.sub, entry, faults),
+        )
+        .await;
         let multipart = created?;
         let r2_upload_id = multipart.upload_id().await;
         // The same Idempotency-Key, sent again while R2 answered us, may have created it first.
