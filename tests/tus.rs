@@ -400,3 +400,192 @@ fn the_ietf_draft_creates_appends_resumes_and_cancels() {
     let unknown = api.send("POST", "/tus", &[("upload-draft-interop-version", "99"), ("upload-complete", "?0")], None);
     unknown.assert_problem(400, "invalid_request");
 }
+
+/// `GET /uploads` for `api`'s subject: the ids of its unfinished uploads.
+fn listed(api: &Api) -> Vec<String> {
+    let list = api.send("GET", "/uploads", &[], None);
+    assert_eq!(list.status, 200, "{}", String::from_utf8_lossy(&list.body));
+    list.json()["uploads"].as_array().unwrap().iter().map(|u| u["uploadId"].as_str().unwrap().into()).collect()
+}
+
+/// Issue 19, item 4: a create-with-upload sent again with the same `Idempotency-Key` (a retry
+/// after a lost answer) gets the upload as it is, at its offset: its body is not appended twice.
+#[test]
+fn a_repeated_create_with_upload_answers_the_upload_and_never_appends_its_body_again() {
+    let worker = Worker::shared_with(small_parts());
+    let api = Api::of(worker, "tus-replay");
+    let metadata = format!("key {}", b64("tus-replay/hello.txt"));
+    let headers = [TUS, OCTETS, ("upload-length", "10"), ("upload-metadata", &metadata), ("idempotency-key", "k-1")];
+    let first = api.send("POST", "/tus", &headers, Some(b"hello"));
+    assert_eq!((first.status, first.header("upload-offset")), (201, Some("5")), "{first:?}");
+    let again = api.send("POST", "/tus", &headers, Some(b"hello"));
+    assert_eq!((again.status, again.header("upload-offset")), (201, Some("5")), "{again:?}");
+    assert_eq!(again.header("location"), first.header("location"), "the same upload");
+    let path = first.header("location").unwrap();
+    assert_eq!(offset(&api, path), 5, "the replay appended nothing");
+    assert_eq!(patch(&api, path, 5, b"world").status, 204);
+    assert_eq!(api.object("tus-replay/hello.txt", &[]).body, b"helloworld");
+}
+
+/// Issue 19, item 5: a PATCH that is refused changes nothing, not even the deferred length it
+/// declares; and an offset plus length past 2^64 is a client's error, not arithmetic that wraps.
+#[test]
+fn a_refused_patch_changes_nothing_not_even_a_deferred_length() {
+    let worker = Worker::shared_with(small_parts());
+    let api = Api::of(worker, "tus-refused");
+    let path = create_deferred(&api, "tus-refused/file.txt");
+    assert_eq!(patch(&api, &path, 0, b"hello").status, 204);
+    let deferred = || {
+        let head = api.send("HEAD", &path, &[TUS], None);
+        (head.header("upload-offset").map(String::from), head.header("upload-defer-length").map(String::from))
+    };
+
+    // A stale offset declaring the length: 409, and the length is still deferred.
+    let stale = [TUS, OCTETS, ("upload-offset", "0"), ("upload-length", "5")];
+    api.send("PATCH", &path, &stale, Some(b"")).assert_problem(409, "offset_mismatch");
+    assert_eq!(deferred(), (Some("5".into()), Some("1".into())));
+    // A body longer than the length it declares: 413, and the length is still deferred.
+    let long = [TUS, OCTETS, ("upload-offset", "5"), ("upload-length", "7")];
+    api.send("PATCH", &path, &long, Some(b"world")).assert_problem(413, "beyond_length");
+    assert_eq!(deferred(), (Some("5".into()), Some("1".into())));
+    // The draft's length is offset + Content-Length: past u64::MAX it is refused as it is.
+    let draft = [
+        ("upload-draft-interop-version", "8"),
+        ("content-type", "application/partial-upload"),
+        ("upload-offset", "18446744073709551615"),
+        ("upload-complete", "?1"),
+    ];
+    api.send("PATCH", &path, &draft, Some(b"!")).assert_problem(400, "invalid_request");
+    assert_eq!(deferred(), (Some("5".into()), Some("1".into())));
+
+    let last = [TUS, OCTETS, ("upload-offset", "5"), ("upload-length", "10")];
+    assert_eq!(api.send("PATCH", &path, &last, Some(b"world")).status, 204);
+    assert_eq!(api.object("tus-refused/file.txt", &[]).body, b"helloworld");
+}
+
+/// Issue 19, item 8: a create refused for its body (its media type, its checksum, its length)
+/// leaves no upload behind: nothing new is listed.
+#[test]
+fn a_create_refused_for_its_body_creates_no_upload() {
+    let worker = Worker::shared_with(small_parts());
+    let api = Api::of(worker, "tus-refused-create");
+    let metadata = format!("key {}", b64("tus-refused-create/file.txt"));
+    let create = |extra: &[(&str, &str)], body: &[u8]| {
+        let mut headers = vec![TUS, ("upload-length", "10"), ("upload-metadata", metadata.as_str())];
+        headers.extend_from_slice(extra);
+        api.send("POST", "/tus", &headers, Some(body))
+    };
+    create(&[("content-type", "text/plain")], b"hello").assert_problem(415, "unsupported_media_type");
+    assert_eq!(listed(&api), Vec::<String>::new(), "after a 415");
+    create(&[OCTETS, ("upload-checksum", "sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAA=")], b"hello")
+        .assert_problem(460, "checksum_mismatch");
+    assert_eq!(listed(&api), Vec::<String>::new(), "after a 460");
+    create(&[OCTETS], b"hello world").assert_problem(413, "beyond_length");
+    assert_eq!(listed(&api), Vec::<String>::new(), "after a 413");
+    assert_eq!(create(&[OCTETS], b"hello").status, 201);
+    assert_eq!(listed(&api).len(), 1, "an accepted create is listed");
+}
+
+/// Issue 19, item 9: `HEAD` gives back the `Upload-Metadata` of the creation (tus's creation
+/// extension: MUST); a length above `Tus-Max-Size` is `413`.
+#[test]
+fn head_returns_the_metadata_and_lengths_beyond_the_limits_are_413() {
+    let worker = Worker::shared_with(small_parts());
+    let api = Api::of(worker, "tus-limits");
+    let metadata = format!("filename {},filetype {},empty", b64("tus-limits/a.txt"), b64("text/plain"));
+    let created = api.send("POST", "/tus", &[TUS, ("upload-length", "3"), ("upload-metadata", &metadata)], None);
+    assert_eq!(created.status, 201, "{created:?}");
+    let path = created.header("location").unwrap();
+    let head = api.send("HEAD", path, &[TUS], None);
+    let mut pairs: Vec<&str> = head.header("upload-metadata").expect("Upload-Metadata").split(',').collect();
+    pairs.sort();
+    let mut expected: Vec<&str> = metadata.split(',').collect();
+    expected.sort();
+    assert_eq!(pairs, expected);
+
+    let max = PART as u64 * 10_000;
+    let too_long = (max + 1).to_string();
+    let refused = api.send("POST", "/tus", &[TUS, ("upload-length", &too_long)], None);
+    refused.assert_problem(413, "beyond_length");
+    assert_eq!(listed(&api).len(), 1, "only the first upload");
+}
+
+/// Polls `check` every 200 ms until it answers `Some`, for at most `seconds`.
+fn within<T>(seconds: u64, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Issue 19, item 6: the last PATCH records the last byte, then its complete fails (the fault
+/// build injects it, before or in R2). The next HEAD, or the next PATCH, finishes the upload as
+/// a repeated complete does: the object is the bytes sent.
+#[test]
+fn a_tus_upload_whose_last_complete_failed_is_finished_by_the_next_head_or_patch() {
+    let worker = Worker::shared_faults();
+    let api = Api::of(worker, "tus-finish");
+    for (round, fault) in ["r2.complete=fail", "complete.before-r2=fail", "complete.after-r2=fail"].iter().enumerate() {
+        for next in ["HEAD", "PATCH"] {
+            let key = format!("tus-finish/{round}-{next}.txt");
+            let path = create(&api, &key, 10);
+            assert_eq!(patch(&api, &path, 0, b"hello").status, 204);
+            let headers = [TUS, OCTETS, ("upload-offset", "5"), ("x-r2mpu-fault", fault)];
+            let failed = api.send("PATCH", &path, &headers, Some(b"world"));
+            failed.assert_problem(500, "internal");
+            let state = api.state(path.trim_start_matches("/tus/")).json();
+            assert_eq!(state["status"], "completing", "{fault}: the record holds every byte, not completed");
+
+            let answer = match next {
+                "HEAD" => api.send("HEAD", &path, &[TUS], None),
+                _ => patch(&api, &path, 10, b""),
+            };
+            assert_eq!(answer.status, if next == "HEAD" { 200 } else { 204 }, "{fault}, {next}: {answer:?}");
+            assert_eq!(answer.header("upload-offset"), Some("10"), "{fault}, {next}");
+            assert_eq!(api.state(path.trim_start_matches("/tus/")).json()["status"], "completed", "{fault}, {next}");
+            assert_eq!(api.object(&key, &[]).body, b"helloworld", "{fault}, {next}");
+        }
+    }
+}
+
+/// Issue 19, item 6: with no HEAD or PATCH after the failed complete, the upload's alarm
+/// finishes it when its TTL runs out, instead of aborting an upload that holds every byte.
+#[test]
+fn the_alarm_finishes_a_tus_upload_whose_last_complete_failed() {
+    let worker = Worker::start_with_faults(Options { vars: vec![("UPLOAD_TTL".into(), "3s".into())] });
+    let api = Api::of(&worker, "tus-alarm-finish");
+    let path = create(&api, "tus-alarm/file.txt", 10);
+    let id = path.trim_start_matches("/tus/").to_string();
+    let headers = [TUS, OCTETS, ("upload-offset", "0"), ("x-r2mpu-fault", "r2.complete=fail")];
+    api.send("PATCH", &path, &headers, Some(b"helloworld")).assert_problem(500, "internal");
+    let settled = within(30, || {
+        let status = api.state(&id).json()["status"].as_str().unwrap().to_string();
+        (status != "open" && status != "completing").then_some(status)
+    });
+    assert_eq!(settled.as_deref(), Some("completed"));
+    assert_eq!(api.object("tus-alarm/file.txt", &[]).body, b"helloworld");
+}
+
+/// Issue 19, item 10: an index write that fails while an upload is created is retried half a
+/// minute later (not one `UPLOAD_TTL`, a day, later): the upload is listed soon.
+#[test]
+fn an_index_write_that_failed_at_create_is_retried_within_a_minute() {
+    let worker = Worker::shared_faults();
+    let api = Api::of(worker, "tus-index-retry");
+    let metadata = format!("key {}", b64("tus-index/file.txt"));
+    let headers =
+        [TUS, ("upload-length", "10"), ("upload-metadata", &metadata), ("x-r2mpu-fault", "index.update=fail")];
+    let created = api.send("POST", "/tus", &headers, None);
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.header("location").unwrap().trim_start_matches("/tus/").to_string();
+    assert_eq!(listed(&api), Vec::<String>::new(), "the index never heard of it");
+    let started = std::time::Instant::now();
+    let seen = within(60, || listed(&api).contains(&id).then_some(()));
+    assert!(seen.is_some(), "listed {:?} after the create", started.elapsed());
+}

@@ -85,7 +85,8 @@ pub enum ApiError {
         #[serde(rename = "provided-offset")]
         provided_offset: u64,
     },
-    /// 413: an append would carry the upload past its declared length.
+    /// 413: an append would carry the upload past its declared length, or past the most it may
+    /// hold (then `size` is that limit): `Tus-Max-Size`, or 10,000 parts while its length is deferred.
     BeyondLength { size: u64 },
     /// 412: the request's `Tus-Resumable` names a tus version other than 1.0.0.
     UnsupportedTusVersion,

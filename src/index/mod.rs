@@ -35,7 +35,7 @@ use crate::error::{ApiError, ApiResult};
 pub mod object;
 pub mod updates;
 
-pub use updates::{finished, opened, retry_pending};
+pub use updates::{finished, opened, pending, retry_pending, RETRY_MS};
 
 /// How long an entry whose upload object does not know it yet is kept: the index hears of a
 /// create while R2 works on it (`upload::create`), before the object writes its row.

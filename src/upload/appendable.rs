@@ -90,7 +90,11 @@ impl UploadState {
             "UPDATE appends SET offset = ?, tail_key = ?, tail_size = ? WHERE id = 1",
             vec![(to as i64).into(), tail_key.into(), tail_size.into()],
         )?;
-        if facts.expires_ms != before.expires_ms {
+        if row.size.is_some_and(|size| size as u64 == to) {
+            // The last byte: the Worker completes the upload next. Should that fail, the alarm
+            // finishes it soon ([`UploadState::finish_appended`]), not at the deadline.
+            self.alarm_at(facts.expires_ms.min(now_ms() + machine::COMPLETING_LEASE_MS)).await?;
+        } else if facts.expires_ms != before.expires_ms {
             self.alarm_at(facts.expires_ms).await?;
         }
         faults.at("append.after-record").await?;

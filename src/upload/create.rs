@@ -39,8 +39,11 @@ impl UploadState {
         let now = now_ms();
         let entry =
             crate::index::Entry { upload_id: upload_id.clone(), key: key.clone(), created_ms: now, part_size, size };
-        let (created, ()) =
-            futures_util::future::join(created, crate::index::opened(&self.state, &self.env, &caller.sub, entry)).await;
+        let (created, ()) = futures_util::future::join(
+            created,
+            crate::index::opened(&self.state, &self.env, &caller.sub, entry, faults),
+        )
+        .await;
         let multipart = created?;
         let r2_upload_id = multipart.upload_id().await;
         // The same Idempotency-Key, sent again while R2 answered us, may have created it first.
@@ -56,7 +59,7 @@ impl UploadState {
                 part_size: row.part_size as u64,
                 size: row.size.map(|s| s as u64),
             };
-            crate::index::opened(&self.state, &self.env, &caller.sub, entry).await;
+            crate::index::opened(&self.state, &self.env, &caller.sub, entry, faults).await;
             return self.replay(&caller, &new, &row);
         }
         let facts = Facts::new(now, ttl_ms);

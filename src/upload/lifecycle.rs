@@ -74,6 +74,31 @@ impl UploadState {
         }
     }
 
+    /// Whether the upload is an appendable one (tus, the draft) holding every byte of its length,
+    /// no tail, and not completed: the complete its last append asked for failed.
+    pub(super) fn appended_in_full(&self, row: &UploadRow) -> ApiResult<bool> {
+        let unfinished = matches!(parse_status(&row.status), UploadStatus::Open | UploadStatus::Completing);
+        let size = row.size.map(|s| s as u64);
+        Ok(unfinished && self.appends()?.is_some_and(|a| Some(a.offset) == size && a.tail_size == 0))
+    }
+
+    /// From the alarm: completes an upload [appended in full](UploadState::appended_in_full) whose
+    /// complete has no runner, as a repeated complete does, instead of aborting it at its
+    /// deadline: its client sent everything. Answers whether it is completed now; if not (R2
+    /// refused or failed again) the alarm goes on as for any upload.
+    pub(super) async fn finish_appended(&self, row: &UploadRow) -> ApiResult<bool> {
+        if !self.appended_in_full(row)? || row.facts().runner_alive(self.running.get(), now_ms()) {
+            return Ok(false);
+        }
+        match self.complete(None, row.ttl_ms as u64, &Faults::default()).await {
+            Ok(record) => Ok(record.upload.status == UploadStatus::Completed),
+            Err(e) => {
+                crate::error::cause("the alarm's complete of an upload appended in full", &e);
+                Ok(false)
+            }
+        }
+    }
+
     /// Test builds: `r2.forget=now` makes R2 drop the multipart upload behind our back.
     pub(super) async fn r2_forget_if_asked(&self, row: &UploadRow, faults: &Faults) -> ApiResult<()> {
         if faults.at("r2.forget").await? == Some(Action::Now) {
@@ -114,7 +139,14 @@ impl UploadState {
         finished.then(|| (before.owner.clone(), before.upload_id.clone()))
     }
 
+    /// Sets the alarm for `when_ms`, or sooner while an index update is owed: its retry
+    /// ([`crate::index::RETRY_MS`] ahead) is never put off to the upload's own deadline (the
+    /// create that failed to list an upload would otherwise have it listed one TTL later).
     pub(super) async fn alarm_at(&self, when_ms: u64) -> ApiResult<()> {
+        let when_ms = match crate::index::pending(&self.state).await {
+            true => when_ms.min(now_ms() + crate::index::RETRY_MS),
+            false => when_ms,
+        };
         let wait = when_ms.saturating_sub(now_ms()).max(1);
         self.state.storage().set_alarm(Duration::from_millis(wait)).await.or_internal("set alarm")
     }

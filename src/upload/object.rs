@@ -63,6 +63,13 @@ impl DurableObject for UploadState {
         let Some(row) = self.row().map_err(failed)? else {
             return Response::empty();
         };
+        if self.finish_appended(&row).await.map_err(failed)? {
+            self.unlist_if_finished(Some(&row)).await;
+            return Response::empty();
+        }
+        let Some(row) = self.row().map_err(failed)? else {
+            return Response::empty();
+        };
         let mut facts = row.facts();
         let before = facts.clone();
         let now = now_ms();

@@ -88,6 +88,16 @@ pub(super) fn parse_metadata(header: Option<&str>) -> ApiResult<BTreeMap<String,
     Ok(pairs)
 }
 
+/// `Upload-Metadata` for `pairs`, as [`parse_metadata`] reads it: a name alone for an empty value.
+pub(super) fn encode_metadata(pairs: &BTreeMap<String, String>) -> String {
+    use jwt_simple::reexports::ct_codecs::Encoder;
+    let encoded = pairs.iter().map(|(name, value)| match value.is_empty() {
+        true => name.clone(),
+        false => format!("{name} {}", Base64::encode_to_string(value).unwrap_or_default()),
+    });
+    encoded.collect::<Vec<_>>().join(",")
+}
+
 /// The file name in a `Content-Disposition` (RFC 6266): `filename*=UTF-8''<percent-encoded>`,
 /// else `filename="<name>"`. (Parameters are split at `;`; a quoted name holding one is cut.)
 pub(super) fn disposition_filename(header: &str) -> Option<String> {
@@ -141,5 +151,6 @@ mod tests {
         assert!(parse_metadata(Some("a !!!")).is_err());
         assert!(parse_metadata(Some("a YQ==,a YQ==")).is_err(), "a name twice");
         assert!(parse_metadata(None).unwrap().is_empty());
+        assert_eq!(parse_metadata(Some(&encode_metadata(&parsed))).unwrap(), parsed, "encoded as parsed");
     }
 }

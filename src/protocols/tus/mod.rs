@@ -24,8 +24,9 @@ use crate::upload::append::{self, Keep, Source};
 use crate::upload::digest::Digesting;
 use crate::upload::{self, Caller, Command, Record, UploadHandle};
 use headers::{
-    check_media_type, content_length, disposition_filename, inconsistent_length, parse_checksum, parse_metadata,
-    parse_u64, protocol, upload_complete, Protocol, CHECKSUMS, OFFSET_OCTET_STREAM, PARTIAL_UPLOAD, TUS_VERSION,
+    check_media_type, content_length, disposition_filename, encode_metadata, inconsistent_length, parse_checksum,
+    parse_metadata, parse_u64, protocol, upload_complete, Protocol, CHECKSUMS, OFFSET_OCTET_STREAM, PARTIAL_UPLOAD,
+    TUS_VERSION,
 };
 
 const EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum";
@@ -36,7 +37,7 @@ pub async fn options(cx: Ctx) -> ApiResult<Response> {
     let headers = response.headers();
     headers.set("tus-version", TUS_VERSION).or_internal("header")?;
     headers.set("tus-extension", EXTENSIONS).or_internal("header")?;
-    let max = cx.config.max_part_size.saturating_mul(u64::from(MAX_PARTS));
+    let max = tus_max_size(&cx);
     headers.set("tus-max-size", &max.to_string()).or_internal("header")?;
     let algorithms: Vec<&str> = CHECKSUMS.iter().map(|(name, _)| *name).collect();
     headers.set("tus-checksum-algorithm", &algorithms.join(",")).or_internal("header")?;
@@ -64,7 +65,11 @@ pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
             (false, declared) => declared,
         },
     };
-    let mut metadata = parse_metadata(cx.header("upload-metadata").as_deref())?;
+    let max_size = tus_max_size(&cx);
+    if size.is_some_and(|size| size > max_size) {
+        return Err(ApiError::BeyondLength { size: max_size });
+    }
+    let metadata = parse_metadata(cx.header("upload-metadata").as_deref())?;
     // The draft names the representation as any request does: `Content-Disposition`'s file
     // name and `Content-Type`.
     let (named, typed) = match protocol {
@@ -74,7 +79,8 @@ pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
             cx.header("content-type").filter(|_| cx.media_type().is_some_and(|m| m != PARTIAL_UPLOAD)),
         ),
     };
-    let key = match metadata.remove("key").or_else(|| metadata.get("filename").cloned()).or(named) {
+    // Kept in the metadata as given: HEAD answers it back (the creation extension's MUST).
+    let key = match metadata.get("key").or_else(|| metadata.get("filename")).cloned().or(named) {
         Some(key) => key,
         None => format!("{}{}", claims.prefix.clone().unwrap_or_default(), random_name()?),
     };
@@ -86,19 +92,29 @@ pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     // The usual part size, or the deployment's largest part if that is smaller.
     let part_size = default_part_size(size).min(cx.config.max_part_size);
     let layout = Layout::plan(size, Some(part_size), cx.config.max_part_size)?;
+    let has_body = content_length(&cx)?.is_some_and(|n| n > 0) || size == Some(0);
+    // A body the upload cannot take is refused before there is an upload nobody could reach.
+    if has_body {
+        check_append(&cx, protocol, layout, 0)?;
+    }
     let record = upload::start(&cx, &claims, body, layout).await?;
+    // The same Idempotency-Key again (a retry after a lost answer): the first create opened the
+    // appends and sent its body, so the replay answers the upload as it is, at its offset.
+    let replay = record.appends.is_some();
     let upload = handle(&cx, &record.upload.upload_id, &claims)?;
     let mut record = upload.send(Command::OpenAppends).await?;
     if record.appends.is_none() {
         // An Idempotency-Key that named a REST upload.
         return Err(ApiError::IdempotencyKeyReused);
     }
-    let has_body = content_length(&cx)?.is_some_and(|n| n > 0) || size == Some(0);
-    if has_body {
-        if protocol == Protocol::Tus && content_length(&cx)?.is_some_and(|n| n > 0) {
-            check_media_type(&cx, OFFSET_OCTET_STREAM)?;
-        }
-        record = append_body(&cx, &upload, record).await?;
+    if has_body && !replay {
+        record = match append_body(&cx, &upload, record).await {
+            Ok(record) => record,
+            Err(error) => {
+                abandon(&cx, &upload, &error).await;
+                return Err(error);
+            }
+        };
     }
     let response = Response::empty().or_internal("response")?.with_status(201);
     response.headers().set("location", &format!("/tus/{}", record.upload.upload_id)).or_internal("location")?;
@@ -113,6 +129,7 @@ pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let upload = handle(&cx, cx.param("uploadId"), &claims)?;
     let protocol = protocol(&cx)?;
     let record = appendable(upload.send(Command::Get).await?)?;
+    let record = finish_if_due(&cx, &upload, record).await?;
     let status = if protocol == Protocol::Tus { 200 } else { 204 };
     let response = Response::empty().or_internal("response")?.with_status(status);
     let headers = response.headers();
@@ -124,6 +141,9 @@ pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         (None, Protocol::Draft(_)) => Ok(()),
     }
     .or_internal("header")?;
+    if !record.upload.metadata.is_empty() {
+        headers.set("upload-metadata", &encode_metadata(&record.upload.metadata)).or_internal("header")?;
+    }
     with_state(response, &record, protocol, &cx)
 }
 
@@ -138,7 +158,8 @@ pub async fn patch(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         Protocol::Draft(_) => check_media_type(&cx, PARTIAL_UPLOAD)?,
     }
     let offset = parse_u64("Upload-Offset", &cx.header("upload-offset").unwrap_or_default())?;
-    let mut record = appendable(upload.send(Command::Get).await?)?;
+    let record = appendable(upload.send(Command::Get).await?)?;
+    let mut record = finish_if_due(&cx, &upload, record).await?;
     // The draft: bytes appended to a completed upload are an inconsistent length.
     let has_bytes = content_length(&cx)?.is_some_and(|n| n > 0);
     if matches!(protocol, Protocol::Draft(_)) && record.upload.status == UploadStatus::Completed && has_bytes {
@@ -148,7 +169,10 @@ pub async fn patch(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         Protocol::Tus => cx.header("upload-length").map(|length| parse_u64("Upload-Length", &length)).transpose()?,
         // `Upload-Complete: ?1`: this body is the rest, so the length is known now.
         Protocol::Draft(_) if upload_complete(&cx)? => {
-            Some(offset + content_length(&cx)?.ok_or(ApiError::LengthRequired)?)
+            let incoming = content_length(&cx)?.ok_or(ApiError::LengthRequired)?;
+            let too_long =
+                || ApiError::invalid_field("Upload-Offset", "Upload-Offset + Content-Length is above 2^64 - 1");
+            Some(offset.checked_add(incoming).ok_or_else(too_long)?)
         }
         Protocol::Draft(_) => None,
     };
@@ -156,15 +180,31 @@ pub async fn patch(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         if record.upload.size.is_some_and(|known| known != size) && protocol != Protocol::Tus {
             return Err(inconsistent_length());
         }
-        record = upload.send(Command::DeclareLength { size }).await?;
     }
+    // A refused PATCH changes nothing: its offset and its bytes are checked before its length
+    // is declared.
     if offset != offset_of(&record) {
         return Err(ApiError::OffsetMismatch { expected_offset: offset_of(&record), provided_offset: offset });
     }
+    if record.upload.status == UploadStatus::Completed && !has_bytes {
+        // An empty PATCH at the end of a completed upload (a client confirming it): its offset.
+        return patched(&record, protocol, &cx);
+    }
+    record.ensure_open()?;
+    let layout = Layout { size: record.upload.size.or(declared), ..record.layout() };
+    check_append(&cx, protocol, layout, offset)?;
+    if let Some(size) = declared {
+        record = upload.send(Command::DeclareLength { size }).await?;
+    }
     let record = append_body(&cx, &upload, record).await?;
+    patched(&record, protocol, &cx)
+}
+
+/// The answer to a PATCH: `204` with the new offset.
+fn patched(record: &Record, protocol: Protocol, cx: &Ctx) -> ApiResult<Response> {
     let response = Response::empty().or_internal("response")?.with_status(204);
-    response.headers().set("upload-offset", &offset_of(&record).to_string()).or_internal("offset")?;
-    with_state(response, &record, protocol, &cx)
+    response.headers().set("upload-offset", &offset_of(record).to_string()).or_internal("offset")?;
+    with_state(response, record, protocol, cx)
 }
 
 /// `DELETE /tus/{uploadId}` (termination): aborts the upload and frees its parts and tail.
@@ -274,6 +314,55 @@ pub fn offset_of(record: &Record) -> u64 {
     }
 }
 
+/// Checks an append of the request's body at `offset` before anything of it is sent or
+/// recorded: its media type (tus), its length (known, and within the upload's `layout`: its
+/// declared length, or the 10,000 parts of its part size while the length is deferred), and
+/// its `Upload-Checksum` header.
+fn check_append(cx: &Ctx, protocol: Protocol, layout: Layout, offset: u64) -> ApiResult<()> {
+    let incoming = content_length(cx)?.ok_or(ApiError::LengthRequired)?;
+    if protocol == Protocol::Tus && incoming > 0 {
+        check_media_type(cx, OFFSET_OCTET_STREAM)?;
+    }
+    // R2's 10,000 parts of this size: all a deferred length may grow to.
+    let room = layout.part_size.saturating_mul(u64::from(MAX_PARTS));
+    let limit = layout.size.unwrap_or(room);
+    if limit > room || offset.checked_add(incoming).is_none_or(|end| end > limit) {
+        return Err(ApiError::BeyondLength { size: limit.min(room) });
+    }
+    cx.header("upload-checksum").map(|h| parse_checksum(&h)).transpose()?;
+    Ok(())
+}
+
+/// An upload whose last byte is recorded (offset = length, no tail) but that is not completed:
+/// the complete that followed its last append failed. Finish it as a repeated complete does
+/// (a complete that died is taken over and repeated), so that the offset a client is told
+/// never stands for an object that does not exist.
+async fn finish_if_due(cx: &Ctx, upload: &UploadHandle, record: Record) -> ApiResult<Record> {
+    let appended = record.appends.as_ref().is_some_and(|a| Some(a.offset) == record.upload.size && a.tail_size == 0);
+    let unfinished = matches!(record.upload.status, UploadStatus::Open | UploadStatus::Completing);
+    if !(appended && unfinished) {
+        return Ok(record);
+    }
+    upload.send(Command::Complete { parts: None, ttl_ms: cx.config.upload_ttl_ms }).await
+}
+
+/// A create whose body failed: its client holds no URL for the upload, so it is aborted, unless
+/// the client can reach it again (its `Idempotency-Key`: a retry, perhaps running now, gets it)
+/// and the body itself was not refused (a checksum that does not match).
+async fn abandon(cx: &Ctx, upload: &UploadHandle, error: &ApiError) {
+    if cx.header("idempotency-key").is_some() && *error != ApiError::ChecksumMismatch {
+        return;
+    }
+    if let Err(e) = upload.send(Command::Abort { ttl_ms: cx.config.upload_ttl_ms }).await {
+        worker::console_warn!("aborting an upload whose create failed: {e}");
+    }
+}
+
+/// The most a tus upload may hold: `Tus-Max-Size`, 10,000 of the deployment's largest parts.
+fn tus_max_size(cx: &Ctx) -> u64 {
+    cx.config.max_part_size.saturating_mul(u64::from(MAX_PARTS))
+}
+
 /// Only appendable uploads are tus uploads; an aborted one is gone for tus clients.
 fn appendable(record: Record) -> ApiResult<Record> {
     if record.appends.is_none() || record.upload.status == UploadStatus::Aborted {
@@ -290,12 +379,10 @@ async fn delete_tail(cx: &Ctx, record: &Record) {
     }
 }
 
-/// The upload's handle; an id of the wrong shape is `404` before anything else is looked at.
+/// The upload's handle, carrying the request's injected faults (test builds only); an id of
+/// the wrong shape is `404` before anything else is looked at.
 fn handle(cx: &Ctx, upload_id: &str, claims: &Claims) -> ApiResult<UploadHandle> {
-    if !(upload_id.len() == 32 && upload_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))) {
-        return Err(ApiError::UploadNotFound);
-    }
-    Ok(UploadHandle::new(&cx.env, upload_id, Caller::of(claims))?.with_faults(cx.faults()))
+    Ok(UploadHandle::of(cx, upload_id, Caller::of(claims))?.with_faults(cx.faults()))
 }
 
 /// The upload's state in the protocol's headers: tus's `Upload-Expires`; the draft's
