@@ -73,7 +73,7 @@ impl Read {
 async fn read(bucket: &Bucket, key: &str, range: Option<&Range>) -> ApiResult<Read> {
     let mut request = bucket.get(key);
     if let Some(range) = range {
-        request = request.range(range.clone());
+        request = request.range(within_js(range));
     }
     match request.execute().await {
         Ok(Some(object)) if object.body().is_some() => Ok(Read::Object(object)),
@@ -85,7 +85,17 @@ async fn read(bucket: &Bucket, key: &str, range: Option<&Range>) -> ApiResult<Re
                 let head = bucket.head(key).await.or_internal("R2 head")?.ok_or(ApiError::ObjectNotFound)?;
                 match resolve_range(range, head.size()) {
                     None => Ok(Read::Unsatisfiable(head)),
-                    Some(_) => Err(internal("R2 ranged get", e)),
+                    // A range past the end selects up to the end (RFC 9110 §14.1.2): ask R2 for
+                    // exactly those bytes.
+                    Some((start, end)) => {
+                        let exact = Range::OffsetWithLength { offset: start, length: end + 1 - start };
+                        match bucket.get(key).range(exact).execute().await {
+                            Ok(Some(object)) if object.body().is_some() => Ok(Read::Object(object)),
+                            Ok(Some(_)) => Err(internal("R2 get", "an object without a body")),
+                            Ok(None) => Err(ApiError::ObjectNotFound),
+                            Err(_) => Err(internal("R2 ranged get", e)),
+                        }
+                    }
                 }
             }
         },
@@ -231,9 +241,27 @@ fn parse_range(header: &str) -> Option<Range> {
         (false, true) => Some(Range::OffsetToEnd { offset: number(first)? }),
         (false, false) => {
             let (start, end) = (number(first)?, number(last)?);
-            (end >= start).then(|| Range::OffsetWithLength { offset: start, length: end - start + 1 })
+            (end >= start).then(|| Range::OffsetWithLength { offset: start, length: (end - start).saturating_add(1) })
         }
         (true, true) => None,
+    }
+}
+
+/// The largest integer a JS number holds exactly: R2's binding takes ranges as JS numbers, and
+/// a larger one (`bytes=18446744073709551615-`) used to hang the request. No object is this
+/// large, so a range clamped to it selects the same bytes.
+const MAX_SAFE: u64 = (1 << 53) - 1;
+
+/// `range` with every number clamped to [`MAX_SAFE`], selecting the same bytes of any object.
+fn within_js(range: &Range) -> Range {
+    match *range {
+        Range::OffsetWithLength { offset, length } => {
+            let offset = offset.min(MAX_SAFE);
+            Range::OffsetWithLength { offset, length: length.min(MAX_SAFE - offset) }
+        }
+        Range::OffsetToEnd { offset } => Range::OffsetToEnd { offset: offset.min(MAX_SAFE) },
+        Range::Prefix { length } => Range::Prefix { length: length.min(MAX_SAFE) },
+        Range::Suffix { suffix } => Range::Suffix { suffix: suffix.min(MAX_SAFE) },
     }
 }
 
@@ -258,6 +286,26 @@ mod tests {
         assert_eq!(parse_range("bytes=0-99"), Some(Range::OffsetWithLength { offset: 0, length: 100 }));
         assert_eq!(parse_range("bytes=100-"), Some(Range::OffsetToEnd { offset: 100 }));
         assert_eq!(parse_range("bytes=-5"), Some(Range::Suffix { suffix: 5 }));
+    }
+
+    /// Issue 19, item 11: the limits of the grammar neither overflow nor reach R2 unclamped.
+    #[test]
+    fn huge_ranges_parse_without_overflow_and_reach_r2_within_a_js_number() {
+        let max = u64::MAX;
+        let whole = parse_range(&format!("bytes=0-{max}")).unwrap();
+        assert_eq!(whole, Range::OffsetWithLength { offset: 0, length: max });
+        assert_eq!(resolve_range(&whole, 10), Some((0, 9)), "past the end means to the end");
+        assert_eq!(within_js(&whole), Range::OffsetWithLength { offset: 0, length: MAX_SAFE });
+        let far = parse_range(&format!("bytes={max}-")).unwrap();
+        assert_eq!((resolve_range(&far, 10), within_js(&far)), (None, Range::OffsetToEnd { offset: MAX_SAFE }));
+        let suffix = parse_range(&format!("bytes=-{max}")).unwrap();
+        assert_eq!(
+            (resolve_range(&suffix, 10), within_js(&suffix)),
+            (Some((0, 9)), Range::Suffix { suffix: MAX_SAFE })
+        );
+        let edge = parse_range(&format!("bytes={}-{}", max - 1, max)).unwrap();
+        assert_eq!(within_js(&edge), Range::OffsetWithLength { offset: MAX_SAFE, length: 0 });
+        assert_eq!(parse_range("bytes=0-18446744073709551616"), None, "past u64: not a range we serve");
     }
 
     #[test]

@@ -180,6 +180,11 @@ pub async fn patch(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         if record.upload.size.is_some_and(|known| known != size) && protocol != Protocol::Tus {
             return Err(inconsistent_length());
         }
+        // Past `Tus-Max-Size` no upload can go (and past 2^53 no number survives the trip to
+        // the Durable Object).
+        if size > tus_max_size(&cx) {
+            return Err(ApiError::BeyondLength { size: tus_max_size(&cx) });
+        }
     }
     // A refused PATCH changes nothing: its offset and its bytes are checked before its length
     // is declared.
