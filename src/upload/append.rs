@@ -71,16 +71,15 @@ impl Piece {
 /// into pieces, for an upload of `part_size` parts and `size` bytes if known. The last byte of
 /// `size` makes the rest the last part; otherwise the rest is the new tail.
 pub fn cut(part_size: u64, offset: u64, tail: u64, incoming: u64, size: Option<u64>) -> ApiResult<Vec<Piece>> {
-    if let Some(size) = size {
-        if offset + incoming > size {
-            return Err(ApiError::BeyondLength { size });
-        }
-    }
+    // No number may wrap: past 2^64 bytes, or past R2's 10,000 parts, is beyond any length.
+    let room = part_size.saturating_mul(u64::from(MAX_PARTS));
+    let end = offset.checked_add(incoming).filter(|end| *end <= size.unwrap_or(room).min(room));
+    let Some(end) = end else { return Err(ApiError::BeyondLength { size: size.unwrap_or(room).min(room) }) };
     let full_parts = (offset - tail) / part_size;
-    let finishes = size == Some(offset + incoming);
+    let finishes = size == Some(end);
     let (mut tail_left, mut body_left) = (tail, incoming);
     let mut pieces = Vec::new();
-    let mut next = full_parts as u16 + 1;
+    let mut next = u16::try_from(full_parts + 1).map_err(|_| ApiError::BeyondLength { size: room })?;
     while tail_left + body_left >= part_size {
         let from_tail = tail_left.min(part_size);
         let from_body = part_size - from_tail;
@@ -493,5 +492,15 @@ mod tests {
     #[test]
     fn an_append_past_the_length_is_refused() {
         assert_eq!(cut(P, 3, 3, 8, Some(10)), Err(ApiError::BeyondLength { size: 10 }));
+    }
+
+    /// Issue 19, items 9 and 11: nothing wraps, whatever the numbers.
+    #[test]
+    fn an_append_past_2_64_bytes_or_10000_parts_is_refused_not_wrapped() {
+        let room = P * u64::from(MAX_PARTS);
+        assert_eq!(cut(P, 3, 3, u64::MAX, None), Err(ApiError::BeyondLength { size: room }));
+        assert_eq!(cut(P, room - 1, 4, 2, None), Err(ApiError::BeyondLength { size: room }), "part 10,001");
+        assert_eq!(cut(P, 3, 3, u64::MAX, Some(u64::MAX)), Err(ApiError::BeyondLength { size: room }));
+        assert_eq!(cut(P, room - 5, 0, 5, Some(room)), Ok(vec![part(10_000, 0, 5)]), "the last part fits");
     }
 }
