@@ -28,6 +28,17 @@ impl<T, E: std::fmt::Display> OrInternal<T> for Result<T, E> {
     }
 }
 
+/// [`OrInternal`] for the `JsValue` errors of JS calls (streams, readers, promises).
+pub trait OrInternalJs<T> {
+    fn or_internal_js(self, context: &str) -> ApiResult<T>;
+}
+
+impl<T> OrInternalJs<T> for Result<T, wasm_bindgen::JsValue> {
+    fn or_internal_js(self, context: &str) -> ApiResult<T> {
+        self.map_err(worker::Error::from).or_internal(context)
+    }
+}
+
 /// Logs a runtime failure (R2, a Durable Object, the configuration) with its cause, as one
 /// JSON line. [`internal`] calls it where such a failure becomes a problem, so each is
 /// logged once.

@@ -32,7 +32,7 @@ use web_sys::{ReadableStream, WritableStreamDefaultWriter};
 use worker::worker_sys::FixedLengthStream;
 use worker::{Bucket, Data, MultipartUpload, ResponseBody, UploadedPart};
 
-use crate::error::{internal, ApiError, ApiResult, OrInternal};
+use crate::error::{internal, ApiError, ApiResult, OrInternal, OrInternalJs};
 use crate::upload::command::{Appends, Command, Record};
 use crate::upload::digest::Digesting;
 use crate::upload::handle::UploadHandle;
@@ -71,10 +71,8 @@ impl Piece {
 /// into pieces, for an upload of `part_size` parts and `size` bytes if known. The last byte of
 /// `size` makes the rest the last part; otherwise the rest is the new tail.
 pub fn cut(part_size: u64, offset: u64, tail: u64, incoming: u64, size: Option<u64>) -> ApiResult<Vec<Piece>> {
-    // No number may wrap: past 2^64 bytes, or past R2's 10,000 parts, is beyond any length.
+    let end = end_of(Layout { part_size, size }, offset, incoming)?;
     let room = part_size.saturating_mul(u64::from(MAX_PARTS));
-    let end = offset.checked_add(incoming).filter(|end| *end <= size.unwrap_or(room).min(room));
-    let Some(end) = end else { return Err(ApiError::BeyondLength { size: size.unwrap_or(room).min(room) }) };
     let full_parts = (offset - tail) / part_size;
     let finishes = size == Some(end);
     let (mut tail_left, mut body_left) = (tail, incoming);
@@ -96,6 +94,18 @@ pub fn cut(part_size: u64, offset: u64, tail: u64, incoming: u64, size: Option<u
         pieces.push(rest);
     }
     Ok(pieces)
+}
+
+/// Where an append of `incoming` bytes at `offset` ends, if the upload of `layout` can take it:
+/// within its length, and within R2's 10,000 parts of its part size (all a deferred length may
+/// grow to), with no number wrapping past 2^64.
+pub fn end_of(layout: Layout, offset: u64, incoming: u64) -> ApiResult<u64> {
+    let room = layout.part_size.saturating_mul(u64::from(MAX_PARTS));
+    let limit = layout.size.unwrap_or(room);
+    match offset.checked_add(incoming) {
+        Some(end) if limit <= room && end <= limit => Ok(end),
+        _ => Err(ApiError::BeyondLength { size: limit.min(room) }),
+    }
 }
 
 /// The part size for an upload whose first append, of `incoming` bytes, arrives while it holds
@@ -138,12 +148,24 @@ pub struct Sent {
     pub recorded: Option<Record>,
 }
 
-/// Why an append stopped: the error, the leases it still holds (to give back), and the record
-/// after the parts it did keep.
+impl Sent {
+    /// Undoes what was sent and not recorded: each part's lease given back, the new tail's
+    /// object deleted.
+    pub async fn give_back(&self, bucket: &Bucket, upload: &UploadHandle) -> ApiResult<()> {
+        for (part, token) in &self.parts {
+            upload.end_part(part.part_number, *token, false).await?;
+        }
+        if let Some((key, _)) = &self.tail {
+            let _ = bucket.delete(key.clone()).await;
+        }
+        Ok(())
+    }
+}
+
+/// Why an append stopped: the error, and the leases it still holds (to give back).
 pub struct Stopped {
     pub error: ApiError,
     pub leases: Vec<(u16, i64)>,
-    pub recorded: Option<Record>,
 }
 
 #[wasm_bindgen]
@@ -201,16 +223,16 @@ impl Source {
         }
         if self.reader.is_none() {
             let Some(stream) = self.stream.take() else { return Ok(None) };
-            self.reader = Some(byob_reader(&stream).map_err(|e| internal("a BYOB reader", js(&e)))?);
+            self.reader = Some(byob_reader(&stream).or_internal_js("a BYOB reader")?);
         }
         let reader = self.reader.as_ref().ok_or_else(|| internal("append", "no reader"))?;
         loop {
             // Fills the view unless the stream ends first; `done` comes with an empty view.
             let view = Uint8Array::new_with_length(READ_BYTES);
             let read = JsFuture::from(reader.read_at_least(READ_BYTES, &view)).await;
-            let result = read.map_err(|e| internal("reading a body", js(&e)))?;
+            let result = read.or_internal_js("reading a body")?;
             let done = Reflect::get(&result, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
-            let value = Reflect::get(&result, &"value".into()).map_err(|e| internal("a chunk", js(&e)))?;
+            let value = Reflect::get(&result, &"value".into()).or_internal_js("a chunk")?;
             if let Some(chunk) = value.dyn_into::<Uint8Array>().ok().filter(|c| c.length() > 0) {
                 if let Some(digest) = &self.digest {
                     digest.write(&chunk).await?;
@@ -236,7 +258,7 @@ impl Source {
             };
             n -= u64::from(chunk.length());
             self.left = self.left.saturating_sub(u64::from(chunk.length()));
-            JsFuture::from(writer.write_with_chunk(&chunk)).await.map_err(|e| internal("writing to R2", js(&e)))?;
+            JsFuture::from(writer.write_with_chunk(&chunk)).await.or_internal_js("writing to R2")?;
         }
         Ok(())
     }
@@ -273,9 +295,9 @@ where
             return send(Data::ReadableStream(stream)).await;
         }
     }
-    let fixed = FixedLengthStream::new_big_int(js_sys::BigInt::from(piece.bytes()))
-        .map_err(|e| internal("FixedLengthStream", js(&e)))?;
-    let writer = fixed.writable().get_writer().map_err(|e| internal("FixedLengthStream writer", js(&e)))?;
+    let fixed =
+        FixedLengthStream::new_big_int(js_sys::BigInt::from(piece.bytes())).or_internal_js("FixedLengthStream")?;
+    let writer = fixed.writable().get_writer().or_internal_js("FixedLengthStream writer")?;
     let data = if piece.bytes() == 0 { Data::Bytes(Vec::new()) } else { Data::ReadableStream(fixed.readable()) };
     let write = async {
         let written = async {
@@ -287,7 +309,7 @@ where
         }
         .await;
         match written {
-            Ok(()) => JsFuture::from(writer.close()).await.map(|_| ()).map_err(|e| internal("closing a part", js(&e))),
+            Ok(()) => JsFuture::from(writer.close()).await.map(|_| ()).or_internal_js("closing a part"),
             Err(e) => {
                 // R2's read fails too, so `send` returns.
                 let _ = JsFuture::from(writer.abort()).await;
@@ -377,7 +399,7 @@ pub async fn send(
             if let Some((key, _)) = &sent.tail {
                 let _ = bucket.delete(key.clone()).await;
             }
-            Err(Stopped { error, leases: taken, recorded: sent.recorded })
+            Err(Stopped { error, leases: taken })
         }
     }
 }
@@ -428,10 +450,6 @@ fn byob_reader(stream: &ReadableStream) -> Result<ByobReader, JsValue> {
 fn new_tail_key(upload_id: &str) -> ApiResult<String> {
     let random = crate::hex::random_hex::<8>().or_internal("random tail key")?;
     Ok(format!("{TAIL_PREFIX}{upload_id}/{random}"))
-}
-
-fn js(value: &wasm_bindgen::JsValue) -> String {
-    value.as_string().unwrap_or_else(|| format!("{value:?}"))
 }
 
 #[cfg(test)]

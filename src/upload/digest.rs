@@ -16,7 +16,7 @@ use web_sys::{
 };
 use worker::worker_sys::FixedLengthStream;
 
-use crate::error::{ApiError, ApiResult, OrInternal};
+use crate::error::{ApiError, ApiResult, OrInternalJs};
 
 #[wasm_bindgen(js_namespace = crypto)]
 extern "C" {
@@ -133,16 +133,6 @@ impl Digesting {
         JsFuture::from(self.writer.close()).await.or_internal_js("digesting")?;
         let buffer = JsFuture::from(self.digest.digest()).await.or_internal_js("digest")?;
         Ok(js_sys::Uint8Array::new(&buffer).to_vec())
-    }
-}
-
-trait OrInternalJs<T> {
-    fn or_internal_js(self, context: &str) -> ApiResult<T>;
-}
-
-impl<T> OrInternalJs<T> for Result<T, JsValue> {
-    fn or_internal_js(self, context: &str) -> ApiResult<T> {
-        self.map_err(worker::Error::from).or_internal(context)
     }
 }
 

@@ -31,18 +31,14 @@ impl UploadHandle {
         Ok(UploadHandle { stub: Rc::new(stub), caller, faults: Faults::default() })
     }
 
-    /// The handle on `upload_id` for a request: an id of the wrong shape is `404` before any
+    /// The handle on `upload_id` for a request, sending the request's injected faults (test
+    /// builds only) along with every command: an id of the wrong shape is `404` before any
     /// Durable Object wakes.
     pub fn of(cx: &Ctx, upload_id: &str, caller: Caller) -> ApiResult<UploadHandle> {
         if !is_upload_id(upload_id) {
             return Err(ApiError::UploadNotFound);
         }
-        UploadHandle::new(&cx.env, upload_id, caller)
-    }
-
-    /// Sends the request's injected faults along with every command (test builds only).
-    pub fn with_faults(self, faults: Faults) -> UploadHandle {
-        UploadHandle { faults, ..self }
+        Ok(UploadHandle { faults: cx.faults(), ..UploadHandle::new(&cx.env, upload_id, caller)? })
     }
 
     /// Sends a command that answers with the upload's record (all but the part commands).
@@ -97,7 +93,6 @@ pub async fn start(cx: &Ctx, claims: &Claims, body: CreateUpload, layout: Layout
         None => new_upload_id()?,
     };
     UploadHandle::of(cx, &upload_id, Caller::of(claims))?
-        .with_faults(cx.faults())
         .send(Command::Create(NewUpload {
             upload_id: upload_id.clone(),
             key: body.key,
@@ -117,14 +112,14 @@ pub async fn finish(
     parts: Option<Vec<PartRef>>,
     caller: Caller,
 ) -> ApiResult<CompletedObject> {
-    let upload = UploadHandle::of(cx, upload_id, caller)?.with_faults(cx.faults());
+    let upload = UploadHandle::of(cx, upload_id, caller)?;
     let record = upload.send(Command::Complete { parts, ttl_ms: cx.config.upload_ttl_ms }).await?;
     record.upload.object.ok_or_else(|| internal("complete", "no object after complete"))
 }
 
 /// Aborts the upload and frees its parts.
 pub async fn cancel(cx: &Ctx, upload_id: &str, caller: Caller) -> ApiResult<()> {
-    let upload = UploadHandle::of(cx, upload_id, caller)?.with_faults(cx.faults());
+    let upload = UploadHandle::of(cx, upload_id, caller)?;
     upload.send(Command::Abort { ttl_ms: cx.config.upload_ttl_ms }).await?;
     Ok(())
 }

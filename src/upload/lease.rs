@@ -23,7 +23,7 @@ use web_sys::{ReadableStream, TransformStream, TransformStreamDefaultController,
 use worker::worker_sys::FixedLengthStream;
 use worker::Delay;
 
-use crate::error::{internal, ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrInternalJs};
 use crate::upload::handle::UploadHandle;
 use crate::upload::machine::PART_LEASE_MS;
 
@@ -65,10 +65,6 @@ impl Held {
     pub fn new(upload: UploadHandle, part_number: u16, token: i64, length: u64, granted_ms: f64) -> Held {
         let flow = Flow { length, passed: 0, passed_at_renewal: 0, granted_ms, lost: None };
         Held { inner: Rc::new(Inner { upload, part_number, token, flow: RefCell::new(flow) }) }
-    }
-
-    pub fn token(&self) -> i64 {
-        self.inner.token
     }
 
     /// Why the lease was lost, if it was: the error for the request whose copy R2 refused.
@@ -126,10 +122,8 @@ impl Held {
         });
         let transformer = Transformer::new();
         transformer.set_transform(transform.as_ref().unchecked_ref());
-        let watching =
-            TransformStream::new_with_transformer(&transformer).map_err(|e| js_error("TransformStream", e))?;
-        let fixed = FixedLengthStream::new_big_int(js_sys::BigInt::from(length))
-            .map_err(|e| js_error("FixedLengthStream", e))?;
+        let watching = TransformStream::new_with_transformer(&transformer).or_internal_js("TransformStream")?;
+        let fixed = FixedLengthStream::new_big_int(js_sys::BigInt::from(length)).or_internal_js("FixedLengthStream")?;
         // Both settle as R2 reads; a failure surfaces in R2's uploadPart.
         let _ = body.pipe_to(&watching.writable());
         let _ = watching.readable().pipe_to(&fixed.writable());
@@ -163,8 +157,4 @@ impl Inner {
             }
         }
     }
-}
-
-fn js_error(context: &str, error: JsValue) -> ApiError {
-    internal(context, error.as_string().unwrap_or_else(|| format!("{error:?}")))
 }

@@ -45,7 +45,7 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
     let length = content_length(cx)?;
     let declared_md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
     let faults = cx.faults();
-    let upload = UploadHandle::of(cx, upload_id, caller)?.with_faults(faults.clone());
+    let upload = UploadHandle::of(cx, upload_id, caller)?;
     let asked = js_sys::Date::now();
     let grant = upload.begin_part(part_number, length).await?;
     let token = grant.token;

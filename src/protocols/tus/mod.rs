@@ -263,13 +263,7 @@ pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) ->
     if let Some((_, declared)) = checksum {
         let matches = body.digest().await.map(|digest| digest == Some(declared));
         if !matches.as_ref().is_ok_and(|m| *m) {
-            for (part, token) in sent.parts {
-                let part_number = part.part_number;
-                upload.end_part(part_number, token, false).await?;
-            }
-            if let Some((key, _)) = sent.tail {
-                let _ = bucket.delete(key).await;
-            }
+            sent.give_back(&bucket, upload).await?;
             matches?;
             return Err(ApiError::ChecksumMismatch);
         }
@@ -279,12 +273,11 @@ pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) ->
         // Every byte went into parts, each recorded as it landed.
         Some(recorded) if sent.offset == to && sent.tail.is_none() => recorded,
         _ => {
-            let (leases, new_tail) = (sent.parts.clone(), sent.tail.clone());
             let command = Command::Append {
                 from: sent.offset,
                 to,
-                parts: sent.parts,
-                tail: sent.tail,
+                parts: sent.parts.clone(),
+                tail: sent.tail.clone(),
                 ttl_ms: cx.config.upload_ttl_ms,
             };
             match upload.send(command).await {
@@ -292,12 +285,7 @@ pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) ->
                 // Refused: the record names none of it. Without an answer it may name all of it,
                 // so the new tail stays (and its parts' leases lapse by themselves).
                 Err(error) if error != ApiError::Internal => {
-                    for (part, token) in leases {
-                        upload.end_part(part.part_number, token, false).await?;
-                    }
-                    if let Some((key, _)) = new_tail {
-                        let _ = bucket.delete(key).await;
-                    }
+                    sent.give_back(&bucket, upload).await?;
                     return Err(error);
                 }
                 Err(error) => return Err(error),
@@ -328,12 +316,7 @@ fn check_append(cx: &Ctx, protocol: Protocol, layout: Layout, offset: u64) -> Ap
     if protocol == Protocol::Tus && incoming > 0 {
         check_media_type(cx, OFFSET_OCTET_STREAM)?;
     }
-    // R2's 10,000 parts of this size: all a deferred length may grow to.
-    let room = layout.part_size.saturating_mul(u64::from(MAX_PARTS));
-    let limit = layout.size.unwrap_or(room);
-    if limit > room || offset.checked_add(incoming).is_none_or(|end| end > limit) {
-        return Err(ApiError::BeyondLength { size: limit.min(room) });
-    }
+    append::end_of(layout, offset, incoming)?;
     cx.header("upload-checksum").map(|h| parse_checksum(&h)).transpose()?;
     Ok(())
 }
@@ -384,10 +367,9 @@ async fn delete_tail(cx: &Ctx, record: &Record) {
     }
 }
 
-/// The upload's handle, carrying the request's injected faults (test builds only); an id of
-/// the wrong shape is `404` before anything else is looked at.
+/// The upload's handle; an id of the wrong shape is `404` before anything else is looked at.
 fn handle(cx: &Ctx, upload_id: &str, claims: &Claims) -> ApiResult<UploadHandle> {
-    Ok(UploadHandle::of(cx, upload_id, Caller::of(claims))?.with_faults(cx.faults()))
+    UploadHandle::of(cx, upload_id, Caller::of(claims))
 }
 
 /// The upload's state in the protocol's headers: tus's `Upload-Expires`; the draft's
