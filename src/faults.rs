@@ -23,7 +23,8 @@
 //!   behind the record's back, so that R2 answers `InvalidPart`. Action `part:N`.
 //! - `index.update`: the owner's index update of a create fails (`fail`), as if its Durable
 //!   Object were unreachable; the update is kept for the alarm to retry.
-//! - `r2.get`, `r2.head`, `r2.list`, `r2.create`, `r2.upload-part`, `r2.complete`: that R2
+//! - `r2.get`, `r2.head`, `r2.list`, `r2.create`, `r2.upload-part`, `r2.append-part`
+//!   (a part of a tus or draft append), `r2.complete`: that R2
 //!   call fails (`fail`); `r2.create` also takes `pause:MS`, a slow create.
 
 use serde::{Deserialize, Serialize};

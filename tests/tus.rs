@@ -554,6 +554,34 @@ fn a_tus_upload_whose_last_complete_failed_is_finished_by_the_next_head_or_patch
     }
 }
 
+/// The same for a deferred length declared by an empty PATCH once every byte has arrived: its
+/// bytes wait in the tail, and the PATCH that declares the length turns the tail into the last
+/// part. When that fails in R2, the length stands (offset = length), so a client that HEADs
+/// is told it is done: that HEAD, or the next PATCH, sends the tail as the last part and
+/// completes, so the offset never stands for an object that does not exist.
+#[test]
+fn a_deferred_length_declared_once_every_byte_arrived_is_finished_by_the_next_head_or_patch() {
+    let worker = Worker::shared_faults();
+    let api = Api::of(worker, "tus-finish-tail");
+    for next in ["HEAD", "PATCH"] {
+        let key = format!("tus-finish-tail/{next}.txt");
+        let path = create_deferred(&api, &key);
+        assert_eq!(patch(&api, &path, 0, b"helloworld").status, 204);
+        let headers =
+            [TUS, OCTETS, ("upload-offset", "10"), ("upload-length", "10"), ("x-r2mpu-fault", "r2.append-part=fail")];
+        api.send("PATCH", &path, &headers, Some(b"")).assert_problem(500, "internal");
+
+        let answer = match next {
+            "HEAD" => api.send("HEAD", &path, &[TUS], None),
+            _ => api.send("PATCH", &path, &[TUS, OCTETS, ("upload-offset", "10"), ("upload-length", "10")], Some(b"")),
+        };
+        assert_eq!(answer.status, if next == "HEAD" { 200 } else { 204 }, "{next}: {answer:?}");
+        assert_eq!(answer.header("upload-offset"), Some("10"), "{next}: {answer:?}");
+        assert_eq!(api.state(path.trim_start_matches("/tus/")).json()["status"], "completed", "{next}");
+        assert_eq!(api.object(&key, &[]).body, b"helloworld", "{next}");
+    }
+}
+
 /// Issue 19, item 6: with no HEAD or PATCH after the failed complete, the upload's alarm
 /// finishes it when its TTL runs out, instead of aborting an upload that holds every byte.
 #[test]

@@ -362,6 +362,7 @@ pub async fn send(
                     let asked = js_sys::Date::now();
                     let token = upload.begin_part(n, piece.bytes()).await?.token;
                     taken.push((n, token));
+                    upload.faults().r2("append-part").await?;
                     let held = Held::new(upload.clone(), n, token, piece.bytes(), asked);
                     let send = |data| upload_part(&multipart, &held, n, data, piece.bytes());
                     let uploaded = held.keep(pipe(&mut tail, body, *piece, send)).await?;

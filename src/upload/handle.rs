@@ -41,6 +41,11 @@ impl UploadHandle {
         Ok(UploadHandle { faults: cx.faults(), ..UploadHandle::new(&cx.env, upload_id, caller)? })
     }
 
+    /// The request's injected faults, for the R2 calls made on the upload's behalf.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
     /// Sends a command that answers with the upload's record (all but the part commands).
     pub async fn send(&self, command: Command) -> ApiResult<Record> {
         self.call(command).await

@@ -224,9 +224,27 @@ pub async fn terminate(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 
 /// Appends the request body at the record's offset (see `upload::append`); completes the upload in R2
 /// when its last byte arrived. Answers the upload's record afterwards.
-pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) -> ApiResult<Record> {
+pub async fn append_body(cx: &Ctx, upload: &UploadHandle, record: Record) -> ApiResult<Record> {
     record.ensure_open()?;
     let incoming = content_length(cx)?.ok_or(ApiError::LengthRequired)?;
+    let stream = cx.req.inner().body();
+    if stream.is_none() && incoming > 0 {
+        return Err(ApiError::LengthRequired);
+    }
+    let checksum = cx.header("upload-checksum").map(|h| parse_checksum(&h)).transpose()?;
+    append(cx, upload, record, incoming, Source::new(stream, incoming), checksum).await
+}
+
+/// Appends `body` (`incoming` bytes, checked against `checksum` if there is one) at the
+/// record's offset, as [`append_body`] does for a request's body.
+async fn append(
+    cx: &Ctx,
+    upload: &UploadHandle,
+    mut record: Record,
+    incoming: u64,
+    mut body: Source,
+    checksum: Option<(&'static str, Vec<u8>)>,
+) -> ApiResult<Record> {
     let mut appends = record.appends.clone().ok_or(ApiError::UploadNotFound)?;
     if appends.offset == 0 && record.upload.parts.is_empty() {
         if let Some(part_size) = append::fitted_part_size(record.layout(), incoming, cx.config.max_part_size) {
@@ -237,12 +255,6 @@ pub async fn append_body(cx: &Ctx, upload: &UploadHandle, mut record: Record) ->
     let layout = record.layout();
     let pieces = append::cut(layout.part_size, appends.offset, appends.tail_size, incoming, layout.size)?;
     let bucket = cx.bucket()?;
-    let stream = cx.req.inner().body();
-    if stream.is_none() && incoming > 0 {
-        return Err(ApiError::LengthRequired);
-    }
-    let mut body = Source::new(stream, incoming);
-    let checksum = cx.header("upload-checksum").map(|h| parse_checksum(&h)).transpose()?;
     if let Some((algorithm, _)) = &checksum {
         body = body.hashed(Digesting::new(algorithm)?);
     }
@@ -325,13 +337,21 @@ fn check_append(cx: &Ctx, protocol: Protocol, layout: Layout, offset: u64) -> Ap
 /// the complete that followed its last append failed. Finish it as a repeated complete does
 /// (a complete that died is taken over and repeated), so that the offset a client is told
 /// never stands for an object that does not exist.
+///
+/// The same when the last bytes still wait in the tail: a deferred length declared once every
+/// byte had arrived, whose tail never became the last part (R2 failed, the request died). An
+/// append of nothing sends the tail as the last part and completes.
 async fn finish_if_due(cx: &Ctx, upload: &UploadHandle, record: Record) -> ApiResult<Record> {
-    let appended = record.appends.as_ref().is_some_and(|a| Some(a.offset) == record.upload.size && a.tail_size == 0);
-    let unfinished = matches!(record.upload.status, UploadStatus::Open | UploadStatus::Completing);
-    if !(appended && unfinished) {
+    let Some(appends) = record.appends.as_ref().filter(|a| Some(a.offset) == record.upload.size) else {
         return Ok(record);
+    };
+    match record.upload.status {
+        UploadStatus::Open if appends.tail_size > 0 => append(cx, upload, record, 0, Source::new(None, 0), None).await,
+        UploadStatus::Open | UploadStatus::Completing if appends.tail_size == 0 => {
+            upload.send(Command::Complete { parts: None, ttl_ms: cx.config.upload_ttl_ms }).await
+        }
+        _ => Ok(record),
     }
-    upload.send(Command::Complete { parts: None, ttl_ms: cx.config.upload_ttl_ms }).await
 }
 
 /// A create whose body failed: its client holds no URL for the upload, so it is aborted, unless
