@@ -38,6 +38,9 @@ pub enum ApiError {
     BodyTooLarge { limit: u64 },
     /// 411: a part was sent without `Content-Length` (R2 needs the length up front).
     LengthRequired,
+    /// 400: the request body broke off before its `Content-Length` (the client reset or went
+    /// away); nothing of the unfinished part was recorded.
+    BodyIncomplete,
     /// 400: the part number is not an integer in 1..=10000 (or beyond the declared size).
     InvalidPartNumber { reason: String },
     /// 400: the part's length breaks the upload's layout.
@@ -106,6 +109,7 @@ impl ApiError {
             NotFound | UploadNotFound | ObjectNotFound => 404,
             MethodNotAllowed { .. } => 405,
             LengthRequired => 411,
+            BodyIncomplete => 400,
             BodyTooLarge { .. } => 413,
             UnsupportedMediaType { .. } => 415,
             RangeNotSatisfiable { .. } => 416,
@@ -149,6 +153,7 @@ impl ApiError {
             UnsupportedMediaType { .. } => "unsupported_media_type",
             BodyTooLarge { .. } => "body_too_large",
             LengthRequired => "length_required",
+            BodyIncomplete => "body_incomplete",
             InvalidPartNumber { .. } => "invalid_part_number",
             PartSizeMismatch { .. } => "part_size_mismatch",
             InvalidLayout { .. } => "invalid_layout",
@@ -211,6 +216,7 @@ impl fmt::Display for ApiError {
             UnsupportedMediaType { accept } => write!(f, "the body must be {accept}"),
             BodyTooLarge { limit } => write!(f, "the body is larger than {limit} bytes"),
             LengthRequired => write!(f, "a part needs a Content-Length header; chunked bodies are refused"),
+            BodyIncomplete => write!(f, "the request body broke off before its Content-Length"),
             InvalidPartNumber { reason } => write!(f, "invalid part number: {reason}"),
             PartSizeMismatch { part_number, expected, actual } => {
                 write!(f, "part {part_number} is {actual} bytes; this upload's layout needs {expected}")
@@ -329,6 +335,7 @@ mod tests {
             UnsupportedMediaType { accept: String::new() },
             BodyTooLarge { limit: 1 },
             LengthRequired,
+            BodyIncomplete,
             InvalidPartNumber { reason: String::new() },
             PartSizeMismatch { part_number: 1, expected: 1, actual: 1 },
             InvalidLayout { reason: String::new() },

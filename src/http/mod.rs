@@ -5,8 +5,10 @@
 //! - [`cors`]: which other origins' pages may call the API, declared once for every route.
 //! - [`problem`]: how an `ApiError` leaves the Worker, as problem+json (RFC 9457).
 //! - [`log`]: one structured JSON log line per request.
+//! - [`body`]: a request body that broke off, told apart from a failure of its reader.
 
 pub mod auth;
+pub mod body;
 pub mod cors;
 pub mod ctx;
 pub mod log;

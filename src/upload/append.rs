@@ -33,6 +33,7 @@ use worker::worker_sys::FixedLengthStream;
 use worker::{Bucket, Data, MultipartUpload, ResponseBody, UploadedPart};
 
 use crate::error::{internal, ApiError, ApiResult, OrInternal, OrInternalJs};
+use crate::http::body;
 use crate::upload::command::{Appends, Command, Record};
 use crate::upload::digest::Digesting;
 use crate::upload::handle::UploadHandle;
@@ -230,7 +231,8 @@ impl Source {
             // Fills the view unless the stream ends first; `done` comes with an empty view.
             let view = Uint8Array::new_with_length(READ_BYTES);
             let read = JsFuture::from(reader.read_at_least(READ_BYTES, &view)).await;
-            let result = read.or_internal_js("reading a body")?;
+            // The body broke off: the client's doing (see `http::body`).
+            let result = read.map_err(|_| ApiError::BodyIncomplete)?;
             let done = Reflect::get(&result, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
             let value = Reflect::get(&result, &"value".into()).or_internal_js("a chunk")?;
             if let Some(chunk) = value.dyn_into::<Uint8Array>().ok().filter(|c| c.length() > 0) {
@@ -248,7 +250,7 @@ impl Source {
     /// Writes exactly `n` bytes to `writer`. A body that ends early is the client's doing.
     async fn copy(&mut self, writer: &WritableStreamDefaultWriter, mut n: u64) -> ApiResult<()> {
         while n > 0 {
-            let chunk = self.next().await?.ok_or(ApiError::invalid_field("Content-Length", "the body ended early"))?;
+            let chunk = self.next().await?.ok_or(ApiError::BodyIncomplete)?;
             let len = u64::from(chunk.length());
             let chunk = if len > n {
                 self.pending = Some(chunk.subarray(n as u32, len as u32));
@@ -384,7 +386,15 @@ pub async fn send(
                 Dest::Tail => {
                     let key = new_tail_key(&record.upload.upload_id)?;
                     pipe(&mut tail, body, *piece, |data| async {
-                        bucket.put(key.clone(), data).execute().await.map(|_| ()).or_internal("R2 put tail")
+                        let stream = match &data {
+                            Data::ReadableStream(stream) => Some(stream.clone()),
+                            _ => None,
+                        };
+                        let Err(e) = bucket.put(key.clone(), data).execute().await else { return Ok(()) };
+                        match stream {
+                            Some(stream) if body::broke(&stream).await => Err(ApiError::BodyIncomplete),
+                            _ => Err(internal("R2 put tail", e)),
+                        }
                     })
                     .await?;
                     sent.tail = Some((key, piece.bytes()));
@@ -414,21 +424,26 @@ async fn upload_part(
     data: Data,
     length: u64,
 ) -> ApiResult<UploadedPart> {
-    let (data, _watch) = match data {
+    let (data, watch) = match data {
         Data::ReadableStream(stream) => {
             let (watched, watch) = held.watch(stream, length)?;
             (Data::ReadableStream(watched), Some(watch))
         }
         other => (other, None),
     };
-    multipart.upload_part(part_number, data).await.map_err(|e| {
-        let e = e.to_string();
-        match held.lost() {
-            Some(lost) => lost,
-            None if is_no_such_upload(&e) => ApiError::UploadAborted,
-            None => internal("R2 uploadPart", e),
+    let e = match multipart.upload_part(part_number, data).await {
+        Ok(uploaded) => return Ok(uploaded),
+        Err(e) => e.to_string(),
+    };
+    if let Some(lost) = held.lost() {
+        return Err(lost);
+    }
+    if let Some(watch) = watch {
+        if watch.broke().await {
+            return Err(ApiError::BodyIncomplete);
         }
-    })
+    }
+    Err(if is_no_such_upload(&e) { ApiError::UploadAborted } else { internal("R2 uploadPart", e) })
 }
 
 /// The old tail's object, once no record names it.

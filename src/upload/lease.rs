@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{ReadableStream, TransformStream, TransformStreamDefaultController, Transformer};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{ReadableStream, StreamPipeOptions, TransformStream, TransformStreamDefaultController, Transformer};
 use worker::worker_sys::FixedLengthStream;
 use worker::Delay;
 
@@ -124,10 +125,13 @@ impl Held {
         transformer.set_transform(transform.as_ref().unchecked_ref());
         let watching = TransformStream::new_with_transformer(&transformer).or_internal_js("TransformStream")?;
         let fixed = FixedLengthStream::new_big_int(js_sys::BigInt::from(length)).or_internal_js("FixedLengthStream")?;
-        // Both settle as R2 reads; a failure surfaces in R2's uploadPart.
-        let _ = body.pipe_to(&watching.writable());
+        // Both settle as R2 reads; a failure surfaces in R2's uploadPart. A failure downstream
+        // leaves `body` as it is, so that [`Watch::broke`] can tell whose failure it was.
+        let options = StreamPipeOptions::new();
+        options.set_prevent_cancel(true);
+        let piped = body.pipe_to_with_options(&watching.writable(), &options);
         let _ = watching.readable().pipe_to(&fixed.writable());
-        Ok((fixed.readable(), Watch { _transform: transform }))
+        Ok((fixed.readable(), Watch { _transform: transform, body, piped }))
     }
 }
 
@@ -135,6 +139,17 @@ impl Held {
 /// `uploadPart` has answered.
 pub struct Watch {
     _transform: Closure<dyn FnMut(JsValue, TransformStreamDefaultController) -> Result<js_sys::Promise, JsValue>>,
+    body: ReadableStream,
+    piped: js_sys::Promise,
+}
+
+impl Watch {
+    /// After R2's `uploadPart` failed: whether the body broke off (the client's doing), rather
+    /// than R2 or the lease.
+    pub async fn broke(&self) -> bool {
+        let _ = JsFuture::from(self.piped.clone()).await;
+        crate::http::body::broke(&self.body).await
+    }
 }
 
 impl Inner {

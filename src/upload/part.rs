@@ -131,7 +131,7 @@ async fn stream_to_r2(
         }
         None => (cx.req.inner().body().filter(|_| length > 0), None),
     };
-    let (body, _watch) = match stream {
+    let (body, watch) = match stream {
         Some(stream) => {
             let (watched, watch) = held.watch(stream, length).map_err(before)?;
             (Data::ReadableStream(watched), Some(watch))
@@ -143,6 +143,11 @@ async fn stream_to_r2(
     // the watching stream stopped this copy before R2 took it.
     if let (Err(_), Some(lost)) = (&uploaded, held.lost()) {
         return Err(before(lost));
+    }
+    if let (Err(_), Some(watch)) = (&uploaded, &watch) {
+        if watch.broke().await {
+            return Err(before(ApiError::BodyIncomplete));
+        }
     }
     let uploaded = match uploaded {
         Ok(uploaded) => uploaded,
