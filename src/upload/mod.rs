@@ -8,6 +8,7 @@
 //! - [`lease`]: a part's lease, held by its sender and renewed only while its bytes flow.
 //! - [`append`]: the append engine: any stream of bytes cut at the upload's part boundaries,
 //!   the rest kept durably in R2 as a tail (tus and the IETF draft).
+//!   [`append::Source`] reads the body it appends.
 //! - [`digest`]: `Content-MD5` and `Upload-Checksum` digests computed inside the runtime as
 //!   the bytes stream to R2.
 //!
@@ -35,6 +36,7 @@ pub mod part;
 mod parts;
 mod r2;
 mod rows;
+mod source;
 
 pub use command::{Appends, Caller, Command, NewUpload, PartGrant, Record};
 pub use handle::{cancel, finish, start, UploadHandle};
