@@ -352,7 +352,7 @@ impl Fetching {
                 .accept(offset, &buf[..got], |at, bytes| write_all_at(&self.file, bytes, at))
                 .map_err(|e| Error::io("writing the downloaded file", e))?;
             if new > 0 {
-                self.progress.add(new);
+                self.progress.arrived(new);
                 self.activity.moved(n, Instant::now());
             }
             offset += got as u64;

@@ -94,7 +94,7 @@ impl Read for RangeReader<'_> {
                 self.offset += n as u64;
                 self.remaining -= n as u64;
                 self.counted += n as u64;
-                self.progress.add(n as u64);
+                self.progress.handed(n as u64);
                 Ok(n)
             }
             Err(e) => {

@@ -313,7 +313,7 @@ mod tests {
         let in_flight = InFlight::default();
         let work = |_| {
             in_flight.during(|| thread::sleep(Duration::from_millis(20)));
-            progress.add(1_000_000);
+            progress.arrived(1_000_000);
             Ok(())
         };
         let result = run(
@@ -337,7 +337,7 @@ mod tests {
         let in_flight = InFlight::default();
         let work = |_| {
             in_flight.during(|| thread::sleep(Duration::from_millis(20)));
-            progress.add(1_000_000);
+            progress.arrived(1_000_000);
             setbacks.fetch_add(1, Ordering::Relaxed);
             Ok(())
         };

@@ -296,6 +296,8 @@ impl Sending<'_> {
                 let (part, md5) = sent?;
                 journal.record(u32::from(n), md5)?;
                 etags.insert(n, part.etag);
+                let (start, end) = self.layout.part_range(n);
+                self.progress.arrived(end - start);
                 Ok(())
             },
         )

@@ -410,6 +410,26 @@ fn progress_percents(stderr: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Progress counts what the Worker holds, not what the kernel took: four parts in flight at
+/// once, each sent whole at once into the relay, answered 1.6 s apart. After each answer the
+/// line says exactly one more quarter; counting bytes handed to sockets said 100% (and an ETA of
+/// nothing) after the first.
+#[test]
+fn progress_counts_the_parts_the_worker_answered_not_the_bytes_handed_to_sockets() {
+    let env = Env::new("progress");
+    let (_, data) = env.file("progress.bin", 4 * PART);
+    let proxy = Proxy::start(&env.worker.url, |seen| match seen.part_number() {
+        Some(n) => Action::ForwardAfter(std::time::Duration::from_millis(1600 * u64::from(n))),
+        None => Action::Forward,
+    });
+    let mut command = env.command(&["upload", "progress.bin", "progress/progress.bin", "--part-size", PART_SIZE]);
+    command.args(["--concurrency", "4"]).env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
+    assert_eq!(progress_percents(&run.stderr), vec![25, 50, 75, 100], "{}", run.stderr);
+    let download = env.run(&["download", "progress/progress.bin", "back.bin"]).expect(0);
+    assert!(std::fs::read(env.path("back.bin")).unwrap() == data, "{}", download.stderr);
+}
+
 #[test]
 fn transient_failures_are_retried_and_the_upload_still_lands_intact() {
     for status in ["503 Service Unavailable", "429 Too Many Requests"] {
