@@ -31,9 +31,14 @@ Bottom up (each imports only modules above it):
     content_md5.py  phase `content-md5`: what --verify-parts costs (issue 12; only when asked for)
     tus.py          phase `tus`: tus-js-client vs `r2mpu upload` (issue 10)
     hashing.py      phase `hashing`: md5sum and a perf profile of the CLI's upload (issue 11)
-    wan.py          phase `wan`: both sides through bench/link.py (LinkProcess) at each RTT
-                    (issue 11); it ends by asking the report for the chart (self.write_chart)
-    chart.py        wan_svg: the WAN chart, a plain SVG
+    links.py        Links: a client run through a fresh bench/link.py (LinkProcess), the
+                    multipart-ETag checks of uploaded objects; for wan and sweep
+    wan.py          phase `wan`: both sides through bench/link.py at each RTT (issue 11); it
+                    ends by asking the report for the chart (self.write_chart)
+    sweep.py        phase `sweep` (issue 23): every size on every link, median and spread;
+                    only when asked for (--only sweep), it takes hours at its defaults
+    chart.py        wan_svg, ratio_svg: the WAN and sweep charts, plain SVGs
+    sweep_report.py SweepReport: the sweep's rows, per-run figures and chart
     report.py       Report: the table with each target and PASS/MISS, the per-run details, the
                     machine and versions, RESULTS.md, the WAN chart's file
     cli.py          the command line (argparse), Bench, and main: the phases in their order, with

@@ -77,3 +77,53 @@ def wan_svg(panels, window, subtitle):
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
+
+
+def ratio_svg(panels, subtitle):
+    """A plain SVG of our throughput over theirs against the file size (logarithmic), one panel
+    per direction and one line per link: `panels` is a list of (title, [(link, colour,
+    {size: ratio})]). A grey line marks 1x (as fast as theirs)."""
+    W, H, top, left, pw, ph, gap = 980, 470, 70, 60, 400, 300, 90
+    sizes = sorted({s for _, series in panels for *_, pts in series for s in pts})
+    ratios = [v for _, series in panels for *_, pts in series for v in pts.values()] or [1.0]
+    x_lo, x_hi = min(sizes) / 1.5, max(sizes) * 1.5
+    y_lo, y_hi = min(0.5, min(ratios) * 0.9), max(1.5, max(ratios) * 1.1)
+    esc = lambda t: str(t).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<text x="{W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">'
+           f'r2mpu over the guide\'s pair and curl, against the file size</text>',
+           f'<text x="{W / 2}" y="44" text-anchor="middle" fill="#555">{esc(subtitle)}</text>']
+    for k, (title, series) in enumerate(panels):
+        x0 = left + k * (pw + gap)
+        X = lambda s: x0 + pw * (math.log10(s) - math.log10(x_lo)) / (math.log10(x_hi) - math.log10(x_lo))
+        Y = lambda v: top + ph - ph * (v - y_lo) / (y_hi - y_lo)
+        out.append(f'<text x="{x0 + pw / 2}" y="{top - 8}" text-anchor="middle" font-weight="bold">{esc(title)}</text>')
+        step = 0.25 if y_hi - y_lo <= 2.5 else 1.0
+        v = math.ceil(y_lo / step) * step
+        while v <= y_hi:
+            out.append(f'<line x1="{x0}" x2="{x0 + pw}" y1="{Y(v):.1f}" y2="{Y(v):.1f}" stroke="#e5e5e5"/>')
+            out.append(f'<text x="{x0 - 6}" y="{Y(v) + 4:.1f}" text-anchor="end">{v:g}x</text>')
+            v += step
+        for s in sizes:
+            out.append(f'<line x1="{X(s):.1f}" x2="{X(s):.1f}" y1="{top}" y2="{top + ph}" stroke="#e5e5e5"/>')
+            out.append(f'<text x="{X(s):.1f}" y="{top + ph + 16}" text-anchor="middle">{human(s)}</text>')
+        out.append(f'<rect x="{x0}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>')
+        out.append(f'<line x1="{x0}" x2="{x0 + pw}" y1="{Y(1):.1f}" y2="{Y(1):.1f}" stroke="#999" stroke-width="1.5" '
+                   f'stroke-dasharray="2,3"/>')
+        out.append(f'<text x="{x0 + pw / 2}" y="{top + ph + 34}" text-anchor="middle">file size (log scale)</text>')
+        for name, colour, pts in series:
+            xs = sorted(pts)
+            out.append(f'<polyline points="{" ".join(f"{X(s):.1f},{Y(pts[s]):.1f}" for s in xs)}" fill="none" '
+                       f'stroke="{colour}" stroke-width="2.5"/>')
+            for s in xs:
+                out.append(f'<circle cx="{X(s):.1f}" cy="{Y(pts[s]):.1f}" r="4" fill="{colour}"/>')
+                out.append(f'<text x="{X(s) + 6:.1f}" y="{Y(pts[s]) - 7:.1f}" fill="{colour}" stroke="white" '
+                           f'stroke-width="3" paint-order="stroke">{pts[s]:.2f}</text>')
+        for n, (name, colour, _) in enumerate(series):
+            lx, ly = x0 + 10 + 95 * n, top + ph + 58
+            out.append(f'<line x1="{lx}" x2="{lx + 26}" y1="{ly - 4}" y2="{ly - 4}" stroke="{colour}" stroke-width="2.5"/>')
+            out.append(f'<text x="{lx + 32}" y="{ly}">{esc(name)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

@@ -37,12 +37,15 @@ from .jwt import Jwt
 from .resume import Resume
 from .tus import Tus
 from .hashing import Hashing
+from .links import Links
 from .wan import Wan
+from .sweep import Sweep
 from .report import Report
+from .sweep_report import SweepReport
 
 
-class Bench(Runner, Bundle, Upload, ContentMd5, Download, Rss, Latency, PartCost, Jwt, Resume, Tus, Hashing, Wan,
-            Report):
+class Bench(Runner, Links, Bundle, Upload, ContentMd5, Download, Rss, Latency, PartCost, Jwt, Resume, Tus, Hashing,
+            Wan, Sweep, Report, SweepReport):
     """The whole bench as one object: the runner's shared state and setup, every phase's method
     and the report (see the package's docstring)."""
 
@@ -64,7 +67,7 @@ def main():
     p.add_argument("--jwt-iters", type=int, default=300, help="requests per side for the JWT cost (default 300)")
     p.add_argument("--only", default="bundle,upload,download,rss,latency,part-cost,jwt,resume,tus,hashing,wan",
                    help="comma-separated phases to run (default all but content-md5, issue 12's cost of "
-                        "Content-MD5 on every part)")
+                        "Content-MD5 on every part, and sweep, issue 23's sizes x links, hours at its defaults)")
     p.add_argument("--wan-rtts", type=lambda t: [int(x) for x in t.split(",")], default=[20, 80, 200],
                    help="round-trip times (ms) of the WAN phase's emulated links (default 20,80,200)")
     p.add_argument("--wan-window", type=parse_size, default=256 * 1024,
@@ -77,6 +80,17 @@ def main():
                         "256 KiB per 200 ms RTT, 1.3 MB/s, so that is 51 s)")
     p.add_argument("--wan-runs", type=int, default=2,
                    help="runs per side, RTT and direction; the median is reported (default 2)")
+    sizes = lambda t: [parse_size(x) for x in t.split(",")]
+    p.add_argument("--sweep-sizes", type=sizes, default=[16 * MIB, 64 * MIB, 256 * MIB, GIB, 4 * GIB],
+                   help="the sweep phase's file sizes (default 16MiB,64MiB,256MiB,1GiB,4GiB)")
+    p.add_argument("--sweep-rtts", type=lambda t: [int(x) for x in t.split(",")], default=[0, 20, 80, 200],
+                   help="the sweep phase's links: RTTs in ms through bench/link.py with --wan-window, 0 for "
+                        "loopback (default 0,20,80,200)")
+    p.add_argument("--sweep-runs", type=int, default=3,
+                   help="runs per side, direction and point of the sweep; median and spread are reported (default 3)")
+    p.add_argument("--sweep-wan-max", type=parse_size, default=GIB,
+                   help="the largest size the sweep sends through a link (default 1GiB: 4 GiB at 200 ms takes the "
+                        "guide's client a quarter of an hour a run)")
     p.add_argument("--tus-size", type=parse_size, default=128 * MIB,
                    help="file uploaded by tus-js-client and by r2mpu upload in the tus phase (default 128MiB)")
     p.add_argument("--tus-chunk", type=parse_size, default=8 * MIB,
@@ -111,7 +125,7 @@ def main():
         for phase, run in (("upload", bench.uploads), ("download", bench.downloads), ("rss", bench.rss_small),
                            ("latency", bench.latency), ("part-cost", bench.part_cost), ("jwt", bench.jwt_cost),
                            ("resume", bench.resume), ("content-md5", bench.content_md5), ("tus", bench.tus),
-                           ("hashing", bench.hashing), ("wan", bench.wan)):
+                           ("hashing", bench.hashing), ("wan", bench.wan), ("sweep", bench.sweep)):
             if phase not in phases:
                 continue
             # Downloads fetch what the uploads put, and hashing is compared with them: same Workers.

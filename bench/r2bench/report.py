@@ -115,6 +115,7 @@ class Report:
             b = R["bundle"]
             row("bundle gzip KiB (wasm + js)", "-", f"{b['gz'] / 1024:.1f}", "", "<= 300 KiB", b["gz"] <= 300 * 1024)
         self.issue11_rows(row)
+        self.sweep_rows(row)
         return rows
 
     def render(self, rows):
@@ -127,6 +128,7 @@ class Report:
         """Per-run figures and context, for RESULTS.md."""
         R, size, out = self.results, self.args.size, []
         out += self.issue11_details()
+        out += self.sweep_details()
         if "upload" in R:
             out.append("Per run (upload): wall s / MB/s / workerd CPU s (proxy + runtime) / node CPU s / client CPU s "
                        "(user + sys) / client peak RSS / whole-machine busy CPU s during the run")
