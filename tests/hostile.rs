@@ -174,19 +174,7 @@ fn truncated(
 /// The Worker's own log line for the `method` request on upload `upload_id` (the one request
 /// log line each request gets, `http::log`), once it is written.
 fn logged(worker: &Worker, method: &str, upload_id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
-        let line = log
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line.trim()).ok())
-            .find(|line| line["method"] == method && line["uploadId"] == upload_id);
-        match line {
-            Some(line) => return line,
-            None if Instant::now() > deadline => panic!("no {method} logged for {upload_id}:\n{}", worker.log_tail()),
-            None => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
+    log_line_where(worker, Duration::from_secs(30), |line| line["method"] == method && line["uploadId"] == upload_id)
 }
 
 /// A body that ends before its `Content-Length` gets an answer (no hang), nothing of it is

@@ -4,7 +4,7 @@
 mod util;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use util::*;
@@ -148,20 +148,7 @@ fn the_listing_never_shows_a_finished_upload_even_when_a_crash_left_the_index_be
 
 /// The JSON log line whose `requestId` is `id`, waiting for wrangler to write it.
 fn log_line(worker: &Worker, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
-        let found = log
-            .lines()
-            .filter_map(|line| line.find('{').map(|at| &line[at..]))
-            .filter_map(|json| serde_json::from_str::<Value>(json).ok())
-            .find(|line| line["requestId"] == id);
-        if let Some(line) = found {
-            return line;
-        }
-        assert!(Instant::now() < deadline, "no log line for {id} in\n{}", worker.log_tail());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    log_line_where(worker, Duration::from_secs(10), |line| line["requestId"] == id)
 }
 
 #[test]

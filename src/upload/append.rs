@@ -295,8 +295,8 @@ pub async fn send(
     }
 }
 
-/// One part into R2's `uploadPart`, its stream watched by its lease: a lease lost meanwhile is
-/// the error, since it is why R2's read failed.
+/// One part into R2's `uploadPart`, its stream watched by its lease: a lease lost meanwhile, or
+/// a body that broke off, is the error, since it is why R2's read failed ([`Held::failure`]).
 async fn upload_part(
     multipart: &MultipartUpload,
     held: &Held,
@@ -315,13 +315,8 @@ async fn upload_part(
         Ok(uploaded) => return Ok(uploaded),
         Err(e) => e.to_string(),
     };
-    if let Some(lost) = held.lost() {
-        return Err(lost);
-    }
-    if let Some(watch) = watch {
-        if watch.broke().await {
-            return Err(ApiError::BodyIncomplete);
-        }
+    if let Some(failure) = held.failure(watch.as_ref()).await {
+        return Err(failure);
     }
     Err(if is_no_such_upload(&e) { ApiError::UploadAborted } else { internal("R2 uploadPart", e) })
 }

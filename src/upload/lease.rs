@@ -69,8 +69,21 @@ impl Held {
     }
 
     /// Why the lease was lost, if it was: the error for the request whose copy R2 refused.
-    pub fn lost(&self) -> Option<ApiError> {
+    fn lost(&self) -> Option<ApiError> {
         self.inner.flow.borrow().lost.clone()
+    }
+
+    /// Why R2's read of this part's body failed, when it was not R2's doing: the lease was lost
+    /// meanwhile (the watching stream stopped the copy), or the body itself broke off (the
+    /// client's `body_incomplete`). `None`: R2's own failure.
+    pub async fn failure(&self, watch: Option<&Watch>) -> Option<ApiError> {
+        if let Some(lost) = self.lost() {
+            return Some(lost);
+        }
+        match watch {
+            Some(watch) if watch.broke().await => Some(ApiError::BodyIncomplete),
+            _ => None,
+        }
     }
 
     /// Runs `work` (the part's trip to R2 and whatever must happen under the lease after it),

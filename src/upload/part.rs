@@ -139,14 +139,11 @@ async fn stream_to_r2(
         None => (Data::Bytes(Vec::new()), None),
     };
     let uploaded = multipart.upload_part(part_number, body).await.map_err(|e| e.to_string());
-    // The lease was lost while the bytes came (taken over by a re-send, or the upload finished):
-    // the watching stream stopped this copy before R2 took it.
-    if let (Err(_), Some(lost)) = (&uploaded, held.lost()) {
-        return Err(before(lost));
-    }
-    if let (Err(_), Some(watch)) = (&uploaded, &watch) {
-        if watch.broke().await {
-            return Err(before(ApiError::BodyIncomplete));
+    // The lease was lost while the bytes came (taken over by a re-send, or the upload finished),
+    // or the body broke off: either way R2 did not take this copy.
+    if uploaded.is_err() {
+        if let Some(failure) = held.failure(watch.as_ref()).await {
+            return Err(before(failure));
         }
     }
     let uploaded = match uploaded {

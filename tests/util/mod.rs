@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use ureq::http::{Method, Request};
@@ -220,4 +220,23 @@ pub fn encode_key(key: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// The Worker's first JSON log line (one per request, `http::log`) that `matches`, waiting up to
+/// `within` for wrangler to write it.
+pub fn log_line_where(worker: &Worker, within: Duration, matches: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
+        let found = log
+            .lines()
+            .filter_map(|line| line.find('{').map(|at| &line[at..]))
+            .filter_map(|json| serde_json::from_str::<Value>(json).ok())
+            .find(|line| matches(line));
+        if let Some(line) = found {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "no such log line in\n{}", worker.log_tail());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
