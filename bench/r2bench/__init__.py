@@ -11,7 +11,7 @@ finds them. Phases share nothing but that state: no phase imports another.
 
 Bottom up (each imports only modules above it):
 
-    util.py         sizes (parse_size, human), ports, log, median/percentile, /proc readers
+    util.py         sizes (parse_size, human), ports, log, median/percentile, link_name, /proc readers
                     (proc_cpu, proc_rchar, system_busy), REPO and the bench's constants
     workers.py      Wrangler: a `wrangler dev` in its own process group (start, ready, stop the
                     whole group); group_members; CpuDelta: CPU of its workerd processes (and the

@@ -15,6 +15,20 @@ def log_ticks(lo, hi):
     return ticks
 
 
+def esc(text):
+    """Text as SVG text content."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def svg_head(width, height, title, subtitle):
+    """The opening of a chart: the SVG element, a white ground, the title and the subtitle."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+            f'<rect width="{width}" height="{height}" fill="white"/>',
+            f'<text x="{width / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">{esc(title)}</text>',
+            f'<text x="{width / 2}" y="44" text-anchor="middle" fill="#555">{esc(subtitle)}</text>']
+
+
 def wan_svg(panels, window, subtitle):
     """A plain SVG of throughput against RTT, one panel per direction, both axes logarithmic (a
     ratio is the same gap at every RTT, and window/RTT is a straight line): `panels` is a list of
@@ -30,14 +44,9 @@ def wan_svg(panels, window, subtitle):
     y_lo = max(t for t in ticks if t <= min(values) / 1.3)
     y_hi = min(t for t in ticks if t >= max(values) * 1.15)
     ref = (max(x_lo, at(y_hi)), min(x_hi, at(y_lo)))  # the part of window/RTT inside the plot
-    esc = lambda t: str(t).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     lx = lambda v: math.log10(v)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
-           f'font-family="sans-serif" font-size="12">',
-           f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="{W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">'
-           f'Throughput against round-trip time, through bench/link.py ({human(window)} window per connection)</text>',
-           f'<text x="{W / 2}" y="44" text-anchor="middle" fill="#555">{esc(subtitle)}</text>']
+    out = svg_head(W, H, f"Throughput against round-trip time, through bench/link.py ({human(window)} window per "
+                         f"connection)", subtitle)
     for k, (title, series) in enumerate(panels):
         x0 = left + k * (pw + gap)
         X = lambda rtt: x0 + pw * (lx(rtt) - lx(x_lo)) / (lx(x_hi) - lx(x_lo))
@@ -88,13 +97,7 @@ def ratio_svg(panels, subtitle):
     ratios = [v for _, series in panels for *_, pts in series for v in pts.values()] or [1.0]
     x_lo, x_hi = min(sizes) / 1.5, max(sizes) * 1.5
     y_lo, y_hi = min(0.5, min(ratios) * 0.9), max(1.5, max(ratios) * 1.1)
-    esc = lambda t: str(t).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
-           f'font-family="sans-serif" font-size="12">',
-           f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="{W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">'
-           f'r2mpu over the guide\'s pair and curl, against the file size</text>',
-           f'<text x="{W / 2}" y="44" text-anchor="middle" fill="#555">{esc(subtitle)}</text>']
+    out = svg_head(W, H, "r2mpu over the guide's pair and curl, against the file size", subtitle)
     for k, (title, series) in enumerate(panels):
         x0 = left + k * (pw + gap)
         X = lambda s: x0 + pw * (math.log10(s) - math.log10(x_lo)) / (math.log10(x_hi) - math.log10(x_lo))

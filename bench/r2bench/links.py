@@ -1,8 +1,9 @@
 """What the phases that measure through a long link share: `LinkProcess`, one bench/link.py
 process per client run, and `Links`, a base of the bench with `through_link` (a client run
-through a fresh link to one side's Worker) and the checks of an uploaded object's multipart ETag
-(`object_etag`, `expected_etag`)."""
+through a fresh link to one side's Worker), the check of an uploaded object's multipart ETag
+(`uploaded_intact`), the download client of each side and the deletion of a measured object."""
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -14,7 +15,7 @@ import threading
 import urllib.parse
 from pathlib import Path
 
-from .util import MB, REPO, proc_cpu
+from .util import MB, REPO, SEED_PART_SIZE, proc_cpu
 from .runner import Timeout
 
 
@@ -80,20 +81,45 @@ class Links:
         r["link"] = link.counters
         return r
 
-    def object_etag(self, side, key):
-        """The ETag the Worker serves for key, read over loopback (headers only)."""
+    @contextlib.contextmanager
+    def object_request(self, side, key, seed_action, ours_method, timeout=30):
+        """One request for `key` at `side`'s Worker over loopback, its response open: the guide's
+        `?action=` (GET for `get`, DELETE for `delete`), or ours on `/objects/{key}` with the
+        bench's token."""
         worker = self.seed if side == "seed" else self.ours
-        conn = http.client.HTTPConnection("127.0.0.1", worker.port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", worker.port, timeout=timeout)
         try:
+            quoted = urllib.parse.quote(key)
             if side == "seed":
-                conn.request("GET", f"/{urllib.parse.quote(key)}?action=get")
+                method = "DELETE" if seed_action == "delete" else "GET"
+                conn.request(method, f"/{quoted}?action={seed_action}")
             else:
-                conn.request("HEAD", f"/objects/{urllib.parse.quote(key)}",
-                             headers={"Authorization": f"Bearer {self.token}"})
-            resp = conn.getresponse()
-            return resp.getheader("etag", "").strip('"') if resp.status == 200 else f"HTTP {resp.status}"
+                conn.request(ours_method, f"/objects/{quoted}", headers={"Authorization": f"Bearer {self.token}"})
+            yield conn.getresponse()
         finally:
             conn.close()
+
+    def object_etag(self, side, key):
+        """The ETag the Worker serves for key (headers only)."""
+        with self.object_request(side, key, "get", "HEAD") as resp:
+            return resp.getheader("etag", "").strip('"') if resp.status == 200 else f"HTTP {resp.status}"
+
+    def delete_object(self, side, key):
+        with self.object_request(side, key, "delete", "DELETE", timeout=60) as resp:
+            resp.read()
+
+    def uploaded_intact(self, side, key, path, r):
+        """Whether the object an upload run `r` made is `path`'s bytes in that run's parts: its
+        multipart ETag is the file's."""
+        part_size = SEED_PART_SIZE if side == "seed" else r["part_size"]
+        return self.object_etag(side, key) == self.expected_etag(path, part_size)
+
+    def download_cmd(self, side, url, key, dest):
+        """The client that downloads `key` from `side`'s Worker at `url`: curl from the guide's,
+        `r2mpu download` from ours."""
+        if side == "seed":
+            return ["curl", "-s", "-f", "-o", dest, f"{url}/{key}?action=get"]
+        return [self.cli, "download", key, dest, "--force"]
 
     def expected_etag(self, path, part_size):
         """R2's multipart ETag of path uploaded in part_size parts: MD5 of the parts' MD5s, `-N`."""

@@ -8,10 +8,7 @@ controller that swings as a wide spread of our own runs. The WAN points skip the
 200 ms is a quarter of an hour a run); the report says which. Each point's objects are deleted
 once measured, so local R2 holds at most one point's worth."""
 
-import http.client
-import urllib.parse
-
-from .util import LOOPBACK_FLOOR_MBPS, MB, SEED_PART_SIZE, human, log, same_bytes
+from .util import LOOPBACK_FLOOR_MBPS, MB, human, link_name, log, same_bytes
 from .workers import CpuDelta
 from .runner import run_timed
 
@@ -48,8 +45,7 @@ class Sweep:
                 keys.append((side, key))
                 r = self.retry_once(label, lambda: self.sweep_run(side, rtt, label, self.sweep_upload(side, path, key,
                                                                                                       label, floor)))
-                part_size = SEED_PART_SIZE if side == "seed" else r["part_size"]
-                r["identical"] = self.object_etag(side, key) == self.expected_etag(path, part_size)
+                r["identical"] = self.uploaded_intact(side, key, path, r)
                 point["up"][side].append(r)
                 log(f"sweep {human(size)} at {link_name(rtt)}: upload {side} {i + 1}: "
                     f"{size / r['wall'] / MB:.1f} MB/s, workerd {r['server'].workerd:.2f} s CPU, "
@@ -89,24 +85,8 @@ class Sweep:
             self.wait_quiet(label)
             worker = self.seed if side == "seed" else self.ours
             d = CpuDelta(worker)
-            if side == "seed":
-                cmd = ["curl", "-s", "-f", "-o", dest, f"{url}/{key}?action=get"]
-            else:
-                cmd = [self.cli, "download", key, dest, "--force"]
-            r = run_timed(cmd, env, self.tmp, label, self.budget(size, floor), worker)
+            r = run_timed(self.download_cmd(side, url, key, dest), env, self.tmp, label, self.budget(size, floor),
+                          worker)
             r["server"] = d.finish()
             return r
         return down
-
-    def delete_object(self, side, key):
-        worker = self.seed if side == "seed" else self.ours
-        conn = http.client.HTTPConnection("127.0.0.1", worker.port, timeout=60)
-        try:
-            if side == "seed":
-                conn.request("DELETE", f"/{urllib.parse.quote(key)}?action=delete")
-            else:
-                conn.request("DELETE", f"/objects/{urllib.parse.quote(key)}",
-                             headers={"Authorization": f"Bearer {self.token}"})
-            conn.getresponse().read()
-        finally:
-            conn.close()

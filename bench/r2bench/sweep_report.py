@@ -6,12 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from .util import GIB, MB, MIB, REPO, human, log, median
+from .util import GIB, MB, MIB, REPO, human, link_name, log, median
 from .chart import ratio_svg
-
-
-def link_name(rtt):
-    return "loopback" if rtt == 0 else f"{rtt} ms"
 
 
 class SweepReport:

@@ -103,3 +103,7 @@ def node_path():
     """PATH with node_modules/.bin first: the Node.js that package.json pins lives there."""
     return f"{REPO / 'node_modules/.bin'}:{os.environ.get('PATH', '')}"
 
+
+def link_name(rtt):
+    """How the sweep names a link: `loopback` (RTT 0), else its RTT."""
+    return "loopback" if rtt == 0 else f"{rtt} ms"

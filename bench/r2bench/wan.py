@@ -4,7 +4,7 @@ and downloads (curl vs `r2mpu download`, compared byte for byte). Every client r
 link process (links.py), so its CPU and counters belong to that run. The phase ends by writing
 the chart (the report's `write_chart`)."""
 
-from .util import MB, SEED_PART_SIZE, human, log, same_bytes
+from .util import MB, human, log, same_bytes
 from .runner import run_timed
 
 
@@ -34,8 +34,7 @@ class Wan:
                     else:
                         up = lambda env, url: self.upload_ours(up_file, key, label, env=env, floor=floor)
                     r = self.retry_once(label, lambda: self.through_link(side, rtt, label, up))
-                    part_size = SEED_PART_SIZE if side == "seed" else r["part_size"]
-                    r["identical"] = self.object_etag(side, key) == self.expected_etag(up_file, part_size)
+                    r["identical"] = self.uploaded_intact(side, key, up_file, r)
                     res["up"][side].append(r)
                     log(f"WAN {rtt} ms upload {side} run {i + 1}: {a.wan_up_size / r['wall'] / MB:.1f} MB/s, "
                         f"ETag matches={r['identical']}, client {r['cpu']:.2f} s CPU, RSS {human(r['rss'])}, "
@@ -43,10 +42,7 @@ class Wan:
                 for side in (("seed", "ours") if i % 2 == 0 else ("ours", "seed")):
                     label = f"wan-down-{rtt}-{side}-{i}"
                     dest = self.tmp / "data" / f"{label}.bin"
-                    if side == "seed":
-                        cmd = lambda url: ["curl", "-s", "-f", "-o", dest, f"{url}/wan-down-seed.bin?action=get"]
-                    else:
-                        cmd = lambda url: [self.cli, "download", "wan-down-ours.bin", dest, "--force"]
+                    cmd = lambda url, side=side, dest=dest: self.download_cmd(side, url, f"wan-down-{side}.bin", dest)
 
                     def down(env, url, side=side, cmd=cmd, label=label):
                         self.wait_quiet(label)
