@@ -278,7 +278,8 @@ fn tails_are_not_objects_anyone_can_list_read_or_delete() {
 }
 
 /// tuspy (PyPI) and tus-js-client (npm) upload with chunks that do not divide the part size,
-/// stop half-way, and a fresh client resumes from the upload URL alone.
+/// stop half-way, and a fresh client resumes from the upload URL alone (no endpoint to create a
+/// new upload with): from at least where the first stopped, and no other upload is left over.
 #[test]
 fn real_tus_clients_upload_stop_and_resume_from_the_url() {
     let worker = Worker::shared_with(small_parts());
@@ -319,11 +320,20 @@ fn real_tus_clients_upload_stop_and_resume_from_the_url() {
             .unwrap();
         let log = format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         assert!(output.status.success(), "{client} {protocol}: {log}");
-        assert!(log.contains("resumed from"), "{client} {protocol} stopped and resumed: {log}");
+        // The fresh client resumed this upload at its offset: it did not start one afresh.
+        let (stopped, resumed) = (number_after(&log, "stopped at "), number_after(&log, "resumed from "));
+        assert!(stopped > 0 && resumed >= stopped, "{client} {protocol}: stopped at {stopped}, resumed from {resumed}");
+        assert_eq!(listed(&api), Vec::<String>::new(), "{client} {protocol}: no second upload was made");
         let object = api.object(key, &[]);
         assert_eq!(object.status, 200, "{client} {protocol}");
         assert!(object.body == data, "{client} {protocol}: the object is the file");
     }
+}
+
+/// The number that follows `label` in a client's log (0 if none).
+fn number_after(log: &str, label: &str) -> usize {
+    let rest = log.split(label).nth(1).unwrap_or_default();
+    rest.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 /// The IETF draft (interop version 8, the latest; 5 and 6 through tus-js-client above): careful
