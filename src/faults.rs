@@ -32,6 +32,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiResult;
 
+/// Logs, in the fault build only, what the alarm of upload `upload_id` decided and whether it
+/// was due (its upload past `expiresAt`): `{"fault":"alarm",..}`, so a test sees an alarm fire
+/// where no request is there to carry a tag (tests/lifecycle.rs).
+#[allow(unused_variables)]
+pub fn alarm_fired(upload_id: &str, due: bool, decision: &dyn std::fmt::Debug) {
+    #[cfg(feature = "faults")]
+    {
+        let decision = format!("{decision:?}");
+        let line = serde_json::json!({"fault": "alarm", "uploadId": upload_id, "due": due, "decision": decision});
+        worker::console_log!("{line}");
+    }
+}
+
 /// The faults one request asked for; travels to the Durable Object with its command.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Faults {
