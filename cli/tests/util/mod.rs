@@ -3,10 +3,9 @@
 #![allow(dead_code)] // not every test uses every helper
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -465,7 +464,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// it: whether a client keeps its connections alive.
 pub struct Relay {
     pub url: String,
-    connections: Arc<AtomicUsize>,
+    /// The clients' addresses, in the order their connections were accepted.
+    accepted: Arc<Mutex<Vec<SocketAddr>>>,
+    /// Our own probes' addresses ([`Relay::connections`]), not counted.
+    probes: Mutex<Vec<SocketAddr>>,
 }
 
 impl Relay {
@@ -473,11 +475,11 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let counted = Arc::clone(&connections);
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let counted = Arc::clone(&accepted);
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                counted.fetch_add(1, Ordering::SeqCst);
+                counted.lock().unwrap().push(client.peer_addr().unwrap());
                 let Ok(server) = TcpStream::connect(&upstream) else { continue };
                 for (from, to) in [(&client, &server), (&server, &client)] {
                     let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
@@ -488,11 +490,27 @@ impl Relay {
                 }
             }
         });
-        Relay { url, connections }
+        Relay { url, accepted, probes: Mutex::default() }
     }
 
-    /// Connections opened so far.
+    /// Connections opened so far, every one made before this call counted: the relay accepts
+    /// on another thread, so a connection the client made just before it exited may not be
+    /// counted yet. A probe connection of our own is accepted after all of them (the listen
+    /// queue is first in, first out); the answer is how many clients' came before it.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
+        let probe = TcpStream::connect(self.url.trim_start_matches("http://")).unwrap();
+        let ours = probe.local_addr().unwrap();
+        let mut probes = self.probes.lock().unwrap();
+        probes.push(ours);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let accepted = self.accepted.lock().unwrap();
+            if let Some(at) = accepted.iter().position(|&a| a == ours) {
+                return accepted[..at].iter().filter(|a| !probes.contains(a)).count();
+            }
+            drop(accepted);
+            assert!(Instant::now() < deadline, "the relay never accepted its own probe");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
