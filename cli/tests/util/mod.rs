@@ -302,9 +302,24 @@ pub struct Proxy {
     shared: Arc<Shared>,
 }
 
+/// How one answer's body went out to the client ([`Proxy::deliveries`]).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The request's place in [`Proxy::seen`].
+    pub index: usize,
+    /// The whole body was written (the client did not hang up on it).
+    pub whole: bool,
+    /// When the answer's head went out, and when its last byte did (or the write failed).
+    pub started: Instant,
+    pub ended: Instant,
+    /// For [`Action::Pause`]: when the bytes before the pause had gone out.
+    pub paused: Option<Instant>,
+}
+
 /// What the proxy's connections share.
 struct Shared {
     log: Mutex<Vec<Seen>>,
+    delivered: Mutex<Vec<Delivery>>,
     /// The requests (by index) being answered.
     answering: Mutex<Vec<usize>>,
     upstream: String,
@@ -316,7 +331,12 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_end_matches('/').to_string();
-        let shared = Arc::new(Shared { log: Mutex::default(), answering: Mutex::default(), upstream });
+        let shared = Arc::new(Shared {
+            log: Mutex::default(),
+            delivered: Mutex::default(),
+            answering: Mutex::default(),
+            upstream,
+        });
         let (proxy, rule) = (Arc::clone(&shared), Arc::new(rule));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -332,6 +352,10 @@ impl Proxy {
     /// Every request so far, in the order they arrived.
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.log.lock().unwrap().clone()
+    }
+    /// Every answer whose body went out in full or was cut off by the client, in the order they ended.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.shared.delivered.lock().unwrap().clone()
     }
 }
 
@@ -401,16 +425,26 @@ fn serve(
     }
     out.push_str(&format!("content-length: {length}\r\nconnection: close\r\n\r\n"));
     client.write_all(out.as_bytes())?;
+    let started = Instant::now();
+    let delivered = |written: &std::io::Result<()>, paused| {
+        let whole = written.is_ok();
+        let delivery = Delivery { index: request.index, whole, started, ended: Instant::now(), paused };
+        shared.delivered.lock().unwrap().push(delivery);
+    };
     let Some(after) = stall else {
-        client.write_all(&answer.body)?;
-        return client.flush();
+        let written = client.write_all(&answer.body).and_then(|()| client.flush());
+        delivered(&written, None);
+        return written;
     };
     let (head, rest) = answer.body.split_at(after.min(answer.body.len()));
     client.write_all(head)?;
     client.flush()?;
     if let Some(wait) = pause {
+        let paused = Instant::now();
         std::thread::sleep(wait);
-        return client.write_all(rest);
+        let written = client.write_all(rest).and_then(|()| client.flush());
+        delivered(&written, Some(paused));
+        return written;
     }
     // Nothing more: wait for the client to give up on the body (it closes, or its process ends).
     let mut rest = [0u8; 1024];
