@@ -23,6 +23,8 @@
 //!   behind the record's back, so that R2 answers `InvalidPart`. Action `part:N`.
 //! - `index.update`: the owner's index update of a create fails (`fail`), as if its Durable
 //!   Object were unreachable; the update is kept for the alarm to retry.
+//! - `tag`: no point; `tag=NAME` names the request in the `{"fault":"paused"|"resumed",..}`
+//!   line every pause logs at its start and end (the testkit's `Worker::wait_for_log`).
 //! - `r2.get`, `r2.head`, `r2.list`, `r2.create`, `r2.upload-part`, `r2.append-part`
 //!   (a part of a tus or draft append), `r2.complete`: that R2
 //!   call fails (`fail`); `r2.create` also takes `pause:MS`, a slow create.
@@ -30,6 +32,19 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiResult;
+
+/// Logs, in the fault build only, what the alarm of upload `upload_id` decided and whether it
+/// was due (its upload past `expiresAt`): `{"fault":"alarm",..}`, so a test sees an alarm fire
+/// where no request is there to carry a tag (tests/lifecycle.rs).
+#[allow(unused_variables)]
+pub fn alarm_fired(upload_id: &str, due: bool, decision: &dyn std::fmt::Debug) {
+    #[cfg(feature = "faults")]
+    {
+        let decision = format!("{decision:?}");
+        let line = serde_json::json!({"fault": "alarm", "uploadId": upload_id, "due": due, "decision": decision});
+        worker::console_log!("{line}");
+    }
+}
 
 /// The faults one request asked for; travels to the Durable Object with its command.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -76,7 +91,9 @@ impl Faults {
             }
             if let Some(ms) = action.strip_prefix("pause:") {
                 let ms: u64 = ms.parse().unwrap_or(0);
+                self.log("paused", point, ms);
                 worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+                self.log("resumed", point, ms);
                 continue;
             }
             return match action.as_str() {
@@ -86,6 +103,15 @@ impl Faults {
             };
         }
         Ok(None)
+    }
+
+    /// Logs a pause's start or end as one JSON line with the request's `tag`, so that a test
+    /// sees a held request really reach its pause (and leave it) instead of sleeping on it.
+    #[cfg(feature = "faults")]
+    fn log(&self, event: &str, point: &str, ms: u64) {
+        let tag = self.wanted.iter().find(|(name, _)| name == "tag").map(|(_, tag)| tag.as_str());
+        let line = serde_json::json!({"fault": event, "point": point, "ms": ms, "tag": tag});
+        worker::console_log!("{line}");
     }
 
     /// Before an R2 call `r2.OP`: fails it if asked to.

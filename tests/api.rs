@@ -187,8 +187,11 @@ fn complete_checks_a_client_part_list_against_the_recorded_parts() {
     assert_eq!(done.json()["etag"], multipart_etag(&data, PART));
 }
 
+/// A smoke test: two completes sent at once both answer the object. Nothing makes them overlap
+/// (they may run one after the other); tests/races.rs
+/// `a_second_complete_during_a_complete_waits_and_answers_the_same_object` holds the first.
 #[test]
-fn complete_is_idempotent_even_when_two_race() {
+fn smoke_two_completes_at_once_both_answer_the_object() {
     let api = api("idempotent");
     let data = random_bytes(2 * PART, 13);
     let id = api.send_parts("idempotent/file.bin", &data, PART);

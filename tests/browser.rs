@@ -219,6 +219,44 @@ fn the_page_is_served_at_the_root_without_a_token_and_may_not_be_framed() {
     assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
 }
 
+/// The part PUTs of `upload_id` the Worker logged as starting from `from` to `until` (ms since
+/// the epoch), as their log lines; read once the upload's complete is logged, which comes after
+/// every part sent before it was answered.
+fn part_puts_between(worker: &Worker, upload_id: &str, from: u64, until: u64) -> Vec<String> {
+    let lines = || -> Vec<Value> {
+        let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| line.find('{').and_then(|at| serde_json::from_str::<Value>(&line[at..]).ok()))
+            .filter(|line| line["uploadId"] == upload_id)
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !lines().iter().any(|line| line["route"] == "/uploads/{uploadId}/complete") {
+        assert!(std::time::Instant::now() < deadline, "the Worker never logged the complete of {upload_id}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    lines()
+        .into_iter()
+        .filter(|line| line["route"] == "/uploads/{uploadId}/parts/{partNumber}")
+        .filter(|line| (from..=until).contains(&ms_of(line["time"].as_str().unwrap_or_default())))
+        .map(|line| line.to_string())
+        .collect()
+}
+
+/// Milliseconds since the epoch of the log's RFC 3339 instants (`YYYY-MM-DDTHH:MM:SS.mmmZ`).
+fn ms_of(text: &str) -> u64 {
+    let n = |range: std::ops::Range<usize>| text.get(range).and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19);
+    (secs * 1000 + n(20..23)).max(0) as u64
+}
+
 // ---- in Chromium ----------------------------------------------------------------------------------
 
 #[test]
@@ -244,6 +282,9 @@ fn the_page_uploads_a_file_chosen_in_its_input_and_the_bytes_come_back_identical
     assert_eq!(seen["key"], key, "the file's name, inside the token's prefix");
     assert_eq!(seen["focusedBeforePause"], "Pause", "Tab from the file input reaches Pause: {seen}");
     assert_eq!(seen["focusAfterPause"], "Resume", "and Enter leaves the focus on Resume: {seen}");
+    let (from, until) = (seen["pausedFrom"].as_u64().unwrap(), seen["pausedUntil"].as_u64().unwrap());
+    let reached = part_puts_between(fx.worker, seen["uploadId"].as_str().unwrap(), from, until);
+    assert_eq!(reached, Vec::<String>::new(), "no part held before the pause reached the Worker during it");
     assert_eq!(seen["sentWhilePaused"], 0, "nothing is sent while paused");
     assert_eq!(seen["part1Sent"], 2, "a part the Worker failed (503) is sent again: {seen}");
     let stored = seen["parts"].as_array().unwrap();

@@ -146,8 +146,12 @@ fn r2_refusing_a_recorded_part_is_a_409_naming_the_parts_and_never_a_500() {
     assert!(api.object("faults/invalid-part.bin", &[]).body == data);
 }
 
+/// The owner's index hears of an upload while R2 creates it (held here at `r2.create` until the
+/// Worker logs the pause): listings during the create, each answered while it still runs, show
+/// nothing, and none of them takes the young entry for a dead one and drops it.
 #[test]
 fn a_listing_while_an_upload_is_being_created_neither_shows_it_nor_loses_it() {
+    let worker = Worker::shared_faults();
     let api = api("fault-slow-create");
     let body = serde_json::to_vec(&json!({"key": "faults/slow-create.bin", "size": PART, "partSize": PART})).unwrap();
     let listed = || -> Vec<String> {
@@ -156,17 +160,24 @@ fn a_listing_while_an_upload_is_being_created_neither_shows_it_nor_loses_it() {
         list.json()["uploads"].as_array().unwrap().iter().map(|u| u["uploadId"].as_str().unwrap().into()).collect()
     };
     std::thread::scope(|scope| {
-        // The owner's index hears of the upload while R2 creates it; R2 takes two seconds here.
         let create = scope.spawn(|| {
-            let headers = [("content-type", "application/json"), ("x-r2mpu-fault", "r2.create=pause:2000")];
-            api.send("POST", "/uploads", &headers, Some(&body))
+            let fault = ("x-r2mpu-fault", "r2.create=pause:4000,tag=slow-create");
+            api.send("POST", "/uploads", &[("content-type", "application/json"), fault], Some(&body))
         });
-        std::thread::sleep(std::time::Duration::from_millis(700));
-        assert_eq!(listed(), Vec::<String>::new(), "not an upload yet: nothing to list");
+        worker.wait_for_log(&[r#""fault":"paused""#, r#""tag":"slow-create""#], 120);
+        for listing in 0..2 {
+            assert_eq!(listed(), Vec::<String>::new(), "listing {listing}: not an upload yet, nothing to list");
+            assert!(!create.is_finished(), "listing {listing} was answered while the create still ran");
+        }
         let created = create.join().unwrap();
         assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
-        // The listing above did not take it for an upload that never was and drop it.
-        assert_eq!(listed(), [created.json()["uploadId"].as_str().unwrap()]);
+        // The listings above did not take it for an upload that never was and drop it.
+        let id = created.json()["uploadId"].as_str().unwrap().to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while listed() != [id.clone()] {
+            assert!(std::time::Instant::now() < deadline, "the index lost the upload created during the listings");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     });
 }
 

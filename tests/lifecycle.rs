@@ -72,10 +72,12 @@ fn a_completed_uploads_record_is_forgotten_one_ttl_later_and_its_object_stays() 
     let id = api.send_parts("forget/done.bin", &data, PART);
     assert_eq!(api.complete(&id, None).status, 200);
     let expires = ms_of(api.state(&id).json()["expiresAt"].as_str().unwrap());
+    let (files, tables) = durable_object_tables(&worker);
+    assert!(files > 0 && !tables.is_empty(), "the upload's storage is found and holds tables: {files} {tables:?}");
     assert!(wait_until(|| api.state(&id).status == 404), "the completed upload's record was never forgotten");
     assert!(now_ms() + 1000 >= expires, "forgotten before its expiresAt");
     assert!(api.object("forget/done.bin", &[]).body == data);
-    assert_eq!(durable_object_tables(&worker), Vec::<String>::new(), "deleteAll() freed the upload's storage");
+    assert_eq!(durable_object_tables(&worker).1, Vec::<String>::new(), "deleteAll() freed the upload's storage");
 }
 
 #[test]
@@ -102,9 +104,17 @@ fn an_upload_stuck_in_completing_is_settled_by_its_alarm_which_never_aborts_a_ru
     assert_eq!(r2_upload_states(&worker, "stuck/never.bin"), ["aborted"]);
 
     // The alarm fires while a complete runs (held for longer than the TTL): it leaves it alone.
+    // The fault build logs each alarm's decision: this upload's, due while its complete was held,
+    // is to look again when the complete's lease ends (`At`), not to settle or abort it.
     let held = upload("stuck/held.bin");
-    let completed = api.complete_with(&held, "complete.before-r2=pause:5000");
-    assert_eq!(completed.status, 200, "{}", String::from_utf8_lossy(&completed.body));
+    std::thread::scope(|scope| {
+        let completing = scope.spawn(|| api.complete_with(&held, "complete.before-r2=pause:5000"));
+        let fired = worker.wait_for_log(&[r#""fault":"alarm""#, &held, r#""due":true"#], 30);
+        assert!(!completing.is_finished(), "the alarm fired while the complete was held: {fired}");
+        assert!(fired.contains(r#""decision":"At("#), "the alarm left the running complete alone: {fired}");
+        let completed = completing.join().unwrap();
+        assert_eq!(completed.status, 200, "{}", String::from_utf8_lossy(&completed.body));
+    });
     assert!(api.object("stuck/held.bin", &[]).body == data);
 }
 
@@ -145,21 +155,25 @@ for path in glob.glob(sys.argv[1] + "/v3/r2/**/*.sqlite", recursive=True):
     String::from_utf8(output.stdout).unwrap().lines().map(str::to_string).collect()
 }
 
-/// The tables the upload Durable Objects hold (local workerd's SQLite files under
-/// `--persist-to`), without the runtime's own.
-fn durable_object_tables(worker: &Worker) -> Vec<String> {
+/// How many SQLite files the upload Durable Objects have (local workerd's, under
+/// `--persist-to`) and the tables they hold, without the runtime's own. The count shows the
+/// glob found them: no tables in no files would prove nothing.
+fn durable_object_tables(worker: &Worker) -> (usize, Vec<String>) {
     let script = r#"
 import glob, sqlite3, sys
-for path in glob.glob(sys.argv[1] + "/v3/do/*UploadState/*.sqlite"):
-    if path.endswith("metadata.sqlite"):
-        continue
+paths = [p for p in glob.glob(sys.argv[1] + "/v3/do/*UploadState/*.sqlite") if not p.endswith("metadata.sqlite")]
+print(len(paths))
+for path in paths:
     for (name,) in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
         if not name.startswith(("_cf_", "__miniflare", "sqlite_")):
             print(name)
 "#;
     let output = std::process::Command::new("python3").args(["-c", script]).arg(worker.state_dir()).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap().lines().map(str::to_string).collect()
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut lines = text.lines();
+    let files = lines.next().unwrap().parse().unwrap();
+    (files, lines.map(str::to_string).collect())
 }
 
 /// Milliseconds since the epoch of an RFC 3339 instant as the API writes it

@@ -115,9 +115,34 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The upload ids in the index's own rows (every `UploadIndex` object's SQLite file, read while
+/// the Worker is stopped), sorted.
+fn index_rows(worker: &Worker) -> Vec<String> {
+    let read = r#"
+import glob, sqlite3, sys
+for f in sorted(glob.glob(sys.argv[1] + "/*.sqlite")):
+    db = sqlite3.connect(f)
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'uploads'").fetchone():
+        for (upload_id,) in db.execute("SELECT upload_id FROM uploads"):
+            print(upload_id)
+"#;
+    let out = std::process::Command::new(r2mpu_testkit::repo_root().join(".venv/bin/python"))
+        .args(["-c", read])
+        .arg(index_dir(worker))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut rows: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect();
+    rows.sort();
+    rows
+}
+
+/// An index entry is kept, whatever its upload object says, while it may be a create in progress
+/// (`CREATING_MS`, a minute); the fault build takes `TEST_CREATING_MS` so that the stale entries
+/// here, seconds old, are past it and the listing's repair can be seen in the index's rows.
 #[test]
 fn the_listing_never_shows_a_finished_upload_even_when_a_crash_left_the_index_behind() {
-    let mut worker = Worker::start();
+    let mut worker = Worker::start_with_faults(Options { vars: vec![("TEST_CREATING_MS".into(), "1000".into())] });
     let api = Api::of(&worker, "crash");
     let completed = api.create_id(json!({"key": "crash/completed.bin", "size": 3, "partSize": PART}));
     let aborted = create(&api, "crash/aborted.bin");
@@ -136,12 +161,16 @@ fn the_listing_never_shows_a_finished_upload_even_when_a_crash_left_the_index_be
     // ...is what a crash before the index heard of the two transitions leaves behind.
     worker.kill();
     copy_dir(&snapshot, &index_dir(&worker));
+    let mut all = vec![open.clone(), aborted.clone(), completed.clone()];
+    all.sort();
+    assert_eq!(index_rows(&worker), all, "the index still lists all three");
     worker.start_again();
 
     assert_eq!(ids(&list(&api, "")), vec![open.clone()], "each upload's own object has the last word");
     assert_eq!(ids(&list(&api, "?limit=1")), vec![open.clone()]);
     assert_eq!(api.state(&completed).json()["status"], "completed");
-    assert_eq!(ids(&list(&api, "")), vec![open], "and the repaired index agrees");
+    worker.kill();
+    assert_eq!(index_rows(&worker), vec![open], "the listing repaired the index: its rows are the open upload's");
 }
 
 // ---- Logs ------------------------------------------------------------------------------------

@@ -277,8 +277,43 @@ fn tails_are_not_objects_anyone_can_list_read_or_delete() {
     assert!(api.object("tus-tails/waiting.bin", &[]).body == data);
 }
 
+/// `Upload-Checksum: ALGORITHM BASE64` for `bytes` (Python's hashlib: the tests have no sha1).
+fn checksum(algorithm: &str, bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chunk");
+    std::fs::write(&file, bytes).unwrap();
+    let script = "import base64, hashlib, sys\n\
+        print(base64.b64encode(hashlib.new(sys.argv[1], open(sys.argv[2], 'rb').read()).digest()).decode())";
+    let out = Command::new(repo_root().join(".venv/bin/python")).args(["-c", script, algorithm]).arg(&file).output();
+    let out = out.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    format!("{algorithm} {}", String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Every algorithm `Tus-Checksum-Algorithm` names is checked, not only md5: a sha1 or sha256
+/// that does not match is `460` and keeps nothing (the offset stays); the right one is taken.
+#[test]
+fn sha1_and_sha256_checksums_are_checked_a_mismatch_is_460_and_the_offset_stays() {
+    let worker = Worker::shared_with(small_parts());
+    let api = Api::of(worker, "tus-checksums");
+    let chunk = random_bytes(MIB + 5, 13);
+    for algorithm in ["sha1", "sha256"] {
+        let path = create(&api, &format!("tus-checksums/{algorithm}"), 2 * MIB);
+        let send = |checksum: &str| {
+            let headers = [TUS, OCTETS, ("upload-offset", "0"), ("upload-checksum", checksum)];
+            api.send("PATCH", &path, &headers, Some(&chunk))
+        };
+        send(&checksum(algorithm, b"other bytes")).assert_problem(460, "checksum_mismatch");
+        assert_eq!(offset(&api, &path), 0, "{algorithm}: the chunk was not kept");
+        let right = send(&checksum(algorithm, &chunk));
+        assert_eq!(right.status, 204, "{algorithm}: {}", String::from_utf8_lossy(&right.body));
+        assert_eq!(offset(&api, &path), chunk.len(), "{algorithm}: the matching chunk was kept");
+    }
+}
+
 /// tuspy (PyPI) and tus-js-client (npm) upload with chunks that do not divide the part size,
-/// stop half-way, and a fresh client resumes from the upload URL alone.
+/// stop half-way, and a fresh client resumes from the upload URL alone (no endpoint to create a
+/// new upload with): from at least where the first stopped, and no other upload is left over.
 #[test]
 fn real_tus_clients_upload_stop_and_resume_from_the_url() {
     let worker = Worker::shared_with(small_parts());
@@ -319,11 +354,20 @@ fn real_tus_clients_upload_stop_and_resume_from_the_url() {
             .unwrap();
         let log = format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         assert!(output.status.success(), "{client} {protocol}: {log}");
-        assert!(log.contains("resumed from"), "{client} {protocol} stopped and resumed: {log}");
+        // The fresh client resumed this upload at its offset: it did not start one afresh.
+        let (stopped, resumed) = (number_after(&log, "stopped at "), number_after(&log, "resumed from "));
+        assert!(stopped > 0 && resumed >= stopped, "{client} {protocol}: stopped at {stopped}, resumed from {resumed}");
+        assert_eq!(listed(&api), Vec::<String>::new(), "{client} {protocol}: no second upload was made");
         let object = api.object(key, &[]);
         assert_eq!(object.status, 200, "{client} {protocol}");
         assert!(object.body == data, "{client} {protocol}: the object is the file");
     }
+}
+
+/// The number that follows `label` in a client's log (0 if none).
+fn number_after(log: &str, label: &str) -> usize {
+    let rest = log.split(label).nth(1).unwrap_or_default();
+    rest.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 /// The IETF draft (interop version 8, the latest; 5 and 6 through tus-js-client above): careful

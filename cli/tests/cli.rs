@@ -293,16 +293,24 @@ fn a_stalled_range_that_wakes_up_during_its_hedge_still_writes_each_byte_once() 
 
     assert!(fs::read(env.path("back.bin")).unwrap() == data, "the file came back different");
     assert!(run.field("verified").contains("multipart ETag matches"), "{}", run.stdout);
-    let third: Vec<String> = ranges_asked(&proxy)
+    let asked: Vec<Seen> = ranges_asked(&proxy)
         .into_iter()
-        .filter_map(|s| s.header("range").map(str::to_owned))
-        .filter(|r| r.ends_with(&third_end))
+        .filter(|s| s.header("range").is_some_and(|r| r.ends_with(&third_end)))
         .collect();
+    let third: Vec<&str> = asked.iter().map(|s| s.header("range").unwrap()).collect();
     assert!(third.len() >= 2, "the paused range and its hedge: {third:?}");
     assert_eq!(third[0], format!("bytes={}{third_end}", 2 * PART));
     let from: usize = third[1]["bytes=".len()..].split('-').next().unwrap().parse().unwrap();
     assert!((2 * PART..=2 * PART + MIB).contains(&from), "{third:?}");
     assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
+    // The bytes both copies hold really arrived twice: the hedge's first MiB (from the first
+    // byte the stalled copy lacked) had gone out before the stalled copy, delivered whole, ended.
+    // (The hedge itself is cut off: the download is done before its pause ends.)
+    let delivery = |seen: &Seen| proxy.deliveries().into_iter().find(|d| d.index == seen.index);
+    wait_until("both copies' answers ended", || delivery(&asked[0]).is_some() && delivery(&asked[1]).is_some());
+    let (stalled, hedge) = (delivery(&asked[0]).unwrap(), delivery(&asked[1]).unwrap());
+    assert!(stalled.whole, "the stalled copy was delivered whole: {stalled:#?}");
+    assert!(hedge.paused.is_some_and(|p| p < stalled.ended), "the copies overlapped: {stalled:#?} {hedge:#?}");
 }
 
 /// Issue 11: a download reads each range's body to its end, so its ranges share one kept-alive

@@ -88,9 +88,19 @@ fn an_upload_started_elsewhere_in_other_parts_than_this_machines_default_still_r
     let (_, data) = env.file("o.bin", 12 * PART + 3);
     let id = start_and_kill_in(&env, "o.bin", "other-parts/o.bin", 2, "6MiB");
     fs::remove_dir_all(env.state.path()).unwrap();
+    let held = env.upload_state(&id).parts.len();
+    let puts_before = part_puts(env.worker, &id);
 
     let run = env.run(&["upload", "o.bin", "other-parts/o.bin"]).expect(0);
     assert!(run.stderr.contains(&format!("found upload {id} of other-parts/o.bin")), "{}", run.stderr);
+    // The server's parts (6 MiB, not this machine's default) are taken, not sent again.
+    assert_eq!(note_number(&run.stderr, "found upload ", 8), held, "every held part matches: {}", run.stderr);
+    assert_eq!(note_number(&run.stderr, "resumed: ", 1), held, "{}", run.stderr);
+    let parts = (12 * PART + 3).div_ceil(6 * util::MIB);
+    let sent = note_number(&run.stderr, "sent: ", 1);
+    assert_eq!(sent, parts - held, "only the missing parts are sent: {}", run.stderr);
+    wait_until("the Worker logged every PUT", || part_puts(env.worker, &id) >= puts_before + sent);
+    assert_eq!(part_puts(env.worker, &id) - puts_before, sent, "PUTs the Worker saw");
     assert_eq!(run.field("etag"), multipart_etag(&data, 6 * util::MIB));
     assert_eq!(env.upload_state(&id).status, UploadStatus::Completed);
 }

@@ -41,6 +41,17 @@ pub use updates::{finished, opened, pending, retry_pending, RETRY_MS};
 /// create while R2 works on it (`upload::create`), before the object writes its row.
 pub const CREATING_MS: u64 = 60_000;
 
+/// [`CREATING_MS`]; in the fault build the Worker's `TEST_CREATING_MS` when set, so that a test
+/// sees stale entries repaired without waiting a minute (tests/operate.rs).
+#[allow(unused_variables)]
+pub fn creating_ms(env: &Env) -> u64 {
+    #[cfg(feature = "faults")]
+    if let Some(ms) = env.var("TEST_CREATING_MS").ok().and_then(|v| v.to_string().parse().ok()) {
+        return ms;
+    }
+    CREATING_MS
+}
+
 /// What the index keeps about one unfinished upload: what never changes while it is open.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -11,7 +11,7 @@ use worker::Response;
 use crate::error::{cause, ApiError, ApiResult, OrInternal};
 use crate::http::auth::Claims;
 use crate::http::{json, Ctx};
-use crate::index::{Entry, IndexCommand, IndexHandle, Page, Position, CREATING_MS};
+use crate::index::{creating_ms, Entry, IndexCommand, IndexHandle, Page, Position};
 use crate::upload::{Caller, Command, UploadHandle};
 
 /// The default and largest page of `listUploads`.
@@ -45,7 +45,7 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
                 // Finished or gone: hidden, and the index learns it (best effort; the next read
                 // repairs what this one could not). A young entry may be a create in progress:
                 // hidden, but kept.
-                None if entry.created_ms + CREATING_MS > worker::Date::now().as_millis() => {}
+                None if entry.created_ms + creating_ms(&cx.env) > worker::Date::now().as_millis() => {}
                 None => {
                     let remove = IndexCommand::Remove { upload_id: entry.upload_id.clone() };
                     if let Err(e) = index.send::<()>(&remove).await {

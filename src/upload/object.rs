@@ -73,7 +73,9 @@ impl DurableObject for UploadState {
         let mut facts = row.facts();
         let before = facts.clone();
         let now = now_ms();
-        match facts.alarm(self.running.get(), now) {
+        let decision = facts.alarm(self.running.get(), now);
+        crate::faults::alarm_fired(&row.upload_id, now >= before.expires_ms, &decision);
+        match decision {
             Alarm::At(when) => self.alarm_at(when).await.map_err(failed)?,
             Alarm::Then(Next::AbortInR2) => {
                 self.save(&before, &facts, None).map_err(failed)?;

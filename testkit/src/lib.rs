@@ -324,6 +324,21 @@ impl Worker {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// Waits up to `seconds` for a line of wrangler's output that contains every one of
+    /// `needles` (a held request's `{"fault":"paused",..,"tag":..}`, src/faults.rs) and
+    /// returns it; panics with the log's tail if none comes.
+    pub fn wait_for_log(&self, needles: &[&str], seconds: u64) -> String {
+        let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
+        loop {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            if let Some(line) = log.lines().find(|line| needles.iter().all(|n| line.contains(n))) {
+                return line.to_string();
+            }
+            assert!(Instant::now() < deadline, "no log line with {needles:?} in:\n{}", self.log_tail());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// A token for `sub` with `scopes`, signed with the Ed25519 key.
     pub fn token(&self, sub: &str, scopes: &[&str]) -> String {
         self.sign(claims(sub, scopes))

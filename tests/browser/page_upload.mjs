@@ -27,7 +27,9 @@ await run(async (page) => {
     return route.fulfill({ status: 503, contentType: "application/problem+json", body: '{"code":"internal"}' });
   });
   const firstStored = page.waitForResponse((r) => r.request().method() === "PUT" && r.status() === 200);
+  const mainCreated = page.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith("/uploads"));
   await page.setInputFiles("#file-input", env("FILE"));
+  const uploadId = (await (await mainCreated).json()).uploadId;
   await firstStored;
   while (parts.sent.length < 6) await page.waitForTimeout(20); // 1 twice; 2 to 5 in flight
   await page.waitForTimeout(300); // let the progress line repaint
@@ -41,11 +43,16 @@ await run(async (page) => {
   const item = page.locator("li.file").first();
   await page.locator("li.file[data-state=paused]").waitFor();
   const focusAfterPause = await page.evaluate(() => document.activeElement.textContent);
-  releaseHeld(); // a paused page has aborted them: none may reach the Worker now
+  // The parts held since before the pause are let go: a paused page has aborted them, so none
+  // may reach the Worker now (the Worker's log of this window says; the page's own request
+  // events would miss them, as they were sent before the pause).
+  const pausedFrom = Date.now();
+  releaseHeld();
   const sentAtPause = parts.sent.length;
   await page.waitForTimeout(1000);
   const sentWhilePaused = parts.sent.length - sentAtPause;
   await screenshot(page, "page-paused");
+  const pausedUntil = Date.now();
   await page.keyboard.press("Enter"); // on Resume
   await page.locator("li.file[data-state=done]").waitFor({ timeout: 120_000 });
   await page.locator("#objects td.key").first().waitFor();
@@ -70,6 +77,9 @@ await run(async (page) => {
     focusedBeforePause,
     focusAfterPause,
     sentWhilePaused,
+    uploadId,
+    pausedFrom,
+    pausedUntil,
     key,
     cancelledId,
     listed: await page.locator("#objects td.key").allTextContents(),

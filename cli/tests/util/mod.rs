@@ -3,10 +3,9 @@
 #![allow(dead_code)] // not every test uses every helper
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -303,9 +302,24 @@ pub struct Proxy {
     shared: Arc<Shared>,
 }
 
+/// How one answer's body went out to the client ([`Proxy::deliveries`]).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The request's place in [`Proxy::seen`].
+    pub index: usize,
+    /// The whole body was written (the client did not hang up on it).
+    pub whole: bool,
+    /// When the answer's head went out, and when its last byte did (or the write failed).
+    pub started: Instant,
+    pub ended: Instant,
+    /// For [`Action::Pause`]: when the bytes before the pause had gone out.
+    pub paused: Option<Instant>,
+}
+
 /// What the proxy's connections share.
 struct Shared {
     log: Mutex<Vec<Seen>>,
+    delivered: Mutex<Vec<Delivery>>,
     /// The requests (by index) being answered.
     answering: Mutex<Vec<usize>>,
     upstream: String,
@@ -317,7 +331,12 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_end_matches('/').to_string();
-        let shared = Arc::new(Shared { log: Mutex::default(), answering: Mutex::default(), upstream });
+        let shared = Arc::new(Shared {
+            log: Mutex::default(),
+            delivered: Mutex::default(),
+            answering: Mutex::default(),
+            upstream,
+        });
         let (proxy, rule) = (Arc::clone(&shared), Arc::new(rule));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -333,6 +352,10 @@ impl Proxy {
     /// Every request so far, in the order they arrived.
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.log.lock().unwrap().clone()
+    }
+    /// Every answer whose body went out in full or was cut off by the client, in the order they ended.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.shared.delivered.lock().unwrap().clone()
     }
 }
 
@@ -402,16 +425,26 @@ fn serve(
     }
     out.push_str(&format!("content-length: {length}\r\nconnection: close\r\n\r\n"));
     client.write_all(out.as_bytes())?;
+    let started = Instant::now();
+    let delivered = |written: &std::io::Result<()>, paused| {
+        let whole = written.is_ok();
+        let delivery = Delivery { index: request.index, whole, started, ended: Instant::now(), paused };
+        shared.delivered.lock().unwrap().push(delivery);
+    };
     let Some(after) = stall else {
-        client.write_all(&answer.body)?;
-        return client.flush();
+        let written = client.write_all(&answer.body).and_then(|()| client.flush());
+        delivered(&written, None);
+        return written;
     };
     let (head, rest) = answer.body.split_at(after.min(answer.body.len()));
     client.write_all(head)?;
     client.flush()?;
     if let Some(wait) = pause {
+        let paused = Instant::now();
         std::thread::sleep(wait);
-        return client.write_all(rest);
+        let written = client.write_all(rest).and_then(|()| client.flush());
+        delivered(&written, Some(paused));
+        return written;
     }
     // Nothing more: wait for the client to give up on the body (it closes, or its process ends).
     let mut rest = [0u8; 1024];
@@ -465,7 +498,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// it: whether a client keeps its connections alive.
 pub struct Relay {
     pub url: String,
-    connections: Arc<AtomicUsize>,
+    /// The clients' addresses, in the order their connections were accepted.
+    accepted: Arc<Mutex<Vec<SocketAddr>>>,
+    /// Our own probes' addresses ([`Relay::connections`]), not counted.
+    probes: Mutex<Vec<SocketAddr>>,
 }
 
 impl Relay {
@@ -473,11 +509,11 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let counted = Arc::clone(&connections);
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let counted = Arc::clone(&accepted);
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                counted.fetch_add(1, Ordering::SeqCst);
+                counted.lock().unwrap().push(client.peer_addr().unwrap());
                 let Ok(server) = TcpStream::connect(&upstream) else { continue };
                 for (from, to) in [(&client, &server), (&server, &client)] {
                     let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
@@ -488,11 +524,27 @@ impl Relay {
                 }
             }
         });
-        Relay { url, connections }
+        Relay { url, accepted, probes: Mutex::default() }
     }
 
-    /// Connections opened so far.
+    /// Connections opened so far, every one made before this call counted: the relay accepts
+    /// on another thread, so a connection the client made just before it exited may not be
+    /// counted yet. A probe connection of our own is accepted after all of them (the listen
+    /// queue is first in, first out); the answer is how many clients' came before it.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
+        let probe = TcpStream::connect(self.url.trim_start_matches("http://")).unwrap();
+        let ours = probe.local_addr().unwrap();
+        let mut probes = self.probes.lock().unwrap();
+        probes.push(ours);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let accepted = self.accepted.lock().unwrap();
+            if let Some(at) = accepted.iter().position(|&a| a == ours) {
+                return accepted[..at].iter().filter(|a| !probes.contains(a)).count();
+            }
+            drop(accepted);
+            assert!(Instant::now() < deadline, "the relay never accepted its own probe");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
