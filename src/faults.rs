@@ -10,6 +10,8 @@
 //! - `complete.before-r2`: in the Durable Object, after the upload is marked `completing`,
 //!   before R2's `complete`. `pause:MS` (other requests and the alarm run meanwhile) or `fail`.
 //! - `complete.after-r2`: after R2's `complete` succeeded, before the record is written: `fail`.
+//! - `append.after-r2`: in the Worker, after R2 took a part of a tus or draft append, before
+//!   it is recorded, its lease still renewed: `pause:MS` (a second append meets it) or `fail`.
 //! - `append.after-record`: in the Durable Object, after an `Append` was recorded, before its
 //!   answer: `fail` (the Worker is told `500` of an append that took effect).
 //!

@@ -225,3 +225,46 @@ fn a_create_repeated_with_its_idempotency_key_gets_the_same_upload() {
     // A key that is not printable ASCII is refused at the door.
     create(&api, &"k".repeat(256), &body).assert_problem(400, "invalid_request");
 }
+
+// ---- CORS against the running Worker (issue 20) ------------------------------------------------
+
+/// A preflight for `POST /uploads` and a `GET /uploads` with a token, both from a page of `origin`.
+fn from_a_page_of(worker: &Worker, origin: &str) -> (Reply, Reply) {
+    let preflight = [
+        ("origin", origin),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "authorization, content-type"),
+    ];
+    let preflight = Api::new(worker, None).send("OPTIONS", "/uploads", &preflight, None);
+    let get = Api::of(worker, "cors").send("GET", "/uploads", &[("origin", origin)], None);
+    (preflight, get)
+}
+
+/// `ALLOWED_ORIGINS="*"` grants every origin, by echoing it (never the literal `*`) and never
+/// with `Access-Control-Allow-Credentials`: tokens travel in `Authorization`, never in cookies,
+/// so no page can ride a session. Unset, no origin is granted anything.
+#[test]
+fn cors_with_a_star_grants_each_origin_by_name_without_credentials_and_unset_grants_none() {
+    let star = Worker::start_with(Options { vars: vec![("ALLOWED_ORIGINS".into(), "*".into())] });
+    for origin in ["https://anywhere.example", "http://127.0.0.1:9"] {
+        let (preflight, get) = from_a_page_of(&star, origin);
+        assert_eq!((preflight.status, get.status), (204, 200), "{origin}");
+        for reply in [&preflight, &get] {
+            assert_eq!(reply.header("access-control-allow-origin"), Some(origin), "echoed, never `*`");
+            assert_eq!(reply.header("access-control-allow-credentials"), None, "{origin}: never with credentials");
+            assert!(reply.header("vary").is_some_and(|v| v.contains("Origin")), "{reply:?}");
+        }
+        let allowed = preflight.header("access-control-allow-headers").unwrap_or_default().to_ascii_lowercase();
+        assert!(allowed.contains("authorization") && allowed.contains("content-type"), "{allowed}");
+        assert!(preflight.header("access-control-allow-methods").is_some_and(|m| m.contains("POST")));
+        assert!(get.header("access-control-expose-headers").is_some_and(|h| h.contains("ETag")));
+    }
+
+    // The shared Worker has no ALLOWED_ORIGINS.
+    let (preflight, get) = from_a_page_of(Worker::shared(), "https://anywhere.example");
+    for reply in [&preflight, &get] {
+        assert_eq!(reply.header("access-control-allow-origin"), None, "{reply:?}");
+        assert_eq!(reply.header("access-control-allow-methods"), None, "{reply:?}");
+        assert_eq!(reply.header("access-control-allow-credentials"), None, "{reply:?}");
+    }
+}

@@ -173,6 +173,51 @@ fn the_listing_never_shows_a_finished_upload_even_when_a_crash_left_the_index_be
     assert_eq!(index_rows(&worker), vec![open], "the listing repaired the index: its rows are the open upload's");
 }
 
+/// A create that R2 refused after the owner's index heard of it (`r2.create=fail`; the two run
+/// at once) leaves an entry naming an upload that never was: no listing shows it, and once it is
+/// older than a create can take (`TEST_CREATING_MS` here, a minute in production) the next
+/// listing drops it from the index's own rows.
+#[test]
+fn a_create_r2_refused_is_never_listed_and_the_listing_drops_its_entry_once_stale() {
+    let mut worker = Worker::start_with_faults(Options { vars: vec![("TEST_CREATING_MS".into(), "1000".into())] });
+    let api = Api::of(&worker, "phantom");
+    let body = serde_json::to_vec(&json!({"key": "phantom/file.bin", "size": 2 * PART, "partSize": PART})).unwrap();
+    let headers = [("content-type", "application/json"), ("x-r2mpu-fault", "r2.create=fail")];
+    api.send("POST", "/uploads", &headers, Some(&body)).assert_problem(500, "internal");
+    assert_eq!(ids(&list(&api, "")), Vec::<String>::new(), "a young entry with no upload is hidden");
+    worker.kill();
+    let phantom = index_rows(&worker);
+    assert_eq!(phantom.len(), 1, "the index heard of the create before R2 refused it: {phantom:?}");
+    worker.start_again();
+    // The entry's age must pass TEST_CREATING_MS (1 s); this waits on the clock, not on a request.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(ids(&list(&api, "")), Vec::<String>::new());
+    worker.kill();
+    assert_eq!(index_rows(&worker), Vec::<String>::new(), "the listing dropped the entry of the upload that never was");
+}
+
+/// An index update that failed (`index.update=fail` on a create: the upload is made, its owner's
+/// index never hears of it) is kept by the upload's own object and retried from its alarm, and
+/// a crash in between loses neither: after a SIGKILL and a restart the upload is listed within a
+/// minute (the retry is half a minute out).
+#[test]
+fn an_index_update_that_failed_is_retried_from_the_alarm_even_across_a_crash() {
+    let mut worker = Worker::start_with_faults(Options::default());
+    let api = Api::of(&worker, "index-retry");
+    let body = serde_json::to_vec(&json!({"key": "index-retry/file.bin", "size": 2 * PART, "partSize": PART})).unwrap();
+    let headers = [("content-type", "application/json"), ("x-r2mpu-fault", "index.update=fail")];
+    let created = api.send("POST", "/uploads", &headers, Some(&body));
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.json()["uploadId"].as_str().unwrap().to_string();
+    assert_eq!(ids(&list(&api, "")), Vec::<String>::new(), "the index never heard of it");
+    worker.crash_and_restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while ids(&list(&api, "")) != [id.clone()] {
+        assert!(std::time::Instant::now() < deadline, "not listed a minute after the crash");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 // ---- Logs ------------------------------------------------------------------------------------
 
 /// The JSON log line whose `requestId` is `id`, waiting for wrangler to write it.
@@ -229,6 +274,56 @@ fn every_request_logs_one_json_line_with_its_route_status_and_sizes_and_never_th
     let signature = token.rsplit('.').next().unwrap();
     assert!(!log.contains(signature), "a token's signature reached the log");
     assert!(!log.contains("secret=1"), "a raw query string reached the log");
+}
+
+/// No refused token reaches the log, whatever is wrong with it, and neither does the token of a
+/// request that failed inside (whose `{"level":"error","context","cause"}` line is the one most
+/// likely to carry what the request held): for each, its own log line is found by request id,
+/// then the whole log is searched for the token and for its signature.
+#[test]
+fn no_token_reaches_the_log_on_refusals_or_in_the_cause_of_an_internal_failure() {
+    use jwt_simple::prelude::{Clock, Ed25519KeyPair, EdDSAKeyPairLike};
+    let worker = Worker::shared_faults();
+    let mut expired = claims("logged-refusals", ALL_SCOPES);
+    expired.expires_at = Some(Clock::now_since_epoch() - jwt_simple::prelude::Duration::from_hours(1));
+    let stranger = Ed25519KeyPair::generate().with_key_id("test-ed");
+    let valid = worker.token("logged-refusals", ALL_SCOPES);
+    let (head, rest) = valid.split_once('.').unwrap();
+    let tampered = format!("{head}.e30{}", &rest[rest.find('.').unwrap()..]);
+    let cases = [
+        ("garbage", "garbage-token-do-not-log.Zm9vYmFy.c2VjcmV0LXNpZ25hdHVyZS1kby1ub3QtbG9n".to_string(), 401),
+        ("expired", worker.sign(expired), 401),
+        ("signed by a stranger", stranger.sign(claims("logged-refusals", ALL_SCOPES)).unwrap(), 401),
+        ("tampered", tampered, 401),
+        ("without the scope", worker.token("logged-refusals", &["objects:read"]), 403),
+    ];
+    let mut sent = Vec::new();
+    for (what, token, status) in cases {
+        let reply = Api::new(worker, Some(token.clone())).send("GET", "/uploads", &[], None);
+        assert_eq!(reply.status, status, "{what}: {reply:?}");
+        let line = log_line(worker, reply.header("x-request-id").unwrap());
+        assert_eq!(line["status"], status, "{what}: its own line: {line}");
+        sent.push((what, token));
+    }
+    // A failure inside, with a valid token: R2 fails a read, and the cause is logged.
+    let api = Api::new(worker, Some(valid.clone()));
+    api.upload("logged-refusals/x.bin", b"x", PART);
+    let failed = api.send("GET", "/objects/logged-refusals/x.bin", &[("x-r2mpu-fault", "r2.get=fail")], None);
+    failed.assert_problem(500, "internal");
+    let request_id = failed.header("x-request-id").unwrap().to_string();
+    log_line(worker, &request_id);
+    let cause = log_line_where(worker, Duration::from_secs(10), |line| {
+        line["level"] == "error" && line["cause"].as_str().is_some_and(|c| c.contains("injected fault"))
+    });
+    assert!(cause["context"].is_string(), "the failure's cause line: {cause}");
+    sent.push(("valid, failed inside", valid));
+
+    let log = std::fs::read_to_string(worker.log_path()).unwrap();
+    for (what, token) in sent {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!signature.is_empty() && !log.contains(signature), "{what}: the token's signature reached the log");
+        assert!(!log.contains(&token), "{what}: the token reached the log");
+    }
 }
 
 // ---- Part MD5s -------------------------------------------------------------------------------

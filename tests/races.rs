@@ -126,6 +126,40 @@ fn while_held(hold: &str, held: impl FnOnce(String) -> Reply + Send + 'static, o
     Raced { held, other, sent_inside_the_pause, inside_the_pause, after_the_pause }
 }
 
+/// tus and the IETF draft take one append at a time: a second `PATCH` at the same offset while
+/// the first one's part is on its way (held after R2 took it, its lease renewed) is refused
+/// with `409 part_in_flight`, not queued or mixed in; the first is recorded, and the object is
+/// the first client's bytes.
+#[test]
+fn a_second_tus_append_while_the_first_ones_part_is_in_flight_is_409_part_in_flight() {
+    const TUS: (&str, &str) = ("tus-resumable", "1.0.0");
+    const OCTETS: (&str, &str) = ("content-type", "application/offset+octet-stream");
+    fn patch(api: &Api, path: &str, offset: usize, bytes: &[u8], fault: &str) -> Reply {
+        let headers = [TUS, OCTETS, ("upload-offset", &offset.to_string()), ("x-r2mpu-fault", fault)];
+        api.send("PATCH", path, &headers, Some(bytes))
+    }
+    let api = faulty("race-tus");
+    let data = random_bytes(2 * PART + 7, 31);
+    let created = api.send("POST", "/tus", &[TUS, ("upload-length", &data.len().to_string())], None);
+    assert_eq!(created.status, 201, "{created:?}");
+    let path = created.header("location").unwrap().to_string();
+    let Raced { held, other: second, inside_the_pause, .. } = {
+        let (api1, path1, first) = (api.clone(), path.clone(), data[..PART].to_vec());
+        let intruder = random_bytes(PART, 32);
+        while_held(
+            "append.after-r2=pause:4000",
+            move |f| patch(&api1, &path1, 0, &first, &f),
+            || patch(&api, &path, 0, &intruder, ""),
+        )
+    };
+    assert!(inside_the_pause, "the second append came while the first one's part was held");
+    second.assert_problem(409, "part_in_flight");
+    assert_eq!((held.status, held.header("upload-offset")), (204, Some(PART.to_string().as_str())), "{held:?}");
+    assert_eq!(patch(&api, &path, PART, &data[PART..], "").status, 204);
+    let key = api.state(path.trim_start_matches("/tus/")).json()["key"].as_str().unwrap().to_string();
+    assert!(api.object(&key, &[]).body == data, "the refused append left nothing behind");
+}
+
 #[test]
 fn the_same_part_sent_twice_at_once_gets_409_and_the_record_names_the_copy_r2_holds() {
     let api = faulty("race-part");

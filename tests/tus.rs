@@ -370,36 +370,51 @@ fn number_after(log: &str, label: &str) -> usize {
     rest.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
-/// The IETF draft (interop version 8, the latest; 5 and 6 through tus-js-client above): careful
-/// creation, offset retrieval, appends with `application/partial-upload` and `Upload-Complete`,
-/// the draft's problem for a mismatching offset, `Upload-Limit`, cancellation.
+/// The IETF draft at interop versions 7 (drafts 06 to 08) and 8 (draft 09 and later; 5 and 6
+/// through tus-js-client above): careful creation, offset retrieval, appends with
+/// `application/partial-upload` and `Upload-Complete`, the draft's problem for a mismatching
+/// offset, `Upload-Limit` on creation and on `HEAD`, cancellation.
 #[test]
 fn the_ietf_draft_creates_appends_resumes_and_cancels() {
     let worker = Worker::shared_with(small_parts());
     let api = Api::of(worker, "tus-draft");
-    const DRAFT: (&str, &str) = ("upload-draft-interop-version", "8");
+    for version in ["7", "8"] {
+        the_draft_at(&api, version);
+    }
+    let unknown = api.send("POST", "/tus", &[("upload-draft-interop-version", "99"), ("upload-complete", "?0")], None);
+    unknown.assert_problem(400, "invalid_request");
+}
+
+fn the_draft_at(api: &Api, version: &str) {
+    let draft = ("upload-draft-interop-version", version);
     const PARTIAL: (&str, &str) = ("content-type", "application/partial-upload");
+    // 10,000 parts of this Worker's 5 MiB, Cloudflare's 100 MiB body, the configured 24 h TTL.
+    let limit = format!("max-size={}, max-append-size=104857600, max-age=86400", PART as u64 * 10_000);
     let data = random_bytes(PART + 1000, 13);
-    let metadata = format!("key {}", b64("tus-draft/file.bin"));
-    let created = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?0"), ("upload-metadata", &metadata)], None);
+    let key = format!("tus-draft/v{version}/file.bin");
+    let metadata = format!("key {}", b64(&key));
+    let created = api.send("POST", "/tus", &[draft, ("upload-complete", "?0"), ("upload-metadata", &metadata)], None);
     assert_eq!(created.status, 201, "{created:?}");
     assert_eq!((created.header("upload-offset"), created.header("upload-complete")), (Some("0"), Some("?0")));
-    let limit = created.header("upload-limit").unwrap();
-    assert!(limit.contains(&format!("max-size={}", PART as u64 * 10_000)), "{limit}");
-    assert!(limit.contains("max-append-size=104857600") && limit.contains("max-age="), "{limit}");
+    assert_eq!(created.header("upload-draft-interop-version"), Some(version), "answered in the version asked");
+    assert_eq!(created.header("upload-limit"), Some(limit.as_str()));
     let path = created.header("location").unwrap().to_string();
     let append = |offset: usize, complete: &str, bytes: &[u8], media: (&str, &str)| {
         let offset = offset.to_string();
         api.send(
             "PATCH",
             &path,
-            &[DRAFT, media, ("upload-offset", &offset), ("upload-complete", complete)],
+            &[draft, media, ("upload-offset", &offset), ("upload-complete", complete)],
             Some(bytes),
         )
     };
 
     let first = append(0, "?0", &data[..3 * MIB], PARTIAL);
-    assert_eq!((first.status, first.header("upload-offset")), (204, Some((3 * MIB).to_string().as_str())));
+    assert_eq!(
+        (first.status, first.header("upload-offset")),
+        (204, Some((3 * MIB).to_string().as_str())),
+        "v{version}"
+    );
     append(3 * MIB, "?0", b"x", OCTETS).assert_problem(415, "unsupported_media_type");
     let behind = append(MIB, "?0", b"x", PARTIAL);
     behind.assert_problem(409, "offset_mismatch");
@@ -411,13 +426,15 @@ fn the_ietf_draft_creates_appends_resumes_and_cancels() {
         (Some(3 << 20), Some(1 << 20))
     );
 
-    let head = api.send("HEAD", &path, &[DRAFT], None);
+    let head = api.send("HEAD", &path, &[draft], None);
     assert_eq!(head.status, 204);
     assert_eq!((head.header("upload-offset"), head.header("upload-complete")), (Some("3145728"), Some("?0")));
+    assert_eq!(head.header("upload-limit"), Some(limit.as_str()), "HEAD says the limits too");
+    assert_eq!(head.header("upload-draft-interop-version"), Some(version));
     assert_eq!(head.header("cache-control"), Some("no-store"));
     let last = append(3 * MIB, "?1", &data[3 * MIB..], PARTIAL);
     assert_eq!((last.status, last.header("upload-complete")), (204, Some("?1")), "{last:?}");
-    assert!(api.object("tus-draft/file.bin", &[]).body == data);
+    assert!(api.object(&key, &[]).body == data, "v{version}");
     // Bytes past a completed upload are the draft's inconsistent length, wherever they claim to go.
     for offset in [data.len(), 0] {
         append(offset, "?0", b"x", PARTIAL).assert_problem(400, "invalid_request");
@@ -425,24 +442,21 @@ fn the_ietf_draft_creates_appends_resumes_and_cancels() {
 
     // Optimistic creation of a whole small object, named as the draft names it (the file name of
     // its Content-Disposition, its Content-Type), and cancellation of another.
-    let named = [
-        DRAFT,
-        ("upload-complete", "?1"),
-        ("content-type", "text/plain"),
-        ("content-disposition", r#"inline; filename="x"; filename*=UTF-8''tus-draft%2Fall%20at%20once.txt"#),
-    ];
+    let named_key = format!("tus-draft/v{version}/all at once.txt");
+    let disposition =
+        format!(r#"inline; filename="x"; filename*=UTF-8''{}"#, named_key.replace('/', "%2F").replace(' ', "%20"));
+    let named =
+        [draft, ("upload-complete", "?1"), ("content-type", "text/plain"), ("content-disposition", &disposition)];
     let whole = api.send("POST", "/tus", &named, Some(b"all at once"));
     assert_eq!((whole.status, whole.header("upload-complete")), (201, Some("?1")), "{whole:?}");
-    let key = api.state(whole.header("location").unwrap().trim_start_matches("/tus/")).json()["key"].clone();
-    assert_eq!(key, "tus-draft/all at once.txt");
-    let object = api.object("tus-draft/all at once.txt", &[]);
+    let stored = api.state(whole.header("location").unwrap().trim_start_matches("/tus/")).json()["key"].clone();
+    assert_eq!(stored, named_key.as_str());
+    let object = api.object(&named_key, &[]);
     assert_eq!((object.body.as_slice(), object.header("content-type")), (&b"all at once"[..], Some("text/plain")));
-    let cancelled = api.send("POST", "/tus", &[DRAFT, ("upload-complete", "?0")], None);
+    let cancelled = api.send("POST", "/tus", &[draft, ("upload-complete", "?0")], None);
     let path = cancelled.header("location").unwrap();
-    assert_eq!(api.send("DELETE", path, &[DRAFT], None).status, 204);
-    assert_eq!(api.send("HEAD", path, &[DRAFT], None).status, 404);
-    let unknown = api.send("POST", "/tus", &[("upload-draft-interop-version", "99"), ("upload-complete", "?0")], None);
-    unknown.assert_problem(400, "invalid_request");
+    assert_eq!(api.send("DELETE", path, &[draft], None).status, 204);
+    assert_eq!(api.send("HEAD", path, &[draft], None).status, 404);
 }
 
 /// `GET /uploads` for `api`'s subject: the ids of its unfinished uploads.

@@ -247,7 +247,15 @@ pub async fn send(
                     upload.faults().r2("append-part").await?;
                     let held = Held::new(upload.clone(), n, token, piece.bytes(), asked);
                     let send = |data| upload_part(&multipart, &held, n, data, piece.bytes());
-                    let uploaded = held.keep(pipe(&mut tail, body, *piece, send)).await?;
+                    let uploaded = held
+                        .keep(async {
+                            let uploaded = pipe(&mut tail, body, *piece, send).await?;
+                            // Test builds: R2 holds the part, its record is not written, its
+                            // lease is still renewed.
+                            upload.faults().at("append.after-r2").await?;
+                            Ok::<_, ApiError>(uploaded)
+                        })
+                        .await?;
                     let part = Part { part_number: n, etag: uploaded.etag(), size: piece.bytes(), md5: None };
                     let Keep::EachPart { ttl_ms } = keep else {
                         sent.parts.push((part, token));

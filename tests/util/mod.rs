@@ -230,7 +230,8 @@ pub fn log_line_where(worker: &Worker, within: Duration, matches: impl Fn(&Value
         let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
         let found = log
             .lines()
-            .filter_map(|line| line.find('{').map(|at| &line[at..]))
+            // wrangler colours error lines: the JSON is what lies between the first `{` and the last `}`.
+            .filter_map(|line| Some(&line[line.find('{')?..=line.rfind('}')?]))
             .filter_map(|json| serde_json::from_str::<Value>(json).ok())
             .find(|line| matches(line));
         if let Some(line) = found {
