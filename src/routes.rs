@@ -6,7 +6,7 @@ use worker::Method::{Delete, Get, Head, Options, Patch, Post, Put};
 
 use crate::http::Table;
 use crate::meta;
-use crate::protocols::{guide, listing, objects, tus, uploads};
+use crate::protocols::{guide, listing, objects, s3, tus, uploads};
 
 pub fn table() -> Table {
     Table::new()
@@ -25,6 +25,8 @@ pub fn table() -> Table {
         .authenticated(Get, "/objects/{*key}", ObjectsRead, objects::get)
         .authenticated(Head, "/objects/{*key}", ObjectsRead, objects::head)
         .authenticated(Delete, "/objects/{*key}", ObjectsDelete, objects::delete)
+        // S3 credentials from the bearer token, whatever it grants (it carries over).
+        .verified(Post, "/credentials", s3::credentials::issue)
         // tus 1.0 on the same uploads: discover, create, resume (HEAD), append (PATCH), terminate.
         .public(Options, "/tus", tus::options)
         .authenticated(Post, "/tus", UploadsWrite, tus::create)
@@ -143,10 +145,11 @@ mod tests {
         let mut served: Vec<(String, String, String)> = table()
             .endpoints()
             .into_iter()
-            .filter(|e| e.action.is_none())
+            .filter(|e| e.action.is_none() && !e.signed)
             .map(|e| {
                 let security = match e.scope {
-                    None => "public".to_string(),
+                    None if e.public => "public".to_string(),
+                    None => "bearerAuth []".to_string(),
                     Some(scope) => format!("bearerAuth {:?}", [scope.as_str()]),
                 };
                 (e.method, e.path.replace("{*key}", "{key}"), security)
