@@ -13,7 +13,7 @@
 //! - [`http`]: the machinery under the table, naming no route or protocol: matching, the auth
 //!   layer (JWTs), the request context, CORS, problem rendering, the request log line.
 //! - At the bottom, used by all: [`error`] (one error type; runtime failures logged once),
-//!   [`config`] (settings from the environment), [`faults`] (test builds only: failures
+//!   [`config`] (settings from the environment), [`sigv4`] (AWS Signature Version 4), [`faults`] (test builds only: failures
 //!   injected at named points), [`hex`] (lowercase hex and random ids).
 //!
 //! The wire types, error codes and part rules live in the `r2mpu-api` crate (`api/`), shared
@@ -28,6 +28,7 @@ pub mod index;
 pub mod meta;
 pub mod protocols;
 pub mod routes;
+pub mod sigv4;
 pub mod upload;
 
 use std::rc::Rc;
