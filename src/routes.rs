@@ -27,6 +27,19 @@ pub fn table() -> Table {
         .authenticated(Delete, "/objects/{*key}", ObjectsDelete, objects::delete)
         // S3 credentials from the bearer token, whatever it grants (it carries over).
         .verified(Post, "/credentials", s3::credentials::issue)
+        // S3, path-style, on the same uploads and objects: each method's handler serves the
+        // operations S3 puts under it (named by the query: `?uploads`, `?uploadId=`, ...) and
+        // checks the scope of each; signed with SigV4 by credentials from `/credentials`.
+        .signed(Get, "/s3", s3::verify, s3::bucket::list_buckets)
+        .signed(Head, "/s3/{bucket}", s3::verify, s3::bucket::head)
+        .signed(Get, "/s3/{bucket}", s3::verify, s3::bucket::get)
+        .signed(Get, "/s3/{bucket}/", s3::verify, s3::bucket::get)
+        .signed(Put, "/s3/{bucket}/{*key}", s3::verify, s3::objects::put)
+        .signed(Post, "/s3/{bucket}/{*key}", s3::verify, s3::multipart::post)
+        .signed(Get, "/s3/{bucket}/{*key}", s3::verify, s3::objects::get)
+        .signed(Head, "/s3/{bucket}/{*key}", s3::verify, s3::objects::head)
+        .signed(Delete, "/s3/{bucket}/{*key}", s3::verify, s3::objects::delete)
+        .render_errors("/s3", s3::render)
         // tus 1.0 on the same uploads: discover, create, resume (HEAD), append (PATCH), terminate.
         .public(Options, "/tus", tus::options)
         .authenticated(Post, "/tus", UploadsWrite, tus::create)

@@ -68,3 +68,67 @@ fn the_cli_prints_the_credentials_for_credential_process() {
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(printed, credentials(worker, &token));
 }
+
+/// The venv's Python, for boto3 and aws-cli (`python -m awscli`).
+fn python() -> PathBuf {
+    repo_root().join(".venv/bin/python")
+}
+
+/// A command for a real S3 client: no `AWS_*` settings of this machine (a CA bundle, a
+/// profile) leak in; its config and home are `dir`'s.
+fn s3_client(program: PathBuf, dir: &std::path::Path) -> Command {
+    let mut command = Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(&name);
+        }
+    }
+    command
+        .env("HOME", dir)
+        .env("AWS_CONFIG_FILE", dir.join("aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("aws-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .current_dir(dir);
+    command
+}
+
+fn run_ok(command: &mut Command) -> String {
+    let output = command.output().expect("running an S3 client");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{command:?} failed:\n{stdout}\n{stderr}");
+    stdout.into_owned()
+}
+
+fn bucket_url(worker: &Worker) -> String {
+    format!("{}/s3", worker.url)
+}
+
+#[test]
+fn boto3_uploads_in_parts_and_downloads_byte_identical_with_credentials_from_the_worker() {
+    let worker = Worker::shared();
+    let owner = Api::of(worker, "s3-boto");
+    let token = worker.token("s3-boto", util::ALL_SCOPES);
+    let dir = tempfile::tempdir().unwrap();
+    let data = util::random_bytes(3 * util::PART + 1234, 21);
+    std::fs::write(dir.path().join("up.bin"), &data).unwrap();
+    let key = "s3-boto/ünï code+plus.bin";
+    let creds = credentials(worker, &token).to_string();
+    let script = repo_root().join("tests/s3/boto_round_trip.py");
+    let out = run_ok(s3_client(python(), dir.path()).arg(script).args([
+        &bucket_url(worker),
+        "r2mpu",
+        &creds,
+        "up.bin",
+        key,
+        "down.bin",
+    ]));
+    let result: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(std::fs::read(dir.path().join("down.bin")).unwrap() == data, "the download differs");
+    assert_eq!(result["etag"], format!("\"{}\"", util::multipart_etag(&data, util::PART)), "4 parts of 5 MiB");
+    assert_eq!(result["size"], data.len());
+    assert_eq!(result["listed"], serde_json::json!([key]));
+    assert_eq!(result["buckets"], serde_json::json!(["r2mpu"]));
+    // The same object over REST.
+    let reply = owner.object(key, &[]);
+    assert!(reply.status == 200 && reply.body == data);
+}

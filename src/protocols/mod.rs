@@ -8,7 +8,9 @@
 //! - [`guide`]: the guide's `/{key}?action=` protocol, for clients written against it.
 //! - [`s3`]: S3 at `/s3/{bucket}/{key}`, and `POST /credentials`, its credentials.
 //!
-//! No protocol imports another; what two of them share lives below, in `upload` or `http`.
+//! No protocol imports another, but for S3's GetObject, HeadObject and DeleteObject, which are
+//! the objects protocol's own handlers; what else two of them share lives below, in `upload` or
+//! `http`.
 
 pub mod guide;
 pub mod listing;
