@@ -132,3 +132,98 @@ fn boto3_uploads_in_parts_and_downloads_byte_identical_with_credentials_from_the
     let reply = owner.object(key, &[]);
     assert!(reply.status == 200 && reply.body == data);
 }
+
+/// Credentials as the Worker derives them, for a token `/credentials` would refuse.
+fn derived(token: &str) -> Value {
+    let derived = r2mpu_worker::protocols::s3::credentials::derive(r2mpu_testkit::S3_CREDENTIALS_KEY.as_bytes(), token);
+    serde_json::json!({
+        "AccessKeyId": derived.access_key_id, "SecretAccessKey": derived.secret_access_key, "SessionToken": token,
+    })
+}
+
+#[test]
+fn refusals_carry_s3s_codes_and_store_nothing() {
+    let worker = Worker::shared();
+    let sign = |sub: &str, scopes: &[&str], prefix: Option<&str>, expires: Option<u64>| {
+        let mut claims = claims(sub, scopes);
+        claims.custom.prefix = prefix.map(str::to_string);
+        if let Some(expires) = expires {
+            claims.expires_at = Some(Duration::from_secs(expires));
+        }
+        worker.sign(claims)
+    };
+    let good = sign("s3-refuse", util::ALL_SCOPES, Some("s3-refuse/"), None);
+    let settings = serde_json::json!({
+        "endpoint": bucket_url(worker),
+        "bucket": "r2mpu",
+        "good": credentials(worker, &good),
+        "expired": derived(&sign("s3-refuse", util::ALL_SCOPES, None, Some(1_000_000_000))),
+        "read_only": credentials(worker, &sign("s3-refuse", &["objects:read"], Some("s3-refuse/"), None)),
+        "other": credentials(worker, &sign("s3-refuse-other", util::ALL_SCOPES, None, None)),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let script = repo_root().join("tests/s3/refusals.py");
+    let out = run_ok(s3_client(python(), dir.path()).arg(script).arg(settings.to_string()));
+    let out: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        out["results"],
+        serde_json::json!({
+            "tampered": "SignatureDoesNotMatch",
+            "wrong_secret": "SignatureDoesNotMatch",
+            "expired": "ExpiredToken",
+            "outside_prefix": "AccessDenied",
+            "read_only_writing": "AccessDenied",
+            "unknown_bucket": "NoSuchBucket",
+            "other_subjects_upload": "NoSuchUpload",
+            "sha256_put": "XAmzContentSHA256Mismatch",
+            "sha256_part": "XAmzContentSHA256Mismatch",
+            "presigned_altered": "SignatureDoesNotMatch",
+        })
+    );
+    assert_eq!(out["made"]["presigned_body"], "presigned bytes");
+    // Nothing of any refused request was stored.
+    let owner = Api::with_token(&Api::new(worker, None), &good);
+    for key in ["tampered", "wrong", "expired", "read-only", "nope", "altered"] {
+        owner.object(&format!("s3-refuse/{key}"), &[]).assert_problem(404, "object_not_found");
+    }
+    let everyone = Api::of(worker, "s3-refuse");
+    everyone.object("elsewhere/x", &[]).assert_problem(404, "object_not_found");
+    let upload = owner.state(out["made"]["upload_id"].as_str().unwrap());
+    assert_eq!(upload.status, 200);
+    assert_eq!(upload.json()["parts"], serde_json::json!([]), "neither the other subject's part nor the altered one");
+    // An upload begun over S3 is an r2mpu upload: listed with the others.
+    let listed = owner.send("GET", "/uploads", &[], None).json();
+    let ids: Vec<&str> =
+        listed["uploads"].as_array().unwrap().iter().map(|u| u["uploadId"].as_str().unwrap()).collect();
+    assert!(ids.contains(&out["made"]["upload_id"].as_str().unwrap()), "{listed}");
+}
+
+#[test]
+fn aws_cli_copies_up_and_down_in_parts_with_credential_process_r2mpu_credentials() {
+    let worker = Worker::shared();
+    let token = worker.token("s3-awscli", util::ALL_SCOPES);
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[default]\nregion = auto\ncredential_process = {} credentials\ns3 =\n  addressing_style = path\n",
+        cli().display()
+    );
+    std::fs::write(dir.path().join("aws-config"), config).unwrap();
+    // Above aws-cli's 8 MiB multipart threshold: three parts of 8, 8 and 1 MiB.
+    let data = util::random_bytes(17 * util::MIB, 2121);
+    std::fs::write(dir.path().join("up.bin"), &data).unwrap();
+    let aws = |args: &[&str]| {
+        let mut command = s3_client(python(), dir.path());
+        command.args(["-m", "awscli"]).args(args).args(["--endpoint-url", &bucket_url(worker)]);
+        command.env("R2MPU_ENDPOINT", &worker.url).env("R2MPU_TOKEN", &token);
+        run_ok(&mut command)
+    };
+    aws(&["s3", "cp", "up.bin", "s3://r2mpu/s3-awscli/big.bin"]);
+    aws(&["s3", "cp", "s3://r2mpu/s3-awscli/big.bin", "down.bin"]);
+    assert!(std::fs::read(dir.path().join("down.bin")).unwrap() == data, "the download differs");
+    let head: Value =
+        serde_json::from_str(&aws(&["s3api", "head-object", "--bucket", "r2mpu", "--key", "s3-awscli/big.bin"]))
+            .unwrap();
+    assert_eq!(head["ETag"], format!("\"{}\"", util::multipart_etag(&data, 8 * util::MIB)), "three parts");
+    let listed = aws(&["s3", "ls", "s3://r2mpu/s3-awscli/"]);
+    assert!(listed.contains("big.bin") && listed.contains(&data.len().to_string()), "{listed}");
+}
