@@ -227,3 +227,25 @@ fn aws_cli_copies_up_and_down_in_parts_with_credential_process_r2mpu_credentials
     let listed = aws(&["s3", "ls", "s3://r2mpu/s3-awscli/"]);
     assert!(listed.contains("big.bin") && listed.contains(&data.len().to_string()), "{listed}");
 }
+
+#[test]
+fn lib_storage_uploads_parts_in_parallel_and_get_object_reads_them_back() {
+    let worker = Worker::shared();
+    let token = worker.token("s3-js", util::ALL_SCOPES);
+    let dir = tempfile::tempdir().unwrap();
+    let data = util::random_bytes(4 * util::PART + 99, 2122);
+    std::fs::write(dir.path().join("up.bin"), &data).unwrap();
+    let key = "s3-js/lib storage.bin";
+    let mut command = s3_client(repo_root().join("node_modules/.bin/node"), dir.path());
+    command
+        .arg(repo_root().join("tests/s3/lib_storage.mjs"))
+        .args(["up.bin", key, "down.bin"])
+        .env("NODE_PATH", repo_root().join("node_modules"))
+        .env("S3_ENDPOINT", bucket_url(worker))
+        .env("S3_BUCKET", "r2mpu")
+        .env("S3_CREDENTIALS", credentials(worker, &token).to_string());
+    let out: Value = serde_json::from_str(run_ok(&mut command).trim()).unwrap();
+    assert!(std::fs::read(dir.path().join("down.bin")).unwrap() == data, "the download differs");
+    assert_eq!(out["etag"], format!("\"{}\"", util::multipart_etag(&data, util::PART)), "{out}");
+    assert!(out["mostInFlight"].as_u64().unwrap() > 1, "parts went one at a time: {out}");
+}
