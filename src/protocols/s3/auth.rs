@@ -45,15 +45,35 @@ pub fn verify(cx: &Ctx) -> ApiResult<Claims> {
     if signed.access_key_id != derived.access_key_id {
         return Err(ApiError::AccessKeyUnknown);
     }
-    let request = signed.canonical_request(cx)?;
     let scope = format!("{}/{}/s3/aws4_request", signed.date, signed.region);
-    let to_sign = sigv4::string_to_sign(&signed.amz_date, &scope, &request.text());
     let signing_key = sigv4::signing_key(&derived.secret_access_key, &signed.date, &signed.region, "s3");
-    let expected = sigv4::signature(&signing_key, &to_sign);
-    if !constant_time_eq(expected.as_bytes(), signed.signature.as_bytes()) {
+    let signs = |accept_encoding: Option<&str>| -> ApiResult<bool> {
+        let request = signed.canonical_request(cx, accept_encoding)?;
+        let expected =
+            sigv4::signature(&signing_key, &sigv4::string_to_sign(&signed.amz_date, &scope, &request.text()));
+        Ok(constant_time_eq(expected.as_bytes(), signed.signature.as_bytes()))
+    };
+    let mut verified = signs(None)?;
+    for value in accept_encodings(cx, &signed) {
+        verified = verified || signs(Some(&value))?;
+    }
+    if !verified {
         return Err(ApiError::SignatureMismatch);
     }
     Ok(claims)
+}
+
+/// The values a signed `Accept-Encoding` may have had before it reached the Worker: Cloudflare
+/// (and workerd under `wrangler dev`) rewrite it (rclone's signed `gzip` arrives as `br, gzip`),
+/// so each encoding the arrived value names is tried alone, and `identity`.
+fn accept_encodings(cx: &Ctx, signed: &Signed) -> Vec<String> {
+    if !signed.signed_headers.iter().any(|h| h == "accept-encoding") {
+        return Vec::new();
+    }
+    let arrived = cx.header("accept-encoding").unwrap_or_default();
+    let mut values: Vec<String> = arrived.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+    values.push("identity".into());
+    values
 }
 
 /// What a request says about its signature.
@@ -169,7 +189,8 @@ impl Signed {
     }
 
     /// The canonical request the client signed, rebuilt from what arrived.
-    fn canonical_request(&self, cx: &Ctx) -> ApiResult<CanonicalRequest> {
+    /// `accept_encoding`: the value to take for that header instead of the one that arrived.
+    fn canonical_request(&self, cx: &Ctx, accept_encoding: Option<&str>) -> ApiResult<CanonicalRequest> {
         let url = cx.req.inner().url();
         let after_scheme = url.find("://").map_or(0, |i| i + 3);
         let path_and_query = url[after_scheme..].find('/').map_or("/", |i| &url[after_scheme + i..]);
@@ -188,7 +209,10 @@ impl Signed {
         }
         let mut headers = Vec::new();
         for name in &self.signed_headers {
-            let value = cx.header(name).ok_or_else(|| malformed(format!("the signed header {name} is missing")))?;
+            let value = match accept_encoding.filter(|_| name == "accept-encoding") {
+                Some(value) => value.to_string(),
+                None => cx.header(name).ok_or_else(|| malformed(format!("the signed header {name} is missing")))?,
+            };
             headers.push((name.clone(), value));
         }
         let payload_hash = match self.expires {
