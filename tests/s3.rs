@@ -204,7 +204,7 @@ fn aws_cli_copies_up_and_down_in_parts_with_credential_process_r2mpu_credentials
     let token = worker.token("s3-awscli", util::ALL_SCOPES);
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "[default]\nregion = auto\ncredential_process = {} credentials\ns3 =\n  addressing_style = path\n",
+        "[default]\nregion = auto\ncredential_process = {} credentials\nrequest_checksum_calculation = when_required\ns3 =\n  addressing_style = path\n",
         cli().display()
     );
     std::fs::write(dir.path().join("aws-config"), config).unwrap();
