@@ -14,18 +14,13 @@ use super::credentials::{derive, key};
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::Claims;
 use crate::http::Ctx;
-use crate::sigv4::{self, CanonicalRequest};
+use crate::sigv4::{self, CanonicalRequest, ALGORITHM, MAX_EXPIRES_SECS, UNSIGNED_PAYLOAD as UNSIGNED};
 use crate::upload::Expected;
 
 /// How far a request's signing time may be from the Worker's clock, as S3 allows.
 pub const SKEW_SECS: u64 = 15 * 60;
-/// The longest a presigned URL may live, as S3 allows (7 days).
-const MAX_EXPIRES_SECS: u64 = 7 * 24 * 3600;
 /// The regions a request may be signed for: R2's, and the one SDKs default to.
 const REGIONS: [&str; 2] = ["auto", "us-east-1"];
-
-const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
 
 /// The route table's authenticator for `/s3`: the claims of a correctly signed request.
 pub fn verify(cx: &Ctx) -> ApiResult<Claims> {
@@ -45,7 +40,7 @@ pub fn verify(cx: &Ctx) -> ApiResult<Claims> {
     if signed.access_key_id != derived.access_key_id {
         return Err(ApiError::AccessKeyUnknown);
     }
-    let scope = format!("{}/{}/s3/aws4_request", signed.date, signed.region);
+    let scope = sigv4::scope(&signed.date, &signed.region, "s3");
     let signing_key = sigv4::signing_key(&derived.secret_access_key, &signed.date, &signed.region, "s3");
     let signs = |accept_encoding: Option<&str>| -> ApiResult<bool> {
         let request = signed.canonical_request(cx, accept_encoding)?;
@@ -219,14 +214,8 @@ impl Signed {
             Some(_) => cx.query("X-Amz-Content-Sha256").unwrap_or_else(|| UNSIGNED.into()),
             None => cx.header("x-amz-content-sha256").ok_or_else(|| malformed("no x-amz-content-sha256 header"))?,
         };
-        Ok(CanonicalRequest {
-            method: cx.req.inner().method(),
-            path: sigv4::uri_encode(&path, false),
-            query: sigv4::canonical_query(&query),
-            headers: sigv4::canonical_headers(&headers),
-            signed_headers: self.signed_headers.join(";"),
-            payload_hash,
-        })
+        let method = cx.req.inner().method();
+        Ok(CanonicalRequest::new(&method, &sigv4::uri_encode(&path, false), &query, &headers, &payload_hash))
     }
 }
 
