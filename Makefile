@@ -31,9 +31,10 @@ lint: install
 unit: install
 	cargo test --workspace --lib --bins
 
-# Debian's chromium, for the browser tests (installed as root, else a message says how).
+# Debian's chromium and rclone, for the browser and S3 tests (installed as root, else a
+# message says how).
 chromium:
-	@scripts/install.sh chromium
+	@scripts/install.sh chromium rclone
 
 # Every integration suite, in parallel against real `wrangler dev`s (scripts/integration.sh).
 integration: build chromium

@@ -13,6 +13,11 @@ if [ ! -f .dev.vars ]; then
   printf "AUTH_JWKS='%s'\n" "$jwks" > .dev.vars
   echo "dev: wrote a new dev key to .dev.key.json and its public half to .dev.vars"
 fi
+# The key S3 credentials are derived with (POST /credentials), once per checkout.
+if ! grep -q '^S3_CREDENTIALS_KEY=' .dev.vars; then
+  printf "S3_CREDENTIALS_KEY='%s'\n" "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> .dev.vars
+  echo "dev: added a new S3_CREDENTIALS_KEY to .dev.vars"
+fi
 
 echo
 if [ -f .dev.key.json ]; then

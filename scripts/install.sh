@@ -2,22 +2,30 @@
 # Installs the pinned toolchain, skipping whatever is already there at the right version:
 # the wasm target, worker-build, the wasm-bindgen CLI matching Cargo.lock, and the npm tools
 # (wrangler, esbuild, binaryen) from package-lock.json. Idempotent; `make` runs it first.
-#
-# `scripts/install.sh chromium` (run by `make test`) installs only Debian's chromium, which the
-# browser tests (tests/browser.rs) drive: with apt-get as root, else it says how and fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "${1:-}" = chromium ]; then
-  [ -x /usr/bin/chromium ] && exit 0
+# `scripts/install.sh chromium rclone` (run by `make test`) installs only Debian packages the
+# integration tests drive: chromium (tests/browser.rs) and rclone (tests/s3.rs), with apt-get
+# as root, else it says how and fails.
+if [ "${1:-}" = chromium ] || [ "${1:-}" = rclone ]; then
+  missing=()
+  for package in "$@"; do
+    case "$package" in
+      chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
+      rclone) command -v rclone >/dev/null || missing+=(rclone) ;;
+      *) echo "install: unknown package $package" >&2; exit 1 ;;
+    esac
+  done
+  [ ${#missing[@]} -eq 0 ] && exit 0
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    echo "install: chromium (apt-get), for the browser tests"
+    echo "install: ${missing[*]} (apt-get), for the integration tests"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     exit 0
   fi
-  echo "install: the browser tests need Debian's chromium at /usr/bin/chromium;" >&2
-  echo "         run \`sudo apt-get update && sudo apt-get install -y chromium\` and \`make test\` again" >&2
+  echo "install: the integration tests need Debian's ${missing[*]};" >&2
+  echo "         run \`sudo apt-get update && sudo apt-get install -y ${missing[*]}\` and \`make test\` again" >&2
   exit 1
 fi
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -26,7 +26,13 @@ pub struct Config {
     /// comma-separated origins (`https://app.example.com`), or `*`. Unset: none; the upload
     /// page the Worker serves itself is same-origin and needs no grant.
     pub allowed_origins: AllowedOrigins,
+    /// `S3_BUCKET`: the bucket name S3 clients address (`/s3/{bucket}/...`, ListBuckets);
+    /// default `r2mpu`. Objects land in the `BUCKET` binding whatever it is called.
+    pub s3_bucket: String,
 }
+
+/// The bucket name S3 clients address unless `S3_BUCKET` says otherwise.
+pub const DEFAULT_S3_BUCKET: &str = "r2mpu";
 
 /// The origins granted CORS access.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -106,6 +112,7 @@ impl Config {
             audience: text("AUTH_AUDIENCE"),
             action_protocol,
             allowed_origins,
+            s3_bucket: text("S3_BUCKET").map_or_else(|| DEFAULT_S3_BUCKET.to_string(), |b| b.trim().to_string()),
         })
     }
 }
@@ -127,6 +134,7 @@ mod tests {
             audience: None,
             action_protocol: true,
             allowed_origins: AllowedOrigins::None,
+            s3_bucket: DEFAULT_S3_BUCKET.into(),
         };
         assert_eq!(config(&[]), Ok(defaults.clone()));
         assert_eq!(config(&[("MAX_PART_SIZE", " "), ("UPLOAD_TTL", ""), ("AUTH_ISSUER", "")]), Ok(defaults));

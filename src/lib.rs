@@ -14,7 +14,8 @@
 //!   layer (JWTs), the request context, CORS, problem rendering, the request log line.
 //! - At the bottom, used by all: [`error`] (one error type; runtime failures logged once),
 //!   [`config`] (settings from the environment), [`faults`] (test builds only: failures
-//!   injected at named points), [`hex`] (lowercase hex and random ids).
+//!   injected at named points), [`hex`] (lowercase hex and random ids), [`sigv4`] (AWS
+//!   Signature Version 4: presigned URLs for R2's S3 endpoint, and checking signed requests).
 //!
 //! The wire types, error codes and part rules live in the `r2mpu-api` crate (`api/`), shared
 //! with the CLI (`cli/`).
@@ -28,6 +29,7 @@ pub mod index;
 pub mod meta;
 pub mod protocols;
 pub mod routes;
+pub mod sigv4;
 pub mod upload;
 
 use std::rc::Rc;

@@ -6,7 +6,7 @@ use worker::Method::{Delete, Get, Head, Options, Patch, Post, Put};
 
 use crate::http::Table;
 use crate::meta;
-use crate::protocols::{guide, listing, objects, tus, uploads};
+use crate::protocols::{guide, listing, objects, s3, tus, uploads};
 
 pub fn table() -> Table {
     Table::new()
@@ -25,6 +25,21 @@ pub fn table() -> Table {
         .authenticated(Get, "/objects/{*key}", ObjectsRead, objects::get)
         .authenticated(Head, "/objects/{*key}", ObjectsRead, objects::head)
         .authenticated(Delete, "/objects/{*key}", ObjectsDelete, objects::delete)
+        // S3 credentials from the bearer token, whatever it grants (it carries over).
+        .verified(Post, "/credentials", s3::credentials::issue)
+        // S3, path-style, on the same uploads and objects: each method's handler serves the
+        // operations S3 puts under it (named by the query: `?uploads`, `?uploadId=`, ...) and
+        // checks the scope of each; signed with SigV4 by credentials from `/credentials`.
+        .signed(Get, "/s3", s3::verify, s3::bucket::list_buckets)
+        .signed(Head, "/s3/{bucket}", s3::verify, s3::bucket::head)
+        .signed(Get, "/s3/{bucket}", s3::verify, s3::bucket::get)
+        .signed(Get, "/s3/{bucket}/", s3::verify, s3::bucket::get)
+        .signed(Put, "/s3/{bucket}/{*key}", s3::verify, s3::objects::put)
+        .signed(Post, "/s3/{bucket}/{*key}", s3::verify, s3::multipart::post)
+        .signed(Get, "/s3/{bucket}/{*key}", s3::verify, s3::objects::get)
+        .signed(Head, "/s3/{bucket}/{*key}", s3::verify, s3::objects::head)
+        .signed(Delete, "/s3/{bucket}/{*key}", s3::verify, s3::objects::delete)
+        .render_errors("/s3", s3::render)
         // tus 1.0 on the same uploads: discover, create, resume (HEAD), append (PATCH), terminate.
         .public(Options, "/tus", tus::options)
         .authenticated(Post, "/tus", UploadsWrite, tus::create)
@@ -143,10 +158,11 @@ mod tests {
         let mut served: Vec<(String, String, String)> = table()
             .endpoints()
             .into_iter()
-            .filter(|e| e.action.is_none())
+            .filter(|e| e.action.is_none() && !e.signed)
             .map(|e| {
                 let security = match e.scope {
-                    None => "public".to_string(),
+                    None if e.public => "public".to_string(),
+                    None => "bearerAuth []".to_string(),
                     Some(scope) => format!("bearerAuth {:?}", [scope.as_str()]),
                 };
                 (e.method, e.path.replace("{*key}", "{key}"), security)

@@ -401,3 +401,25 @@ fn uppy_with_its_tus_plugin_uploads_from_another_origin() {
     assert_eq!(seen["identical"], true, "the bytes read back are the bytes sent");
     assert_eq!(seen["corsConsole"], json!([]));
 }
+
+/// Issue 21: Uppy's S3 plugin (`@uppy/aws-s3` 6.3.1) on another origin, with no code of ours:
+/// `getCredentials` asks `POST /credentials`, the plugin presigns each S3 request itself
+/// (create, 3 parts, complete) against `/s3/r2mpu`, reading each part's `ETag` through CORS.
+#[test]
+fn uppys_s3_plugin_uploads_in_parts_with_credentials_from_the_worker() {
+    let fx = fixture();
+    let token = fx.worker.token("uppy-s3", ALL_SCOPES);
+    let size = (2 * PART + 2 * 1024 * 1024).to_string();
+    let key = "uppy-s3/from-uppy.bin";
+    let seen = browser(
+        "uppy_s3.mjs",
+        &[("WORKER_URL", &fx.worker.url), ("TOKEN", &token), ("PAGE_URL", &fx.allowed), ("SIZE", &size), ("KEY", key)],
+    );
+    assert_eq!(seen.get("error"), None, "{seen}");
+    assert_eq!((seen["successful"].as_u64(), &seen["failed"]), (Some(1), &json!([])), "{seen}");
+    assert_eq!(seen["readStatus"], 200, "{seen}");
+    assert_eq!(seen["identical"], true, "the bytes read back are the bytes sent");
+    assert!(seen["etag"].as_str().is_some_and(|etag| etag.ends_with("-3\"")), "three parts: {seen}");
+    assert!(seen["credentialCalls"].as_u64() >= Some(1), "{seen}");
+    assert_eq!(seen["corsConsole"], json!([]));
+}

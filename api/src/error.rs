@@ -95,6 +95,24 @@ pub enum ApiError {
     UnsupportedTusVersion,
     /// 460 (tus's checksum extension): the chunk does not match its `Upload-Checksum`; it was not kept.
     ChecksumMismatch,
+    /// 403: an S3 request's SigV4 signature is not the one its credentials make.
+    SignatureMismatch,
+    /// 403: an S3 request's access key id is not the one its session token derives.
+    AccessKeyUnknown,
+    /// 400: an S3 request's signature (header or presigned query) is malformed or incomplete.
+    MalformedSignature { reason: String },
+    /// 403: an S3 request was signed more than 15 minutes from the Worker's clock.
+    RequestTimeSkewed,
+    /// 403: a presigned URL is past its `X-Amz-Expires`.
+    PresignExpired,
+    /// 404: an S3 request names a bucket other than the one the Worker serves.
+    BucketNotFound,
+    /// 400: the body does not match its `x-amz-content-sha256`; nothing was stored.
+    ContentSha256Mismatch,
+    /// 400: an S3 XML body could not be read.
+    MalformedXml { reason: String },
+    /// 501: an S3 feature r2mpu does not offer; `reason` says what to do instead.
+    NotImplemented { reason: String },
     /// 500: the server failed; the detail is logged, never sent.
     Internal,
 }
@@ -119,6 +137,10 @@ impl ApiError {
             BeyondLength { .. } => 413,
             UnsupportedTusVersion => 412,
             ChecksumMismatch => 460,
+            SignatureMismatch | AccessKeyUnknown | RequestTimeSkewed | PresignExpired => 403,
+            BucketNotFound => 404,
+            NotImplemented { .. } => 501,
+            MalformedSignature { .. } | ContentSha256Mismatch | MalformedXml { .. } => 400,
             InvalidJson { .. }
             | InvalidRequest { .. }
             | InvalidKey { .. }
@@ -173,6 +195,15 @@ impl ApiError {
             BeyondLength { .. } => "beyond_length",
             UnsupportedTusVersion => "unsupported_tus_version",
             ChecksumMismatch => "checksum_mismatch",
+            SignatureMismatch => "signature_mismatch",
+            AccessKeyUnknown => "access_key_unknown",
+            MalformedSignature { .. } => "malformed_signature",
+            RequestTimeSkewed => "request_time_skewed",
+            PresignExpired => "presign_expired",
+            BucketNotFound => "bucket_not_found",
+            ContentSha256Mismatch => "content_sha256_mismatch",
+            MalformedXml { .. } => "malformed_xml",
+            NotImplemented { .. } => "not_implemented",
             Internal => "internal",
         }
     }
@@ -260,6 +291,17 @@ impl fmt::Display for ApiError {
             BeyondLength { size } => write!(f, "the append would carry the upload past its length of {size} bytes"),
             UnsupportedTusVersion => write!(f, "this server speaks tus 1.0.0 only"),
             ChecksumMismatch => write!(f, "the chunk does not match its Upload-Checksum; it was not kept"),
+            SignatureMismatch => write!(f, "the request signature does not match the one its credentials make"),
+            AccessKeyUnknown => write!(f, "the access key id does not belong to the session token"),
+            MalformedSignature { reason } => write!(f, "the request signature is malformed: {reason}"),
+            RequestTimeSkewed => write!(f, "the request was signed more than 15 minutes from the server's time"),
+            PresignExpired => write!(f, "the presigned request has expired"),
+            BucketNotFound => write!(f, "no such bucket"),
+            ContentSha256Mismatch => {
+                write!(f, "the body does not match its x-amz-content-sha256; nothing was stored")
+            }
+            MalformedXml { reason } => write!(f, "the XML body could not be read: {reason}"),
+            NotImplemented { reason } => write!(f, "not implemented: {reason}"),
             Internal => write!(f, "internal error"),
         }
     }
@@ -355,6 +397,15 @@ mod tests {
             BeyondLength { size: 1 },
             UnsupportedTusVersion,
             ChecksumMismatch,
+            SignatureMismatch,
+            AccessKeyUnknown,
+            MalformedSignature { reason: String::new() },
+            RequestTimeSkewed,
+            PresignExpired,
+            BucketNotFound,
+            ContentSha256Mismatch,
+            MalformedXml { reason: String::new() },
+            NotImplemented { reason: String::new() },
             Internal,
         ];
         for error in every_variant {

@@ -258,3 +258,19 @@ mod tests {
         assert!(CompleteUpload::default().validate().is_ok());
     }
 }
+
+/// `POST /credentials`: S3 credentials derived from the bearer token, in the JSON aws-cli's
+/// `credential_process` reads. The session token is the bearer token itself; the secret is
+/// derived from it with a key only the Worker holds, so nothing is stored and the credentials
+/// expire with the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct S3Credentials {
+    /// Always 1: the version of the `credential_process` format.
+    pub version: u8,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// The token's `exp`, RFC 3339.
+    pub expiration: String,
+}

@@ -234,6 +234,11 @@ impl Client {
         })
     }
 
+    /// `POST /credentials`: the token as S3 credentials.
+    pub fn credentials(&self) -> Result<r2mpu_api::types::S3Credentials> {
+        self.with_retries("credentials", || read_json(check("credentials", self.post("/credentials").send_empty())?))
+    }
+
     /// `DELETE /uploads/{uploadId}`.
     pub fn abort_upload(&self, upload_id: &str) -> Result<()> {
         let what = format!("abort upload {upload_id}");

@@ -204,6 +204,10 @@ enum Command {
         #[arg(default_value = "")]
         prefix: String,
     },
+    /// Print S3 credentials made from the token (POST /credentials), as the JSON aws-cli's
+    /// `credential_process` reads: `credential_process = r2mpu credentials` in ~/.aws/config
+    /// (with R2MPU_ENDPOINT and R2MPU_TOKEN in the environment). They expire with the token.
+    Credentials,
     /// Mint a JWT from a private JWK Set, for development and tests. Prints the token.
     ///
     /// Claims: sub, scope, prefix (if given), iat, nbf, exp; the header carries the key's kid.
@@ -300,6 +304,10 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Uploads { prefix, json } => uploads::list(&client(1), &prefix, json)?,
         Command::Rm { key } => manage::remove(&client(1), &key)?,
         Command::Ls { prefix } => manage::list(&client(1), &prefix)?,
+        Command::Credentials => {
+            let credentials = client(1).credentials()?;
+            println!("{}", serde_json::to_string(&credentials).expect("credentials serialize"));
+        }
         Command::Token { key, sub, scope, prefix, ttl, kid } => {
             let scopes = match scope.is_empty() {
                 true => Scope::ALL.to_vec(),

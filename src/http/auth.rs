@@ -13,6 +13,10 @@ use r2mpu_api::auth::{Jwk, JwkSet, Scope, TokenClaims};
 
 use crate::error::{ApiError, ApiResult};
 
+/// The `reason` of an [`ApiError::InvalidToken`] whose token is past its `exp` (S3 calls it
+/// `ExpiredToken`).
+pub const EXPIRED: &str = "the token has expired";
+
 /// Leeway for clock differences between the token issuer and Cloudflare.
 pub const CLOCK_SKEW_SECS: u64 = 30;
 
@@ -23,6 +27,9 @@ pub struct Claims {
     pub sub: String,
     pub scopes: Vec<Scope>,
     pub prefix: Option<String>,
+    /// The token's `exp`, in seconds since the epoch: credentials derived from the token
+    /// (`POST /credentials`) expire with it.
+    pub expires: u64,
 }
 
 impl Claims {
@@ -113,12 +120,11 @@ impl Verifier {
             VerifyingKey::Hs256(k) => k.verify_token::<TokenClaims>(token, options),
         };
         let claims = verified.map_err(|e| invalid(&describe(&e)))?;
-        if claims.expires_at.is_none() {
-            return Err(invalid("the token has no exp"));
-        }
+        let expires = claims.expires_at.ok_or_else(|| invalid("the token has no exp"))?.as_secs();
         let sub = claims.subject.filter(|s| !s.is_empty()).ok_or_else(|| invalid("the token has no sub"))?;
         let custom = claims.custom;
-        Ok(Claims { sub, scopes: Scope::parse_claim(custom.scope.as_deref().unwrap_or("")), prefix: custom.prefix })
+        let scopes = Scope::parse_claim(custom.scope.as_deref().unwrap_or(""));
+        Ok(Claims { sub, scopes, prefix: custom.prefix, expires })
     }
 }
 
@@ -172,7 +178,7 @@ fn verifying_key(jwk: &Jwk) -> Result<VerifyingKey, String> {
 fn describe(error: &jwt_simple::Error) -> String {
     use jwt_simple::JWTError;
     match error.downcast_ref::<JWTError>() {
-        Some(JWTError::TokenHasExpired) => "the token has expired".into(),
+        Some(JWTError::TokenHasExpired) => EXPIRED.into(),
         Some(JWTError::TokenNotValidYet) | Some(JWTError::ClockDrift) => "the token is not valid yet".into(),
         Some(JWTError::RequiredIssuerMismatch) | Some(JWTError::RequiredIssuerMissing) => "wrong issuer".into(),
         Some(JWTError::RequiredAudienceMismatch) | Some(JWTError::RequiredAudienceMissing) => "wrong audience".into(),
@@ -228,10 +234,10 @@ mod tests {
             k.hs.authenticate(claims("uploads:write")).unwrap(),
         ] {
             let got = verifier.verify(&token).unwrap();
-            assert_eq!(
-                got,
-                super::Claims { sub: "alice".into(), scopes: vec![Scope::UploadsWrite], prefix: Some("p/".into()) }
-            );
+            let expires = got.expires;
+            assert!(expires.abs_diff(Clock::now_since_epoch().as_secs() + 300) < 5, "{expires}");
+            let scopes = vec![Scope::UploadsWrite];
+            assert_eq!(got, super::Claims { sub: "alice".into(), scopes, prefix: Some("p/".into()), expires });
         }
     }
 
@@ -283,7 +289,8 @@ mod tests {
 
     #[test]
     fn scopes_and_prefixes_gate_access() {
-        let c = super::Claims { sub: "a".into(), scopes: vec![Scope::ObjectsRead], prefix: Some("a/".into()) };
+        let c =
+            super::Claims { sub: "a".into(), scopes: vec![Scope::ObjectsRead], prefix: Some("a/".into()), expires: 0 };
         assert!(c.require(Scope::ObjectsRead).is_ok());
         assert!(matches!(c.require(Scope::UploadsWrite), Err(ApiError::InsufficientScope { .. })));
         assert!(c.check_key("a/x").is_ok());

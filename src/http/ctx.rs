@@ -76,7 +76,18 @@ impl Ctx {
 
     pub(super) fn authenticate(&self) -> ApiResult<Claims> {
         let header = self.header("authorization");
-        let token = bearer(header.as_deref())?;
+        self.verify_token(bearer(header.as_deref())?)
+    }
+
+    /// The request's bearer token, as sent (`POST /credentials` hands it on).
+    pub fn bearer_token(&self) -> ApiResult<String> {
+        let header = self.header("authorization");
+        bearer(header.as_deref()).map(str::to_string)
+    }
+
+    /// Verifies a JWT against `AUTH_JWKS` as a bearer token is, wherever the request carried it
+    /// (S3's session token).
+    pub fn verify_token(&self, token: &str) -> ApiResult<Claims> {
         let jwks = self
             .env
             .var("AUTH_JWKS")
@@ -113,7 +124,8 @@ impl Ctx {
         self.read_json(true).await
     }
 
-    async fn read_bounded(&mut self, limit: u64) -> ApiResult<Vec<u8>> {
+    /// The whole body, refused with `413 body_too_large` past `limit` bytes.
+    pub async fn read_bounded(&mut self, limit: u64) -> ApiResult<Vec<u8>> {
         let too_large = ApiError::BodyTooLarge { limit };
         if let Some(length) = self.header("content-length").and_then(|v| v.trim().parse::<u64>().ok()) {
             if length > limit {

@@ -22,8 +22,26 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = ApiResult<Response>>>>;
 /// What an endpoint requires of the caller, and the handler that then runs.
 enum Handler {
     Public(Box<dyn Fn(Ctx) -> HandlerFuture>),
-    Authenticated(Scope, Box<dyn Fn(Ctx, Claims) -> HandlerFuture>),
+    Authenticated(Guard, Box<dyn Fn(Ctx, Claims) -> HandlerFuture>),
 }
+
+/// What an authenticated endpoint asks of its caller before its handler runs.
+#[derive(Clone, Copy)]
+enum Guard {
+    /// A bearer token granting this scope.
+    Scope(Scope),
+    /// Any valid bearer token: the handler hands on what the token grants.
+    Token,
+    /// A protocol's own authenticator (a signature scheme); the handler checks the scope each of
+    /// the operations it serves needs.
+    Own(Authenticator),
+}
+
+/// Verifies a request the way its protocol signs it and answers the token's claims.
+pub type Authenticator = fn(&Ctx) -> ApiResult<Claims>;
+
+/// Renders an error for the clients of one protocol, in place of a problem document.
+pub type Render = fn(ApiError) -> Response;
 
 struct Endpoint {
     method: Method,
@@ -47,6 +65,8 @@ pub struct Table {
     /// protocol marks its own responses (tus's `Tus-Resumable`), errors and 404s included,
     /// without this layer naming it.
     stamps: Vec<Stamp>,
+    /// Paths under these prefixes render their errors with their protocol's renderer.
+    renders: Vec<(&'static str, Render)>,
 }
 
 /// See [`Table::stamp`].
@@ -73,7 +93,35 @@ impl Table {
         Fut: Future<Output = ApiResult<Response>> + 'static,
     {
         let handler = Box::new(move |cx, claims| Box::pin(handler(cx, claims)) as HandlerFuture);
-        self.add(method, path, None, Handler::Authenticated(scope, handler))
+        self.add(method, path, None, Handler::Authenticated(Guard::Scope(scope), handler))
+    }
+
+    /// An endpoint that needs a verified bearer token, whatever it grants; the handler gets its claims.
+    pub fn verified<F, Fut>(self, method: Method, path: &str, handler: F) -> Table
+    where
+        F: Fn(Ctx, Claims) -> Fut + 'static,
+        Fut: Future<Output = ApiResult<Response>> + 'static,
+    {
+        let handler = Box::new(move |cx, claims| Box::pin(handler(cx, claims)) as HandlerFuture);
+        self.add(method, path, None, Handler::Authenticated(Guard::Token, handler))
+    }
+
+    /// An endpoint of a protocol that signs its requests its own way: `authenticator` verifies
+    /// each and answers the claims; the handler checks the scope of the operation it performs.
+    pub fn signed<F, Fut>(self, method: Method, path: &str, authenticator: Authenticator, handler: F) -> Table
+    where
+        F: Fn(Ctx, Claims) -> Fut + 'static,
+        Fut: Future<Output = ApiResult<Response>> + 'static,
+    {
+        let handler = Box::new(move |cx, claims| Box::pin(handler(cx, claims)) as HandlerFuture);
+        self.add(method, path, None, Handler::Authenticated(Guard::Own(authenticator), handler))
+    }
+
+    /// Renders the errors of every path under `prefix` with `render` (a protocol's own error
+    /// format) instead of as problem documents.
+    pub fn render_errors(mut self, prefix: &'static str, render: Render) -> Table {
+        self.renders.push((prefix, render));
+        self
     }
 
     /// An endpoint of the guide's protocol: `path?action=ACTION`, authenticated like the rest,
@@ -84,7 +132,7 @@ impl Table {
         Fut: Future<Output = ApiResult<Response>> + 'static,
     {
         let handler = Box::new(move |cx, claims| Box::pin(handler(cx, claims)) as HandlerFuture);
-        self.add(method, path, Some(action), Handler::Authenticated(scope, handler))
+        self.add(method, path, Some(action), Handler::Authenticated(Guard::Scope(scope), handler))
     }
 
     /// Passes every response through `stamp` (with the request's path) before it leaves.
@@ -170,7 +218,9 @@ impl Table {
         if let Err(error) = &result {
             log.failed(error.code());
         }
-        let response = cors.apply(result.unwrap_or_else(problem_response));
+        let render =
+            self.renders.iter().find(|(prefix, _)| under(&path, prefix)).map_or(problem_response as Render, |r| r.1);
+        let response = cors.apply(result.unwrap_or_else(render));
         let response = self.stamps.iter().fold(response, |response, stamp| stamp(&path, response));
         log.finish(response) // writes the log line, adds X-Request-Id
     }
@@ -195,10 +245,15 @@ impl Table {
         let cx = Ctx::new(req, env, config, params);
         match &endpoint.handler {
             Handler::Public(handler) => handler(cx).await,
-            Handler::Authenticated(scope, handler) => {
-                let claims = cx.authenticate()?;
+            Handler::Authenticated(guard, handler) => {
+                let claims = match guard {
+                    Guard::Own(authenticator) => authenticator(&cx)?,
+                    Guard::Scope(_) | Guard::Token => cx.authenticate()?,
+                };
                 log.subject = Some(claims.sub.clone());
-                claims.require(*scope)?;
+                if let Guard::Scope(scope) = guard {
+                    claims.require(*scope)?;
+                }
                 handler(cx, claims).await
             }
         }
@@ -214,10 +269,12 @@ impl Table {
                 method: e.method.to_string(),
                 path: path.clone(),
                 action: e.action,
+                public: matches!(e.handler, Handler::Public(_)),
                 scope: match &e.handler {
-                    Handler::Public(_) => None,
-                    Handler::Authenticated(scope, _) => Some(*scope),
+                    Handler::Authenticated(Guard::Scope(scope), _) => Some(*scope),
+                    _ => None,
                 },
+                signed: matches!(e.handler, Handler::Authenticated(Guard::Own(_), _)),
             }));
         }
         list
@@ -243,6 +300,16 @@ pub struct EndpointInfo {
     pub path: String,
     /// The `?action=` of the guide's protocol; `None` for REST routes (the OpenAPI contract).
     pub action: Option<&'static str>,
-    /// The scope a token must grant; `None` for a public endpoint.
+    /// Anyone may call it.
+    pub public: bool,
+    /// The scope a bearer token must grant; `None` for a public endpoint, one any valid token may
+    /// call, or a signed one.
     pub scope: Option<Scope>,
+    /// Its protocol authenticates it ([`Table::signed`]), outside the OpenAPI contract.
+    pub signed: bool,
+}
+
+/// Whether `path` is `prefix` or below it.
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }

@@ -6,11 +6,15 @@
 //! - [`tus`]: tus 1.0 and the IETF draft "Resumable Uploads for HTTP" at `/tus`, appending
 //!   through the upload's append engine.
 //! - [`guide`]: the guide's `/{key}?action=` protocol, for clients written against it.
+//! - [`s3`]: S3 at `/s3/{bucket}/{key}`, and `POST /credentials`, its credentials.
 //!
-//! No protocol imports another; what two of them share lives below, in `upload` or `http`.
+//! No protocol imports another, but for S3's GetObject, HeadObject and DeleteObject, which are
+//! the objects protocol's own handlers; what else two of them share lives below, in `upload` or
+//! `http`.
 
 pub mod guide;
 pub mod listing;
 pub mod objects;
+pub mod s3;
 pub mod tus;
 pub mod uploads;

@@ -219,6 +219,9 @@ fn object_headers(object: &Object) -> ApiResult<Headers> {
     }
     set(&headers, "etag", &object.http_etag())?;
     set(&headers, "accept-ranges", "bytes")?;
+    // IMF-fixdate (RFC 9110 §5.6.7), as JS's toUTCString writes it; S3 clients read it.
+    let uploaded = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(object.uploaded().as_millis() as f64));
+    set(&headers, "last-modified", &String::from(uploaded.to_utc_string()))?;
     set(&headers, "content-length", &object.size().to_string())?;
     Ok(headers)
 }

@@ -1,4 +1,4 @@
-//! Checking a part's `Content-MD5` without its bytes entering wasm or piling up in the isolate:
+//! Checking a part's `Content-MD5` (and S3's `x-amz-content-sha256`) without its bytes entering wasm or piling up in the isolate:
 //! the body flows through an identity `TransformStream` whose `transform` writes each chunk to
 //! `crypto.DigestStream` and passes it on, through a `FixedLengthStream` (so that R2 still knows
 //! the length), to R2, taking the next chunk only when the digest has room for it. Backpressure
@@ -46,34 +46,49 @@ pub fn parse_content_md5(header: &str) -> ApiResult<[u8; 16]> {
     bytes.try_into().map_err(|_| invalid())
 }
 
-/// The running MD5 of a body on its way to R2.
-pub struct Md5Of {
+/// The running digests (MD5 for `Content-MD5`, SHA-256 for S3's `x-amz-content-sha256`) of a
+/// body on its way to R2.
+pub struct DigestsOf {
     piped: Option<Piped>,
+    algorithms: Vec<&'static str>,
 }
 
 struct Piped {
-    digest: DigestStream,
-    writer: WritableStreamDefaultWriter,
+    digests: Vec<(DigestStream, WritableStreamDefaultWriter)>,
     /// The `transform` callback: JS calls it until the body ends, so it lives as long as this.
     _transform: Closure<dyn FnMut(JsValue, TransformStreamDefaultController) -> Result<js_sys::Promise, JsValue>>,
 }
 
-impl Md5Of {
-    /// Passes `body` (`length` bytes, possibly none) through the hashing stream; returns the
-    /// stream for R2 and the running MD5.
-    pub fn tee(body: Option<ReadableStream>, length: u64) -> ApiResult<(Option<ReadableStream>, Md5Of)> {
+impl DigestsOf {
+    /// Passes `body` (`length` bytes, possibly none) through a stream hashing it with each of
+    /// `algorithms`; returns the stream for R2 and the running digests.
+    pub fn tee(
+        body: Option<ReadableStream>,
+        length: u64,
+        algorithms: &[&'static str],
+    ) -> ApiResult<(Option<ReadableStream>, DigestsOf)> {
+        let algorithms = algorithms.to_vec();
         let Some(body) = body.filter(|_| length > 0) else {
-            return Ok((None, Md5Of { piped: None }));
+            return Ok((None, DigestsOf { piped: None, algorithms }));
         };
-        let digest = DigestStream::new("MD5").or_internal_js("DigestStream")?;
-        let writer = digest.get_writer().or_internal_js("DigestStream writer")?;
-        let hasher = writer.clone();
-        // Each chunk goes to the digest first, then on to R2; the next is not taken until the
-        // digest has room for it (`ready`). No Rust future per chunk: this runs for every chunk.
+        let mut digests = Vec::new();
+        for algorithm in &algorithms {
+            let digest = DigestStream::new(algorithm).or_internal_js("DigestStream")?;
+            let writer = digest.get_writer().or_internal_js("DigestStream writer")?;
+            digests.push((digest, writer));
+        }
+        let hashers: Vec<WritableStreamDefaultWriter> = digests.iter().map(|(_, w)| w.clone()).collect();
+        // Each chunk goes to the digests first, then on to R2; the next is not taken until the
+        // digests have room for it (`ready`). No Rust future per chunk: this runs for every chunk.
         let transform = Closure::new(move |chunk: JsValue, controller: TransformStreamDefaultController| {
-            let _ = hasher.write_with_chunk(&chunk); // a failure also rejects `ready` and `close`
+            for hasher in &hashers {
+                let _ = hasher.write_with_chunk(&chunk); // a failure also rejects `ready` and `close`
+            }
             controller.enqueue_with_chunk(&chunk)?;
-            Ok::<_, JsValue>(hasher.ready())
+            Ok::<_, JsValue>(match hashers.as_slice() {
+                [one] => one.ready(),
+                many => js_sys::Promise::all(&many.iter().map(|h| JsValue::from(h.ready())).collect::<js_sys::Array>()),
+            })
         });
         let transformer = Transformer::new();
         transformer.set_transform(transform.as_ref().unchecked_ref());
@@ -93,18 +108,31 @@ impl Md5Of {
         // Both settle as R2 reads; a failure surfaces in R2's uploadPart.
         let _ = body.pipe_to(&hashing.writable());
         let _ = hashing.readable().pipe_to(&fixed.writable());
-        Ok((Some(fixed.readable()), Md5Of { piped: Some(Piped { digest, writer, _transform: transform }) }))
+        let piped = Piped { digests, _transform: transform };
+        Ok((Some(fixed.readable()), DigestsOf { piped: Some(piped), algorithms }))
     }
 
-    /// The digest, once R2 has taken the whole body (every chunk was hashed before R2 got it).
-    pub async fn finish(self) -> ApiResult<[u8; 16]> {
-        let Some(Piped { digest, writer, _transform }) = self.piped else {
-            return Ok(EMPTY_MD5);
+    /// The digests, in the order of the algorithms, once R2 has taken the whole body (every
+    /// chunk was hashed before R2 got it).
+    pub async fn finish(self) -> ApiResult<Vec<Vec<u8>>> {
+        let Some(Piped { digests, _transform }) = self.piped else {
+            return Ok(self.algorithms.iter().map(|a| empty_digest(a)).collect());
         };
-        JsFuture::from(writer.close()).await.or_internal_js("digesting the part")?;
-        let buffer = JsFuture::from(digest.digest()).await.or_internal_js("part digest")?;
-        let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
-        bytes.try_into().map_err(|_| crate::error::internal("part digest", "not 16 bytes"))
+        let mut out = Vec::new();
+        for (digest, writer) in digests {
+            JsFuture::from(writer.close()).await.or_internal_js("digesting the part")?;
+            let buffer = JsFuture::from(digest.digest()).await.or_internal_js("part digest")?;
+            out.push(js_sys::Uint8Array::new(&buffer).to_vec());
+        }
+        Ok(out)
+    }
+}
+
+/// The digest of nothing, for an empty body.
+fn empty_digest(algorithm: &str) -> Vec<u8> {
+    match algorithm {
+        "MD5" => EMPTY_MD5.to_vec(),
+        _ => hmac_sha256::Hash::hash(b"").to_vec(),
     }
 }
 

@@ -40,4 +40,4 @@ mod source;
 
 pub use command::{Appends, Caller, Command, NewUpload, PartGrant, Record};
 pub use handle::{cancel, finish, start, UploadHandle};
-pub use part::receive_part;
+pub use part::{receive_checked, receive_part, Expected};

@@ -10,7 +10,7 @@ use crate::faults::{Action, Faults};
 use crate::hex::hex;
 use crate::http::Ctx;
 use crate::upload::command::{Caller, Command, PartGrant};
-use crate::upload::digest::{parse_content_md5, Md5Of};
+use crate::upload::digest::{parse_content_md5, DigestsOf};
 use crate::upload::handle::UploadHandle;
 use crate::upload::lease::Held;
 use crate::upload::r2::is_no_such_upload;
@@ -42,8 +42,63 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
     if cx.media_type().is_some_and(|media| media != "application/octet-stream") {
         return Err(ApiError::UnsupportedMediaType { accept: "application/octet-stream".into() });
     }
+    receive_checked(cx, upload_id, part_number, caller, Expected::md5_of(cx)?).await
+}
+
+/// The digests a part's bytes must have, checked as they stream: a mismatch records nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expected {
+    /// `Content-MD5`.
+    pub md5: Option<[u8; 16]>,
+    /// S3's `x-amz-content-sha256`, when it is a hex digest.
+    pub sha256: Option<[u8; 32]>,
+}
+
+impl Expected {
+    /// The request's `Content-MD5`, if any.
+    pub fn md5_of(cx: &Ctx) -> ApiResult<Expected> {
+        let md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
+        Ok(Expected { md5, sha256: None })
+    }
+
+    fn algorithms(&self) -> Vec<&'static str> {
+        let mut algorithms = Vec::new();
+        if self.md5.is_some() {
+            algorithms.push("MD5");
+        }
+        if self.sha256.is_some() {
+            algorithms.push("SHA-256");
+        }
+        algorithms
+    }
+
+    /// The error for the first digest in `got` (in [`Expected::algorithms`]' order) that differs.
+    fn check(&self, part_number: u16, got: &[Vec<u8>]) -> ApiResult<()> {
+        let mut got = got.iter();
+        if let Some(md5) = self.md5 {
+            if got.next().map(Vec::as_slice) != Some(&md5[..]) {
+                return Err(ApiError::DigestMismatch { part_number });
+            }
+        }
+        if let Some(sha256) = self.sha256 {
+            if got.next().map(Vec::as_slice) != Some(&sha256[..]) {
+                return Err(ApiError::ContentSha256Mismatch);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`receive_part`] for any protocol: any media type, the bytes checked against `expected`.
+pub async fn receive_checked(
+    cx: &Ctx,
+    upload_id: &str,
+    part_number: u16,
+    caller: Caller,
+    expected: Expected,
+) -> ApiResult<Part> {
     let length = content_length(cx)?;
-    let declared_md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
+    let declared_md5 = expected.md5;
     let faults = cx.faults();
     let upload = UploadHandle::of(cx, upload_id, caller)?;
     let asked = js_sys::Date::now();
@@ -58,7 +113,7 @@ pub async fn receive_part(cx: &Ctx, upload_id: &str, part_number: u16, caller: C
     }
     let held = Held::new(upload.clone(), part_number, token, length, asked);
     let sent = held.keep(async {
-        let etag = stream_to_r2(cx, &grant, &held, part_number, length, declared_md5, &faults).await?;
+        let etag = stream_to_r2(cx, &grant, &held, part_number, length, expected, &faults).await?;
         // Recorded when the bytes were checked on arrival, so that another client can check its
         // own copy against it (`GET /uploads/{id}`; R2's part ETags are not always MD5s).
         let md5 = declared_md5.map(|digest| hex(&digest));
@@ -105,7 +160,7 @@ async fn stream_to_r2(
     held: &Held,
     part_number: u16,
     length: u64,
-    declared_md5: Option<[u8; 16]>,
+    expected: Expected,
     faults: &Faults,
 ) -> Result<String, Unsent> {
     let before = |error: ApiError| Unsent::Failed { error, forget: false };
@@ -124,12 +179,13 @@ async fn stream_to_r2(
     faults.r2("upload-part").await.map_err(before)?;
     // The body is piped only now, to R2 at once: a body locked by a pipe nobody reads could not
     // be drained after an early answer, and the client would see its connection dropped.
-    let (stream, check) = match declared_md5 {
-        Some(declared) => {
-            let (stream, md5) = Md5Of::tee(cx.req.inner().body(), length).map_err(before)?;
-            (stream, Some((md5, declared)))
+    let algorithms = expected.algorithms();
+    let (stream, check) = match algorithms.is_empty() {
+        false => {
+            let (stream, digests) = DigestsOf::tee(cx.req.inner().body(), length, &algorithms).map_err(before)?;
+            (stream, Some(digests))
         }
-        None => (cx.req.inner().body().filter(|_| length > 0), None),
+        true => (cx.req.inner().body().filter(|_| length > 0), None),
     };
     let (body, watch) = match stream {
         Some(stream) => {
@@ -151,10 +207,8 @@ async fn stream_to_r2(
         Err(e) if is_no_such_upload(&e) => return Err(Unsent::Gone),
         Err(e) => return Err(before(internal("R2 uploadPart", e))),
     };
-    if let Some((md5, declared)) = check {
-        if md5.finish().await.map_err(after)? != declared {
-            return Err(after(ApiError::DigestMismatch { part_number }));
-        }
+    if let Some(digests) = check {
+        expected.check(part_number, &digests.finish().await.map_err(after)?).map_err(after)?;
     }
     // Test builds: the record is not reached, and R2 holds a copy it does not name.
     faults.at("part.after-r2").await.map_err(after)?;

@@ -109,6 +109,9 @@ pub fn claims(sub: &str, scopes: &[&str]) -> JWTClaims<TokenClaims> {
     Claims::with_custom_claims(custom, Duration::from_hours(1)).with_subject(sub)
 }
 
+/// The Worker secret S3 credentials are derived with, in every test Worker.
+pub const S3_CREDENTIALS_KEY: &str = "test-s3-credentials-key-of-32-bytes-at-least";
+
 /// What to start the Worker with beyond the defaults.
 #[derive(Default, Clone)]
 pub struct Options {
@@ -257,6 +260,7 @@ impl Worker {
     fn launch(&mut self, port: u16) -> Result<(), String> {
         let env_file = self.dir.path().join("test.env");
         let mut env = format!("AUTH_JWKS='{}'\n", serde_json::to_string(&self.keys.jwks(false)).unwrap());
+        env.push_str(&format!("S3_CREDENTIALS_KEY='{S3_CREDENTIALS_KEY}'\n"));
         for (k, v) in &self.options.vars {
             env.push_str(&format!("{k}='{v}'\n"));
         }
