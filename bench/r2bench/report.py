@@ -266,6 +266,15 @@ class Report:
             ok = all(r["identical"] for r in T["tus"])
             row(f"tus-js-client ({human(self.args.tus_chunk)} chunks) vs r2mpu upload, MB/s ({human(tsize)})", "-",
                 f"{tus:.1f} vs {rest:.1f}", f"{tus / rest:.2f}x", ">= 0.8x, cmp identical", tus / rest >= 0.8 and ok)
+        if "s3" in R:
+            S = R["s3"]
+            s3 = median([size / r["wall"] / MB for r in S["s3"]])
+            rest = median([size / r["wall"] / MB for r in S["rest"]])
+            spread = lambda rs: f"{min(size / r['wall'] / MB for r in rs):.1f}-{max(size / r['wall'] / MB for r in rs):.1f}"
+            ok = all(r["identical"] for r in S["s3"])
+            row(f"aws s3 cp via /s3 vs r2mpu upload, MB/s ({human(size)}; min-max {spread(S['s3'])} vs "
+                f"{spread(S['rest'])})", "-", f"{s3:.1f} vs {rest:.1f}", f"{s3 / rest:.2f}x", ">= 0.9x, cmp identical",
+                s3 / rest >= 0.9 and ok)
         if "hashing" in R and "upload" in R:
             H, gib = R["hashing"], size / GIB
             md5sum = median([r["cpu"] for r in H["md5sum"]]) / gib
@@ -315,6 +324,16 @@ class Report:
                     out.append(f"- {who} {i + 1}: {a.tus_size / r['wall'] / MB:.1f} MB/s, workerd "
                                f"{r['server'].workerd:.2f} s, client {r['cpu']:.2f} s, RSS {r['rss'] / MIB:.0f} MiB"
                                + (f", fetched back identical={r['identical']}" if way == "tus" else ""))
+            out.append("")
+        if "s3" in R:
+            out.append(f"S3 (issue 21): `python -m awscli s3 cp` (awscli's defaults: 8 MiB parts, 10 at once; credentials "
+                       f"from `credential_process = r2mpu credentials`) of the {human(a.size)} file to /s3, alternating "
+                       f"with `r2mpu upload` of it; per run: MB/s / workerd CPU s / client CPU s / peak RSS")
+            for way, who in (("s3", "aws s3 cp"), ("rest", "r2mpu upload")):
+                for i, r in enumerate(R["s3"][way]):
+                    out.append(f"- {who} {i + 1}: {a.size / r['wall'] / MB:.1f} MB/s, workerd "
+                               f"{r['server'].workerd:.2f} s, client {r['cpu']:.2f} s, RSS {r['rss'] / MIB:.0f} MiB"
+                               + (f", fetched back identical={r['identical']}" if way == "s3" else ""))
             out.append("")
         if "hashing" in R:
             H = R["hashing"]

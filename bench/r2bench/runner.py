@@ -211,7 +211,8 @@ class Runner:
         jwks = subprocess.run([self.cli, "keygen", "--out", keyfile, "--quiet"], check=True, capture_output=True,
                               text=True).stdout.strip()
         envfile = self.tmp / "ours.env"
-        envfile.write_text(f"AUTH_JWKS='{jwks}'\n")
+        # The /s3 surface's credentials (issue 21) are derived with this key.
+        envfile.write_text(f"AUTH_JWKS='{jwks}'\nS3_CREDENTIALS_KEY='{os.urandom(32).hex()}'\n")
         self.token = subprocess.run([self.cli, "token", "--key", keyfile, "--sub", "bench", "--ttl", "2h"],
                                     check=True, capture_output=True, text=True).stdout.strip()
         self.seed = Wrangler("seed", seed_dir, free_port(), self.tmp / "seed-state", self.tmp / "seed-wrangler.log",
