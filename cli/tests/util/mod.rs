@@ -240,6 +240,8 @@ pub struct Seen {
     /// The earlier requests (by index) the proxy was still answering when this one arrived; a
     /// stalled answer counts until its client hangs up.
     pub answering: Vec<usize>,
+    /// When its head had arrived (its body may have taken longer).
+    pub began: Instant,
 }
 
 impl Seen {
@@ -465,9 +467,9 @@ impl Drop for Answered<'_> {
 fn read_request(client: &mut TcpStream) -> Option<Seen> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 64 * 1024];
-    let end = loop {
+    let (end, began) = loop {
         if let Some(end) = find(&buffer, b"\r\n\r\n") {
-            break end;
+            break (end, Instant::now());
         }
         let n = client.read(&mut chunk).ok().filter(|&n| n > 0)?;
         buffer.extend_from_slice(&chunk[..n]);
@@ -487,7 +489,7 @@ fn read_request(client: &mut TcpStream) -> Option<Seen> {
         let n = client.read(&mut chunk).ok().filter(|&n| n > 0)?;
         body.extend_from_slice(&chunk[..n]);
     }
-    Some(Seen { method, path, headers, body, earlier: 0, index: 0, answering: Vec::new() })
+    Some(Seen { method, path, headers, body, earlier: 0, index: 0, answering: Vec::new(), began })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
