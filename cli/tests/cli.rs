@@ -438,6 +438,44 @@ fn progress_counts_the_parts_the_worker_answered_not_the_bytes_handed_to_sockets
     assert!(std::fs::read(env.path("back.bin")).unwrap() == data, "{}", download.stderr);
 }
 
+/// The parts in flight of every progress line (`…, 4 in flight at …`), in order.
+fn levels(stderr: &str) -> Vec<usize> {
+    stderr.lines().filter_map(|l| l.split_once(" in flight")?.0.rsplit_once(", ")?.1.parse().ok()).collect()
+}
+
+/// Issue 20: the adaptive level is the real client's, not only the simulated link's. With no
+/// `--concurrency`, an upload on loopback starts with 4 or more parts in flight; the first
+/// attempt of each of the first four parts fails (503, retried), so the next window halves the
+/// level and it holds there, and the last parts went at most two at a time (the proxy saw at
+/// most one other part PUT being answered when each arrived). Answers come 0.8 s late, so the
+/// upload spans several 2-second windows.
+#[test]
+fn retried_failures_halve_the_parts_in_flight_of_an_adaptive_upload() {
+    let env = Env::new("adaptive");
+    let parts = 16;
+    let (_, data) = env.file("adaptive.bin", parts * PART);
+    let proxy = Proxy::start(&env.worker.url, |seen| match (seen.part_number(), seen.earlier) {
+        (Some(1..=4), 0) => Action::Fail("503 Service Unavailable"),
+        (Some(_), _) => Action::ForwardAfter(std::time::Duration::from_millis(800)),
+        _ => Action::Forward,
+    });
+    let mut command = env.command(&["upload", "adaptive.bin", "adaptive/adaptive.bin", "--part-size", PART_SIZE]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
+
+    let levels = levels(&run.stderr);
+    let start = levels[0];
+    assert!(start >= 4, "loopback starts at 4 or more: {}", run.stderr);
+    let after: Vec<usize> = levels.iter().copied().skip_while(|&l| l == start).collect();
+    assert!(!after.is_empty() && after.iter().all(|&l| l == start / 2), "halved and held: {levels:?}\n{}", run.stderr);
+    let puts = part_puts(&proxy);
+    assert_eq!(puts.len(), parts + 4, "each part once, and the four failed attempts again");
+    let in_flight = |put: &Seen| 1 + put.answering.iter().filter(|&&i| puts.iter().any(|p| p.index == i)).count();
+    let last: Vec<usize> = puts[puts.len() - 6..].iter().map(in_flight).collect();
+    assert!(last.iter().all(|&n| n <= start / 2), "the last part PUTs went {} at a time: {last:?}", start / 2);
+    let download = env.run(&["download", "adaptive/adaptive.bin", "back.bin"]).expect(0);
+    assert!(std::fs::read(env.path("back.bin")).unwrap() == data, "{}", download.stderr);
+}
 #[test]
 fn transient_failures_are_retried_and_the_upload_still_lands_intact() {
     for status in ["503 Service Unavailable", "429 Too Many Requests"] {
