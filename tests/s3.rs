@@ -133,6 +133,55 @@ fn boto3_uploads_in_parts_and_downloads_byte_identical_with_credentials_from_the
     assert!(reply.status == 200 && reply.body == data);
 }
 
+/// Over https botocore sends every part (and PutObject) as aws-chunked with a CRC32 trailer: the
+/// Worker decodes it as it streams, R2 gets the decoded length, and a body whose bytes do not
+/// match its trailer is refused before R2 has all of it (BadDigest, nothing stored).
+#[test]
+fn boto3_over_https_sends_aws_chunked_parts_with_a_crc_trailer_and_a_bad_trailer_stores_nothing() {
+    let worker = Worker::start_https(util::Options::default());
+    let token = worker.token("s3-chunked", util::ALL_SCOPES);
+    let dir = tempfile::tempdir().unwrap();
+    let data = util::random_bytes(3 * util::PART + 4321, 2124);
+    std::fs::write(dir.path().join("up.bin"), &data).unwrap();
+    let creds = credentials_over_curl(&worker, &token);
+    let script = repo_root().join("tests/s3/boto_chunked.py");
+    let out = run_ok(s3_client(python(), dir.path()).arg(script).args([
+        &bucket_url(&worker),
+        "r2mpu",
+        &creds,
+        "up.bin",
+        "s3-chunked/parts.bin",
+        "down.bin",
+    ]));
+    let out: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(std::fs::read(dir.path().join("down.bin")).unwrap() == data, "the download differs");
+    assert_eq!(out["etag"], format!("\"{}\"", util::multipart_etag(&data, util::PART)), "4 parts of 5 MiB: {out}");
+    assert_eq!(out["size"], data.len());
+    let parts = out["parts_sent"].as_array().unwrap();
+    assert_eq!(parts.len(), 4, "{out}");
+    for part in parts {
+        assert_eq!(part["sha256"], "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "{part}");
+        assert_eq!(part["trailer"], "x-amz-checksum-crc32", "{part}");
+        assert_eq!(part["encoding"], "aws-chunked", "{part}");
+    }
+    assert_eq!(out["bad_put"], "BadDigest", "{out}");
+    assert_eq!(out["bad_put_stored"], "404", "no object: {out}");
+    assert_eq!(out["bad_part"], "BadDigest", "{out}");
+    assert_eq!(out["bad_parts_listed"], 0, "no part recorded: {out}");
+}
+
+/// `POST /credentials` over https (the test's own HTTP client speaks no TLS).
+fn credentials_over_curl(worker: &Worker, token: &str) -> String {
+    let output = Command::new("curl")
+        .args(["-ksf", "-X", "POST", "-H"])
+        .arg(format!("authorization: Bearer {token}"))
+        .arg(format!("{}/credentials", worker.url))
+        .output()
+        .expect("curl");
+    assert!(output.status.success(), "POST /credentials over https: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// Credentials as the Worker derives them, for a token `/credentials` would refuse.
 fn derived(token: &str) -> Value {
     let derived = r2mpu_worker::protocols::s3::credentials::derive(r2mpu_testkit::S3_CREDENTIALS_KEY.as_bytes(), token);

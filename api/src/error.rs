@@ -109,6 +109,9 @@ pub enum ApiError {
     BucketNotFound,
     /// 400: the body does not match its `x-amz-content-sha256`; nothing was stored.
     ContentSha256Mismatch,
+    /// 400: an aws-chunked body does not match the checksum in its trailer (`x-amz-checksum-*`);
+    /// the stream was failed before its last bytes, so nothing was stored.
+    TrailerChecksumMismatch,
     /// 400: an S3 XML body could not be read.
     MalformedXml { reason: String },
     /// 501: an S3 feature r2mpu does not offer; `reason` says what to do instead.
@@ -140,7 +143,7 @@ impl ApiError {
             SignatureMismatch | AccessKeyUnknown | RequestTimeSkewed | PresignExpired => 403,
             BucketNotFound => 404,
             NotImplemented { .. } => 501,
-            MalformedSignature { .. } | ContentSha256Mismatch | MalformedXml { .. } => 400,
+            MalformedSignature { .. } | ContentSha256Mismatch | TrailerChecksumMismatch | MalformedXml { .. } => 400,
             InvalidJson { .. }
             | InvalidRequest { .. }
             | InvalidKey { .. }
@@ -202,6 +205,7 @@ impl ApiError {
             PresignExpired => "presign_expired",
             BucketNotFound => "bucket_not_found",
             ContentSha256Mismatch => "content_sha256_mismatch",
+            TrailerChecksumMismatch => "trailer_checksum_mismatch",
             MalformedXml { .. } => "malformed_xml",
             NotImplemented { .. } => "not_implemented",
             Internal => "internal",
@@ -299,6 +303,9 @@ impl fmt::Display for ApiError {
             BucketNotFound => write!(f, "no such bucket"),
             ContentSha256Mismatch => {
                 write!(f, "the body does not match its x-amz-content-sha256; nothing was stored")
+            }
+            TrailerChecksumMismatch => {
+                write!(f, "the body does not match the checksum in its trailer; nothing was stored")
             }
             MalformedXml { reason } => write!(f, "the XML body could not be read: {reason}"),
             NotImplemented { reason } => write!(f, "not implemented: {reason}"),
@@ -404,6 +411,7 @@ mod tests {
             PresignExpired,
             BucketNotFound,
             ContentSha256Mismatch,
+            TrailerChecksumMismatch,
             MalformedXml { reason: String::new() },
             NotImplemented { reason: String::new() },
             Internal,

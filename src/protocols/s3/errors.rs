@@ -21,7 +21,7 @@ pub fn s3_code(error: &ApiError) -> (&'static str, u16) {
         RequestTimeSkewed => ("RequestTimeTooSkewed", 403),
         BucketNotFound => ("NoSuchBucket", 404),
         ContentSha256Mismatch => ("XAmzContentSHA256Mismatch", 400),
-        DigestMismatch { .. } | ChecksumMismatch => ("BadDigest", 400),
+        DigestMismatch { .. } | ChecksumMismatch | TrailerChecksumMismatch => ("BadDigest", 400),
         MalformedXml { .. } => ("MalformedXML", 400),
         NotImplemented { .. } | NotFound => ("NotImplemented", 501),
         MethodNotAllowed { .. } => ("MethodNotAllowed", 405),
