@@ -182,6 +182,28 @@ fn credentials_over_curl(worker: &Worker, token: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// ListMultipartUploads answers from the caller's upload index, as `GET /uploads` does: an
+/// upload begun over S3 and one begun over REST are both listed, `prefix` narrows them.
+#[test]
+fn boto3_lists_multipart_uploads_begun_over_s3_and_over_rest() {
+    let worker = Worker::shared();
+    let owner = Api::of(worker, "s3-list");
+    let rest = owner.create_id(serde_json::json!({ "key": "s3-list/rest-made.bin" }));
+    let creds = credentials(worker, &worker.token("s3-list", util::ALL_SCOPES)).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let script = repo_root().join("tests/s3/list_uploads.py");
+    let out =
+        run_ok(s3_client(python(), dir.path()).arg(script).args([&bucket_url(worker), "r2mpu", &creds, "s3-list/"]));
+    let out: Value = serde_json::from_str(out.trim()).unwrap();
+    let made = out["made"].as_str().unwrap();
+    assert_eq!(
+        out["all"],
+        serde_json::json!([["s3-list/rest-made.bin", rest], ["s3-list/s3-made.bin", made]]),
+        "{out}"
+    );
+    assert_eq!(out["rest"], serde_json::json!([["s3-list/rest-made.bin", rest]]), "{out}");
+}
+
 /// Credentials as the Worker derives them, for a token `/credentials` would refuse.
 fn derived(token: &str) -> Value {
     let derived = r2mpu_worker::protocols::s3::credentials::derive(r2mpu_testkit::S3_CREDENTIALS_KEY.as_bytes(), token);
