@@ -204,6 +204,34 @@ fn boto3_lists_multipart_uploads_begun_over_s3_and_over_rest() {
     assert_eq!(out["rest"], serde_json::json!([["s3-list/rest-made.bin", rest]]), "{out}");
 }
 
+/// GetObject's `Range`, and the conditionals of GetObject and HeadObject: `If-Match` and
+/// `If-Unmodified-Since` failing are `412`, `If-None-Match` matching and `If-Modified-Since`
+/// with no change since are `304`.
+#[test]
+fn boto3_reads_a_range_and_each_conditional_answers_304_or_412() {
+    let worker = Worker::shared();
+    let creds = credentials(worker, &worker.token("s3-cond", util::ALL_SCOPES)).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let script = repo_root().join("tests/s3/conditionals.py");
+    let out = run_ok(s3_client(python(), dir.path()).arg(script).args([
+        &bucket_url(worker),
+        "r2mpu",
+        &creds,
+        "s3-cond/object.bin",
+    ]));
+    let out: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(out["range"], serde_json::json!((5..15).collect::<Vec<u8>>()));
+    assert_eq!(out["content_range"], "bytes 5-14/1024");
+    assert_eq!(out["range_status"], 206);
+    let expected = serde_json::json!({
+        "if_match": 200, "if_match_other": 412, "if_none_match": 304, "if_none_match_other": 200,
+        "if_modified_since_later": 304, "if_modified_since_earlier": 200,
+        "if_unmodified_since_earlier": 412, "if_unmodified_since_later": 200,
+    });
+    assert_eq!(out["get"], expected, "GetObject: {out}");
+    assert_eq!(out["head"], expected, "HeadObject: {out}");
+}
+
 /// Credentials as the Worker derives them, for a token `/credentials` would refuse.
 fn derived(token: &str) -> Value {
     let derived = r2mpu_worker::protocols::s3::credentials::derive(r2mpu_testkit::S3_CREDENTIALS_KEY.as_bytes(), token);

@@ -79,6 +79,8 @@ pub enum ApiError {
     IdempotencyKeyReused,
     /// 416: the `Range` header does not fit the object.
     RangeNotSatisfiable { size: u64 },
+    /// 412: the object fails the request's `If-Match` or `If-Unmodified-Since`.
+    PreconditionFailed,
     /// 409: an append (tus or the IETF draft) did not start at the upload's offset, which the
     /// server holds durably; `expected-offset` is where the client must resume. Its problem type
     /// is the draft's `mismatching-upload-offset`, with the draft's member names.
@@ -134,6 +136,7 @@ impl ApiError {
             BodyTooLarge { .. } => 413,
             UnsupportedMediaType { .. } => 415,
             RangeNotSatisfiable { .. } => 416,
+            PreconditionFailed => 412,
             UploadCompleted | UploadAborted | UploadCompleting | PartInFlight { .. } | PartsRejected { .. } => 409,
             IdempotencyKeyReused => 422,
             OffsetMismatch { .. } => 409,
@@ -194,6 +197,7 @@ impl ApiError {
             PartsRejected { .. } => "parts_rejected",
             IdempotencyKeyReused => "idempotency_key_reused",
             RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            PreconditionFailed => "precondition_failed",
             OffsetMismatch { .. } => "offset_mismatch",
             BeyondLength { .. } => "beyond_length",
             UnsupportedTusVersion => "unsupported_tus_version",
@@ -289,6 +293,7 @@ impl fmt::Display for ApiError {
                 write!(f, "this Idempotency-Key already created an upload from a different request; use a new key")
             }
             RangeNotSatisfiable { size } => write!(f, "the range does not fit the object's {size} bytes"),
+            PreconditionFailed => write!(f, "the object does not meet the request's If-Match or If-Unmodified-Since"),
             OffsetMismatch { expected_offset, provided_offset } => {
                 write!(f, "the upload's offset is {expected_offset}, not {provided_offset}; append from there")
             }
@@ -400,6 +405,7 @@ mod tests {
             PartsRejected { part_numbers: vec![1] },
             IdempotencyKeyReused,
             RangeNotSatisfiable { size: 1 },
+            PreconditionFailed,
             OffsetMismatch { expected_offset: 1, provided_offset: 2 },
             BeyondLength { size: 1 },
             UnsupportedTusVersion,

@@ -39,6 +39,7 @@ pub fn s3_code(error: &ApiError) -> (&'static str, u16) {
         // A copy of the part is still arriving, or a complete runs: every SDK retries SlowDown.
         UploadCompleting | PartInFlight { .. } => ("SlowDown", 503),
         RangeNotSatisfiable { .. } => ("InvalidRange", 416),
+        PreconditionFailed => ("PreconditionFailed", 412),
         Internal => ("InternalError", 500),
         InvalidJson { .. }
         | InvalidRequest { .. }
