@@ -105,19 +105,19 @@ impl Decoder {
 
     /// Reads framing from `bytes`; answers how many it used, stopping where data begins or the
     /// body ends.
-    pub fn framing(&mut self, bytes: &[u8]) -> Result<usize, String> {
+    pub fn framing(&mut self, bytes: &[u8]) -> Result<usize, &'static str> {
         let mut used = 0;
         for &byte in bytes {
             if matches!(self.state, State::Data(_)) {
                 break;
             }
             if self.state == State::Done {
-                return Err("bytes after the trailer".into());
+                return Err("bytes after the trailer");
             }
             used += 1;
             self.line.push(byte);
             if self.line.len() > MAX_LINE {
-                return Err("a framing line is too long".into());
+                return Err("a framing line is too long");
             }
             if self.line.ends_with(b"\r\n") {
                 let line = std::mem::take(&mut self.line);
@@ -127,16 +127,16 @@ impl Decoder {
         Ok(used)
     }
 
-    fn end_line(&mut self, line: &[u8]) -> Result<(), String> {
+    fn end_line(&mut self, line: &[u8]) -> Result<(), &'static str> {
         let text = std::str::from_utf8(line).map_err(|_| "framing that is not UTF-8")?;
         match self.state {
             State::Size => {
                 // A signed chunk would carry `;chunk-signature=`: not this framing.
-                let size = u64::from_str_radix(text, 16).map_err(|_| format!("`{text}` is not a chunk size"))?;
+                let size = u64::from_str_radix(text, 16).map_err(|_| "a chunk size that is not hex")?;
                 self.state = if size == 0 { State::Trailers } else { State::Data(size) };
             }
             State::DataEnd if text.is_empty() => self.state = State::Size,
-            State::DataEnd => return Err("a chunk is longer than its size".into()),
+            State::DataEnd => return Err("a chunk is longer than its size"),
             State::Trailers if text.is_empty() => self.state = State::Done,
             State::Trailers => {
                 let (name, value) = text.split_once(':').ok_or("a trailer line without `:`")?;
@@ -168,8 +168,7 @@ impl Decoder {
             return Err(ApiError::BodyIncomplete);
         }
         if self.decoded != length {
-            let reason = format!("the chunks carry {} bytes, x-amz-decoded-content-length says {length}", self.decoded);
-            return Err(ApiError::invalid_field("x-amz-decoded-content-length", reason));
+            return Err(ApiError::invalid_field("x-amz-decoded-content-length", "not what the chunks carry"));
         }
         Ok(())
     }
@@ -239,9 +238,10 @@ pub fn decode(body: ReadableStream, framing: AwsChunked) -> ApiResult<(ReadableS
             let due = shared.decoder.data_due();
             if due == 0 {
                 let window = bytes.subarray(pos, len.min(pos + 64)).to_vec();
-                let used = shared.decoder.framing(&window).map_err(|reason| {
-                    failed.set(ApiError::invalid_field("body", format!("aws-chunked framing: {reason}")))
-                })?;
+                let used = shared
+                    .decoder
+                    .framing(&window)
+                    .map_err(|reason| failed.set(ApiError::invalid_field("aws-chunked body", reason)))?;
                 pos += used as u32;
                 continue;
             }
@@ -250,10 +250,9 @@ pub fn decode(body: ReadableStream, framing: AwsChunked) -> ApiResult<(ReadableS
             shared.decoder.took_data(u64::from(n));
             pos += n;
             if shared.decoder.decoded() > shared.length {
-                return Err(failed.set(ApiError::invalid_field(
-                    "x-amz-decoded-content-length",
-                    "the chunks carry more bytes than it says",
-                )));
+                return Err(
+                    failed.set(ApiError::invalid_field("x-amz-decoded-content-length", "not what the chunks carry"))
+                );
             }
             if let Some((_, writer)) = &shared.digest {
                 let _ = writer.write_with_chunk(&view); // a failure also rejects `ready` and `close`
@@ -302,10 +301,7 @@ async fn check_trailer(state: &Rc<RefCell<Shared>>) -> ApiResult<()> {
         let (Some((digest, writer)), Some(Checksum { header, .. })) = (shared.digest.take(), shared.checksum) else {
             return Ok(());
         };
-        let value = shared
-            .decoder
-            .trailer(header)
-            .ok_or_else(|| ApiError::invalid_field("x-amz-trailer", format!("the body's trailer has no {header}")))?;
+        let value = shared.decoder.trailer(header).ok_or(ApiError::TrailerChecksumMismatch)?;
         let expected =
             Base64::decode_to_vec(value, None).map_err(|_| ApiError::invalid_field(header, "must be base64"))?;
         (Some((digest, writer)), expected)
@@ -324,7 +320,7 @@ mod tests {
     use super::*;
 
     /// Decodes `body` fed in pieces of `step` bytes; answers the data.
-    fn decode_all(body: &[u8], step: usize) -> Result<(Vec<u8>, Decoder), String> {
+    fn decode_all(body: &[u8], step: usize) -> Result<(Vec<u8>, Decoder), &'static str> {
         let mut decoder = Decoder::default();
         let mut data = Vec::new();
         for piece in body.chunks(step) {

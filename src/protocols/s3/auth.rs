@@ -241,9 +241,7 @@ fn aws_chunked_framing(cx: &Ctx) -> ApiResult<AwsChunked> {
     let checksum = match cx.header("x-amz-trailer") {
         None => None,
         Some(name) => Some(Checksum::named(&name).ok_or_else(|| ApiError::NotImplemented {
-            reason: format!(
-                "the trailer {name} is not checked: send x-amz-checksum-crc32, -crc32c, -crc64nvme, -sha1 or -sha256"
-            ),
+            reason: format!("the trailer {name}: send a CRC32, CRC32C, CRC64NVME, SHA-1 or SHA-256 one"),
         })?),
     };
     Ok(AwsChunked { decoded_length, checksum })
