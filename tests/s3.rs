@@ -133,6 +133,105 @@ fn boto3_uploads_in_parts_and_downloads_byte_identical_with_credentials_from_the
     assert!(reply.status == 200 && reply.body == data);
 }
 
+/// Over https botocore sends every part (and PutObject) as aws-chunked with a CRC32 trailer: the
+/// Worker decodes it as it streams, R2 gets the decoded length, and a body whose bytes do not
+/// match its trailer is refused before R2 has all of it (BadDigest, nothing stored).
+#[test]
+fn boto3_over_https_sends_aws_chunked_parts_with_a_crc_trailer_and_a_bad_trailer_stores_nothing() {
+    let worker = Worker::start_https(util::Options::default());
+    let token = worker.token("s3-chunked", util::ALL_SCOPES);
+    let dir = tempfile::tempdir().unwrap();
+    let data = util::random_bytes(3 * util::PART + 4321, 2124);
+    std::fs::write(dir.path().join("up.bin"), &data).unwrap();
+    let creds = credentials_over_curl(&worker, &token);
+    let script = repo_root().join("tests/s3/boto_chunked.py");
+    let out = run_ok(s3_client(python(), dir.path()).arg(script).args([
+        &bucket_url(&worker),
+        "r2mpu",
+        &creds,
+        "up.bin",
+        "s3-chunked/parts.bin",
+        "down.bin",
+    ]));
+    let out: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(std::fs::read(dir.path().join("down.bin")).unwrap() == data, "the download differs");
+    assert_eq!(out["etag"], format!("\"{}\"", util::multipart_etag(&data, util::PART)), "4 parts of 5 MiB: {out}");
+    assert_eq!(out["size"], data.len());
+    let parts = out["parts_sent"].as_array().unwrap();
+    assert_eq!(parts.len(), 4, "{out}");
+    for part in parts {
+        assert_eq!(part["sha256"], "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "{part}");
+        assert_eq!(part["trailer"], "x-amz-checksum-crc32", "{part}");
+        assert_eq!(part["encoding"], "aws-chunked", "{part}");
+    }
+    assert_eq!(out["bad_put"], "BadDigest", "{out}");
+    assert_eq!(out["bad_put_stored"], "404", "no object: {out}");
+    assert_eq!(out["bad_part"], "BadDigest", "{out}");
+    assert_eq!(out["bad_parts_listed"], 0, "no part recorded: {out}");
+}
+
+/// `POST /credentials` over https (the test's own HTTP client speaks no TLS).
+fn credentials_over_curl(worker: &Worker, token: &str) -> String {
+    let output = Command::new("curl")
+        .args(["-ksf", "-X", "POST", "-H"])
+        .arg(format!("authorization: Bearer {token}"))
+        .arg(format!("{}/credentials", worker.url))
+        .output()
+        .expect("curl");
+    assert!(output.status.success(), "POST /credentials over https: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// ListMultipartUploads answers from the caller's upload index, as `GET /uploads` does: an
+/// upload begun over S3 and one begun over REST are both listed, `prefix` narrows them.
+#[test]
+fn boto3_lists_multipart_uploads_begun_over_s3_and_over_rest() {
+    let worker = Worker::shared();
+    let owner = Api::of(worker, "s3-list");
+    let rest = owner.create_id(serde_json::json!({ "key": "s3-list/rest-made.bin" }));
+    let creds = credentials(worker, &worker.token("s3-list", util::ALL_SCOPES)).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let script = repo_root().join("tests/s3/list_uploads.py");
+    let out =
+        run_ok(s3_client(python(), dir.path()).arg(script).args([&bucket_url(worker), "r2mpu", &creds, "s3-list/"]));
+    let out: Value = serde_json::from_str(out.trim()).unwrap();
+    let made = out["made"].as_str().unwrap();
+    assert_eq!(
+        out["all"],
+        serde_json::json!([["s3-list/rest-made.bin", rest], ["s3-list/s3-made.bin", made]]),
+        "{out}"
+    );
+    assert_eq!(out["rest"], serde_json::json!([["s3-list/rest-made.bin", rest]]), "{out}");
+}
+
+/// GetObject's `Range`, and the conditionals of GetObject and HeadObject: `If-Match` and
+/// `If-Unmodified-Since` failing are `412`, `If-None-Match` matching and `If-Modified-Since`
+/// with no change since are `304`.
+#[test]
+fn boto3_reads_a_range_and_each_conditional_answers_304_or_412() {
+    let worker = Worker::shared();
+    let creds = credentials(worker, &worker.token("s3-cond", util::ALL_SCOPES)).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let script = repo_root().join("tests/s3/conditionals.py");
+    let out = run_ok(s3_client(python(), dir.path()).arg(script).args([
+        &bucket_url(worker),
+        "r2mpu",
+        &creds,
+        "s3-cond/object.bin",
+    ]));
+    let out: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(out["range"], serde_json::json!((5..15).collect::<Vec<u8>>()));
+    assert_eq!(out["content_range"], "bytes 5-14/1024");
+    assert_eq!(out["range_status"], 206);
+    let expected = serde_json::json!({
+        "if_match": 200, "if_match_other": 412, "if_none_match": 304, "if_none_match_other": 200,
+        "if_modified_since_later": 304, "if_modified_since_earlier": 200,
+        "if_unmodified_since_earlier": 412, "if_unmodified_since_later": 200,
+    });
+    assert_eq!(out["get"], expected, "GetObject: {out}");
+    assert_eq!(out["head"], expected, "HeadObject: {out}");
+}
+
 /// Credentials as the Worker derives them, for a token `/credentials` would refuse.
 fn derived(token: &str) -> Value {
     let derived = r2mpu_worker::protocols::s3::credentials::derive(r2mpu_testkit::S3_CREDENTIALS_KEY.as_bytes(), token);

@@ -79,6 +79,8 @@ pub enum ApiError {
     IdempotencyKeyReused,
     /// 416: the `Range` header does not fit the object.
     RangeNotSatisfiable { size: u64 },
+    /// 412: the object fails the request's `If-Match` or `If-Unmodified-Since`.
+    PreconditionFailed,
     /// 409: an append (tus or the IETF draft) did not start at the upload's offset, which the
     /// server holds durably; `expected-offset` is where the client must resume. Its problem type
     /// is the draft's `mismatching-upload-offset`, with the draft's member names.
@@ -109,6 +111,9 @@ pub enum ApiError {
     BucketNotFound,
     /// 400: the body does not match its `x-amz-content-sha256`; nothing was stored.
     ContentSha256Mismatch,
+    /// 400: an aws-chunked body does not match the checksum in its trailer (`x-amz-checksum-*`);
+    /// the stream was failed before its last bytes, so nothing was stored.
+    TrailerChecksumMismatch,
     /// 400: an S3 XML body could not be read.
     MalformedXml { reason: String },
     /// 501: an S3 feature r2mpu does not offer; `reason` says what to do instead.
@@ -131,6 +136,7 @@ impl ApiError {
             BodyTooLarge { .. } => 413,
             UnsupportedMediaType { .. } => 415,
             RangeNotSatisfiable { .. } => 416,
+            PreconditionFailed => 412,
             UploadCompleted | UploadAborted | UploadCompleting | PartInFlight { .. } | PartsRejected { .. } => 409,
             IdempotencyKeyReused => 422,
             OffsetMismatch { .. } => 409,
@@ -140,7 +146,7 @@ impl ApiError {
             SignatureMismatch | AccessKeyUnknown | RequestTimeSkewed | PresignExpired => 403,
             BucketNotFound => 404,
             NotImplemented { .. } => 501,
-            MalformedSignature { .. } | ContentSha256Mismatch | MalformedXml { .. } => 400,
+            MalformedSignature { .. } | ContentSha256Mismatch | TrailerChecksumMismatch | MalformedXml { .. } => 400,
             InvalidJson { .. }
             | InvalidRequest { .. }
             | InvalidKey { .. }
@@ -191,6 +197,7 @@ impl ApiError {
             PartsRejected { .. } => "parts_rejected",
             IdempotencyKeyReused => "idempotency_key_reused",
             RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            PreconditionFailed => "precondition_failed",
             OffsetMismatch { .. } => "offset_mismatch",
             BeyondLength { .. } => "beyond_length",
             UnsupportedTusVersion => "unsupported_tus_version",
@@ -202,6 +209,7 @@ impl ApiError {
             PresignExpired => "presign_expired",
             BucketNotFound => "bucket_not_found",
             ContentSha256Mismatch => "content_sha256_mismatch",
+            TrailerChecksumMismatch => "trailer_checksum_mismatch",
             MalformedXml { .. } => "malformed_xml",
             NotImplemented { .. } => "not_implemented",
             Internal => "internal",
@@ -285,6 +293,7 @@ impl fmt::Display for ApiError {
                 write!(f, "this Idempotency-Key already created an upload from a different request; use a new key")
             }
             RangeNotSatisfiable { size } => write!(f, "the range does not fit the object's {size} bytes"),
+            PreconditionFailed => write!(f, "the object does not meet the request's If-Match or If-Unmodified-Since"),
             OffsetMismatch { expected_offset, provided_offset } => {
                 write!(f, "the upload's offset is {expected_offset}, not {provided_offset}; append from there")
             }
@@ -299,6 +308,9 @@ impl fmt::Display for ApiError {
             BucketNotFound => write!(f, "no such bucket"),
             ContentSha256Mismatch => {
                 write!(f, "the body does not match its x-amz-content-sha256; nothing was stored")
+            }
+            TrailerChecksumMismatch => {
+                write!(f, "the body does not match the checksum in its trailer; nothing was stored")
             }
             MalformedXml { reason } => write!(f, "the XML body could not be read: {reason}"),
             NotImplemented { reason } => write!(f, "not implemented: {reason}"),
@@ -393,6 +405,7 @@ mod tests {
             PartsRejected { part_numbers: vec![1] },
             IdempotencyKeyReused,
             RangeNotSatisfiable { size: 1 },
+            PreconditionFailed,
             OffsetMismatch { expected_offset: 1, provided_offset: 2 },
             BeyondLength { size: 1 },
             UnsupportedTusVersion,
@@ -404,6 +417,7 @@ mod tests {
             PresignExpired,
             BucketNotFound,
             ContentSha256Mismatch,
+            TrailerChecksumMismatch,
             MalformedXml { reason: String::new() },
             NotImplemented { reason: String::new() },
             Internal,

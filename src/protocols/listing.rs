@@ -23,7 +23,6 @@ const FAN_OUT: usize = 50;
 /// `listUploads`: the caller's unfinished uploads, newest first, a page at a time.
 pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let prefix = cx.query("prefix").or_else(|| claims.prefix.clone()).unwrap_or_default();
-    claims.check_key(&prefix)?;
     let limit = match cx.query("limit") {
         None => DEFAULT_LIMIT,
         Some(text) => match text.parse::<usize>() {
@@ -31,14 +30,28 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
             _ => return Err(ApiError::invalid_field("limit", format!("must be an integer from 1 to {MAX_LIMIT}"))),
         },
     };
-    let after = cx.query("cursor").map(|c| Position::parse(&c)).transpose()?;
+    let (uploads, cursor) = page(&cx, &claims, prefix, limit, cx.query("cursor")).await?;
+    json(200, &UploadList { uploads, cursor })
+}
+
+/// A page of the caller's unfinished uploads under `prefix` (at most `limit`, after `cursor`),
+/// newest first, and the cursor of the next page: `listUploads`, and S3's ListMultipartUploads.
+pub async fn page(
+    cx: &Ctx,
+    claims: &Claims,
+    prefix: String,
+    limit: usize,
+    cursor: Option<String>,
+) -> ApiResult<(Vec<UploadSummary>, Option<String>)> {
+    claims.check_key(&prefix)?;
+    let after = cursor.map(|c| Position::parse(&c)).transpose()?;
     let index = IndexHandle::of(&cx.env, &claims.sub).or_internal("UPLOAD_INDEX binding")?;
     let page: Page =
         index.send(&IndexCommand::List { prefix, limit, after }).await.or_internal("listing the upload index")?;
 
     let mut uploads = Vec::with_capacity(page.entries.len());
     for batch in page.entries.chunks(FAN_OUT) {
-        let states = join(batch.iter().map(|entry| Box::pin(live_state(&cx, &claims, entry)) as _).collect()).await;
+        let states = join(batch.iter().map(|entry| Box::pin(live_state(cx, claims, entry)) as _).collect()).await;
         for (entry, state) in batch.iter().zip(states) {
             match state? {
                 Some(summary) => uploads.push(summary),
@@ -55,7 +68,7 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
             }
         }
     }
-    json(200, &UploadList { uploads, cursor: page.next.map(|p| p.cursor()) })
+    Ok((uploads, page.next.map(|p| p.cursor())))
 }
 
 /// Runs `futures` concurrently; their outputs in order. A minimal `join_all`: the futures

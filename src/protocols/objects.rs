@@ -14,8 +14,9 @@ use crate::http::{json, no_content, Ctx};
 /// The most objects one page of `listObjects` returns (R2's own page limit).
 const MAX_LIST: u32 = 1000;
 
-/// `getObject`: the object or a `Range` of it (RFC 9110 §14), `304` when `If-None-Match`
-/// matches (§13.1.2), the whole object when an `If-Range` does not (§13.1.5).
+/// `getObject`: the object or a `Range` of it (RFC 9110 §14), `412` or `304` as its
+/// preconditions say ([`preconditions`]), the whole object when an `If-Range` does not hold
+/// (§13.1.5).
 pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let key = cx.key(&claims)?;
     let bucket = cx.bucket()?;
@@ -23,7 +24,7 @@ pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     cx.faults().r2("get").await?;
     let mut read = read(&bucket, &key, range.as_ref()).await?;
     let etag = read.object().etag();
-    if cx.header("if-none-match").is_some_and(|header| none_match_fails(&header, &etag)) {
+    if preconditions(&cx, read.object())? {
         let headers = object_headers(read.object())?;
         return Ok(Response::empty().or_internal("304")?.with_status(304).with_headers(headers));
     }
@@ -102,14 +103,13 @@ async fn read(bucket: &Bucket, key: &str, range: Option<&Range>) -> ApiResult<Re
     }
 }
 
-/// `headObject`: the object's headers, without its body; `304` when `If-None-Match` matches.
+/// `headObject`: the object's headers, without its body; `412` or `304` as [`preconditions`] say.
 pub async fn head(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let key = cx.key(&claims)?;
     cx.faults().r2("head").await?;
     let object = cx.bucket()?.head(key).await.or_internal("R2 head")?.ok_or(ApiError::ObjectNotFound)?;
     let headers = object_headers(&object)?;
-    let matches = cx.header("if-none-match").is_some_and(|header| none_match_fails(&header, &object.etag()));
-    let status = if matches { 304 } else { 200 };
+    let status = if preconditions(&cx, &object)? { 304 } else { 200 };
     Ok(Response::empty().or_internal("head")?.with_status(status).with_headers(headers))
 }
 
@@ -157,6 +157,33 @@ pub async fn list(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         .collect();
     let cursor = if page.truncated() { page.cursor() } else { None };
     json(200, &ObjectList { objects, cursor })
+}
+
+/// A read's preconditions in RFC 9110 §13.2.2's order: `If-Match` (else `If-Unmodified-Since`)
+/// failing is `412`; then whether the answer is `304`: `If-None-Match` matching (else
+/// `If-Modified-Since` with no change since). S3 reads them the same way.
+fn preconditions(cx: &Ctx, object: &Object) -> ApiResult<bool> {
+    let etag = object.etag();
+    let modified_secs = object.uploaded().as_millis() / 1000;
+    let if_match = cx.header("if-match");
+    let holds = match &if_match {
+        Some(header) => header.trim() == "*" || entity_tags(header).any(|(weak, tag)| !weak && tag == etag),
+        None => cx.header("if-unmodified-since").and_then(|h| http_date_secs(&h)).is_none_or(|at| modified_secs <= at),
+    };
+    if !holds {
+        return Err(ApiError::PreconditionFailed);
+    }
+    Ok(match cx.header("if-none-match") {
+        Some(header) => none_match_fails(&header, &etag),
+        None => cx.header("if-modified-since").and_then(|h| http_date_secs(&h)).is_some_and(|at| modified_secs <= at),
+    })
+}
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, or what `Date.parse` reads) as seconds since
+/// the epoch; `None` for one that is not a date, which the precondition then ignores (§13.1.3).
+fn http_date_secs(header: &str) -> Option<u64> {
+    let ms = js_sys::Date::parse(header.trim());
+    (ms.is_finite() && ms >= 0.0).then(|| (ms / 1000.0) as u64)
 }
 
 /// Whether an `If-None-Match` header matches the object's `etag` (unquoted), so that a GET or

@@ -22,13 +22,13 @@ use crate::error::{ApiError, ApiResult, OrInternalJs};
 extern "C" {
     /// workerd's `crypto.DigestStream`: a WritableStream that hashes what is written to it.
     #[wasm_bindgen(extends = web_sys::WritableStream)]
-    type DigestStream;
+    pub(super) type DigestStream;
 
     #[wasm_bindgen(constructor, catch)]
-    fn new(algorithm: &str) -> Result<DigestStream, JsValue>;
+    pub(super) fn new(algorithm: &str) -> Result<DigestStream, JsValue>;
 
     #[wasm_bindgen(method, getter)]
-    fn digest(this: &DigestStream) -> js_sys::Promise;
+    pub(super) fn digest(this: &DigestStream) -> js_sys::Promise;
 }
 
 /// How many bytes each side of the hashing stream may queue before it pushes back: the most a

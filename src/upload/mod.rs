@@ -10,7 +10,8 @@
 //!   the rest kept durably in R2 as a tail (tus and the IETF draft).
 //!   [`append::Source`] reads the body it appends.
 //! - [`digest`]: `Content-MD5` and `Upload-Checksum` digests computed inside the runtime as
-//!   the bytes stream to R2.
+//!   the bytes stream to R2. [`aws_chunked`]: an `aws-chunked` body decoded as it streams,
+//!   its trailing checksum checked before R2 has the last byte.
 //!
 //! ## The Durable Object (what the interface reaches)
 //! - [`machine`]: the life cycle as plain data: statuses, transitions, who wins a race.
@@ -23,6 +24,7 @@
 
 pub mod append;
 mod appendable;
+pub mod aws_chunked;
 pub mod command;
 mod complete;
 mod create;

@@ -9,6 +9,7 @@ use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::faults::{Action, Faults};
 use crate::hex::hex;
 use crate::http::Ctx;
+use crate::upload::aws_chunked::{self, AwsChunked};
 use crate::upload::command::{Caller, Command, PartGrant};
 use crate::upload::digest::{parse_content_md5, DigestsOf};
 use crate::upload::handle::UploadHandle;
@@ -52,13 +53,16 @@ pub struct Expected {
     pub md5: Option<[u8; 16]>,
     /// S3's `x-amz-content-sha256`, when it is a hex digest.
     pub sha256: Option<[u8; 32]>,
+    /// An `aws-chunked` body: decoded on the way, its length the decoded one, its trailing
+    /// checksum checked before R2 has the last byte.
+    pub chunked: Option<AwsChunked>,
 }
 
 impl Expected {
     /// The request's `Content-MD5`, if any.
     pub fn md5_of(cx: &Ctx) -> ApiResult<Expected> {
         let md5 = cx.header("content-md5").map(|h| parse_content_md5(&h)).transpose()?;
-        Ok(Expected { md5, sha256: None })
+        Ok(Expected { md5, ..Expected::default() })
     }
 
     fn algorithms(&self) -> Vec<&'static str> {
@@ -97,7 +101,10 @@ pub async fn receive_checked(
     caller: Caller,
     expected: Expected,
 ) -> ApiResult<Part> {
-    let length = content_length(cx)?;
+    let length = match expected.chunked {
+        Some(chunked) => chunked.decoded_length,
+        None => content_length(cx)?,
+    };
     let declared_md5 = expected.md5;
     let faults = cx.faults();
     let upload = UploadHandle::of(cx, upload_id, caller)?;
@@ -179,13 +186,21 @@ async fn stream_to_r2(
     faults.r2("upload-part").await.map_err(before)?;
     // The body is piped only now, to R2 at once: a body locked by a pipe nobody reads could not
     // be drained after an early answer, and the client would see its connection dropped.
+    let (body, decoding) = match (cx.req.inner().body(), expected.chunked) {
+        (Some(body), Some(chunked)) => {
+            let (decoded, decoding) = aws_chunked::decode(body, chunked).map_err(before)?;
+            (Some(decoded), Some(decoding))
+        }
+        (body, _) => (body, None),
+    };
     let algorithms = expected.algorithms();
     let (stream, check) = match algorithms.is_empty() {
         false => {
-            let (stream, digests) = DigestsOf::tee(cx.req.inner().body(), length, &algorithms).map_err(before)?;
+            let (stream, digests) = DigestsOf::tee(body, length, &algorithms).map_err(before)?;
             (stream, Some(digests))
         }
-        true => (cx.req.inner().body().filter(|_| length > 0), None),
+        // A framed body is read to its end even when it carries no data: its trailer is checked.
+        true => (body.filter(|_| length > 0 || decoding.is_some()), None),
     };
     let (body, watch) = match stream {
         Some(stream) => {
@@ -198,6 +213,10 @@ async fn stream_to_r2(
     // The lease was lost while the bytes came (taken over by a re-send, or the upload finished),
     // or the body broke off: either way R2 did not take this copy.
     if uploaded.is_err() {
+        // The framing or the trailer's checksum failed the stream before R2 had all of it.
+        if let Some(failure) = decoding.as_ref().and_then(|d| d.failure.get()) {
+            return Err(before(failure));
+        }
         if let Some(failure) = held.failure(watch.as_ref()).await {
             return Err(before(failure));
         }

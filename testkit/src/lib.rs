@@ -128,6 +128,8 @@ pub struct Worker {
     options: Options,
     /// The test-only build with fault injection ([`Worker::start_with_faults`]).
     faults: bool,
+    /// Served over https ([`Worker::start_https`]).
+    https: bool,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -186,17 +188,23 @@ impl Worker {
     }
 
     pub fn start_with(options: Options) -> Worker {
-        Worker::launch_new(options, false)
+        Worker::launch_new(options, false, false)
+    }
+
+    /// Serves over https (`wrangler dev --local-protocol https`, with wrangler's self-signed
+    /// certificate: clients must skip verification), where S3 clients send aws-chunked bodies.
+    pub fn start_https(options: Options) -> Worker {
+        Worker::launch_new(options, false, true)
     }
 
     /// Starts the test-only build with fault injection (built into `build-faults/`, run with
     /// wrangler.toml's bindings): requests may then name faults in the `x-r2mpu-fault` header
     /// (src/faults.rs).
     pub fn start_with_faults(options: Options) -> Worker {
-        Worker::launch_new(options, true)
+        Worker::launch_new(options, true, false)
     }
 
-    fn launch_new(options: Options, faults: bool) -> Worker {
+    fn launch_new(options: Options, faults: bool, https: bool) -> Worker {
         let (once, args): (&Once, &[&str]) = if faults { (&BUILD_FAULTS, &["faults"]) } else { (&BUILD, &[]) };
         once.call_once(|| {
             let status = Command::new(repo_root().join("scripts/build.sh"))
@@ -208,7 +216,7 @@ impl Worker {
         });
         let dir = tempfile::Builder::new().prefix("r2mpu-test-").tempdir().expect("temp dir");
         let keys = Keys::generate();
-        let mut worker = Worker { url: String::new(), keys, port: 0, options, faults, dir, child: None };
+        let mut worker = Worker { url: String::new(), keys, port: 0, options, faults, https, dir, child: None };
         worker.launch_on(free_port);
         worker
     }
@@ -277,6 +285,7 @@ impl Worker {
         let child = Command::new(root.join("node_modules/.bin/wrangler"))
             .args(["dev", "--config", "wrangler.toml", "--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(faults)
+            .args(if self.https { &["--local-protocol", "https"][..] } else { &[] })
             .arg("--persist-to")
             .arg(self.dir.path().join("state"))
             .arg("--env-file")
@@ -294,7 +303,7 @@ impl Worker {
             .expect("starting wrangler dev (run `make install` first)");
         self.child = Some(child);
         self.port = port;
-        self.url = format!("http://127.0.0.1:{port}");
+        self.url = format!("{}://127.0.0.1:{port}", if self.https { "https" } else { "http" });
         self.wait_ready()
     }
 
@@ -303,7 +312,14 @@ impl Worker {
         let deadline = Instant::now() + std::time::Duration::from_secs(90);
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         while Instant::now() < deadline {
-            if let Ok(resp) = agent.get(&format!("{}/healthz", self.url)).call() {
+            if self.https {
+                // ureq is built without TLS here: curl, told to take the self-signed certificate.
+                let mut curl = Command::new("curl");
+                curl.args(["-ksf", "-o", "/dev/null"]).arg(format!("{}/healthz", self.url)).stderr(Stdio::null());
+                if curl.status().is_ok_and(|s| s.success()) {
+                    return Ok(());
+                }
+            } else if let Ok(resp) = agent.get(&format!("{}/healthz", self.url)).call() {
                 if resp.status() == 200 {
                     return Ok(());
                 }

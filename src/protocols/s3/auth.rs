@@ -15,6 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::auth::Claims;
 use crate::http::Ctx;
 use crate::sigv4::{self, CanonicalRequest, ALGORITHM, MAX_EXPIRES_SECS, UNSIGNED_PAYLOAD as UNSIGNED};
+use crate::upload::aws_chunked::{self, AwsChunked, Checksum};
 use crate::upload::Expected;
 
 /// How far a request's signing time may be from the Worker's clock, as S3 allows.
@@ -220,11 +221,30 @@ impl Signed {
 }
 
 /// The digests a body must match: its `Content-MD5`, and its `x-amz-content-sha256` when that
-/// is a hex SHA-256 (`UNSIGNED-PAYLOAD` promises none). aws-chunked bodies are refused.
+/// is a hex SHA-256 (`UNSIGNED-PAYLOAD` promises none); an aws-chunked body with an unsigned
+/// trailer is decoded and its trailing checksum checked ([`aws_chunked`]).
 pub fn expected_digests(cx: &Ctx) -> ApiResult<Expected> {
     let mut expected = Expected::md5_of(cx)?;
-    expected.sha256 = declared_sha256(cx)?;
+    match cx.header("x-amz-content-sha256").as_deref().map(str::trim) {
+        Some(aws_chunked::UNSIGNED_TRAILER) => expected.chunked = Some(aws_chunked_framing(cx)?),
+        _ => expected.sha256 = declared_sha256(cx)?,
+    }
     Ok(expected)
+}
+
+/// What an aws-chunked request's headers declare: the decoded length, the trailing checksum.
+fn aws_chunked_framing(cx: &Ctx) -> ApiResult<AwsChunked> {
+    let decoded_length = cx
+        .header("x-amz-decoded-content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or(ApiError::LengthRequired)?;
+    let checksum = match cx.header("x-amz-trailer") {
+        None => None,
+        Some(name) => Some(Checksum::named(&name).ok_or_else(|| ApiError::NotImplemented {
+            reason: format!("the trailer {name}: send a CRC32, CRC32C, CRC64NVME, SHA-1 or SHA-256 one"),
+        })?),
+    };
+    Ok(AwsChunked { decoded_length, checksum })
 }
 
 /// Checks a body read whole (a complete's part list) against its `x-amz-content-sha256`.
@@ -244,9 +264,8 @@ fn declared_sha256(cx: &Ctx) -> ApiResult<Option<[u8; 32]>> {
     if value.starts_with("STREAMING-") {
         return Err(ApiError::NotImplemented {
             reason: format!(
-                "aws-chunked bodies ({value}) are not accepted: send UNSIGNED-PAYLOAD or a hex SHA-256 \
-                 (boto3/aws-cli: request_checksum_calculation = when_required, and payload signing \
-                 as the SDK's default over plain http)"
+                "aws-chunked bodies with {value} are not accepted here: send STREAMING-UNSIGNED-PAYLOAD-TRAILER \
+                 (https), UNSIGNED-PAYLOAD or a hex SHA-256{SIGNED_CHUNKS_HINT}"
             ),
         });
     }
@@ -255,6 +274,11 @@ fn declared_sha256(cx: &Ctx) -> ApiResult<Option<[u8; 32]>> {
         .ok_or_else(|| ApiError::invalid_field("x-amz-content-sha256", "must be a hex SHA-256 or UNSIGNED-PAYLOAD"))?;
     Ok(Some(bytes.try_into().expect("32 bytes")))
 }
+
+/// What avoids signed chunks (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`), as the SDKs that send them
+/// document it (boto3 and aws-cli never do; they send an unsigned trailer).
+const SIGNED_CHUNKS_HINT: &str = "; AWS SDK for Java 1.x: S3ClientOptions disableChunkedEncoding(), 2.x: \
+     S3Configuration chunkedEncodingEnabled(false), Kotlin: enableAwsChunked = false";
 
 /// `YYYYMMDDTHHMMSSZ` as seconds since the epoch.
 fn parse_amz_date(text: &str) -> Option<u64> {

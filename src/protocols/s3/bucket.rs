@@ -1,5 +1,5 @@
-//! The bucket operations: ListBuckets (the one bucket served), HeadBucket, GetBucketLocation
-//! and ListObjectsV2, from R2's own listing.
+//! The bucket operations: ListBuckets (the one bucket served), HeadBucket, GetBucketLocation,
+//! ListObjectsV2 from R2's own listing, and ListMultipartUploads from the caller's upload index.
 
 use r2mpu_api::auth::Scope;
 use r2mpu_api::key::RESERVED_PREFIX;
@@ -11,6 +11,7 @@ use super::xml::{document, element};
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::http::auth::Claims;
 use crate::http::Ctx;
+use crate::protocols::listing;
 
 /// The region S3 clients are told: R2's.
 pub const REGION: &str = "auto";
@@ -47,10 +48,51 @@ pub async fn get(cx: Ctx, claims: Claims) -> ApiResult<Response> {
         return Ok(response);
     }
     if cx.query("uploads").is_some() {
-        return Err(ApiError::NotImplemented { reason: "ListMultipartUploads: use GET /uploads".into() });
+        claims.require(Scope::UploadsWrite)?;
+        return list_uploads(cx, claims).await;
     }
     claims.require(Scope::ObjectsRead)?;
     list_objects(cx, claims).await
+}
+
+/// ListMultipartUploads (`prefix`, `max-uploads`): the caller's unfinished uploads from their
+/// index, as `GET /uploads` lists them, newest first (not by key as S3 orders them), so the next
+/// page is asked with r2mpu's cursor, carried as `upload-id-marker`. No `delimiter`.
+async fn list_uploads(cx: Ctx, claims: Claims) -> ApiResult<Response> {
+    let prefix = cx.query("prefix").or_else(|| claims.prefix.clone()).unwrap_or_default();
+    let max = match cx.query("max-uploads") {
+        None => 1000,
+        Some(text) => {
+            text.parse::<usize>().map_err(|_| ApiError::invalid_field("max-uploads", "must be an integer"))?
+        }
+    }
+    .clamp(1, 1000);
+    let marker = cx.query("upload-id-marker").filter(|m| !m.is_empty());
+    let (uploads, next) = listing::page(&cx, &claims, prefix.clone(), max, marker.clone()).await?;
+    let mut inner = format!(
+        "{}{}{}{}{}",
+        element("Bucket", &cx.config.s3_bucket),
+        element("KeyMarker", ""),
+        element("UploadIdMarker", marker.as_deref().unwrap_or_default()),
+        element("Prefix", &prefix),
+        element("MaxUploads", &max.to_string()),
+    );
+    if let (Some(next), Some(last)) = (&next, uploads.last()) {
+        inner.push_str(&element("NextKeyMarker", &last.key));
+        inner.push_str(&element("NextUploadIdMarker", next));
+    }
+    inner.push_str(&element("IsTruncated", &next.is_some().to_string()));
+    let owner = format!("{}{}", element("ID", &claims.sub), element("DisplayName", &claims.sub));
+    for upload in uploads {
+        inner.push_str(&format!(
+            "<Upload>{}{}<Initiator>{owner}</Initiator><Owner>{owner}</Owner>{}{}</Upload>",
+            element("Key", &upload.key),
+            element("UploadId", &upload.upload_id),
+            element("StorageClass", "STANDARD"),
+            element("Initiated", &upload.created_at)
+        ));
+    }
+    document("ListMultipartUploadsResult", &inner)
 }
 
 /// ListObjectsV2 (`prefix`, `delimiter`, `max-keys`, `continuation-token`, `start-after`),

@@ -21,7 +21,7 @@ pub fn s3_code(error: &ApiError) -> (&'static str, u16) {
         RequestTimeSkewed => ("RequestTimeTooSkewed", 403),
         BucketNotFound => ("NoSuchBucket", 404),
         ContentSha256Mismatch => ("XAmzContentSHA256Mismatch", 400),
-        DigestMismatch { .. } | ChecksumMismatch => ("BadDigest", 400),
+        DigestMismatch { .. } | ChecksumMismatch | TrailerChecksumMismatch => ("BadDigest", 400),
         MalformedXml { .. } => ("MalformedXML", 400),
         NotImplemented { .. } | NotFound => ("NotImplemented", 501),
         MethodNotAllowed { .. } => ("MethodNotAllowed", 405),
@@ -39,6 +39,7 @@ pub fn s3_code(error: &ApiError) -> (&'static str, u16) {
         // A copy of the part is still arriving, or a complete runs: every SDK retries SlowDown.
         UploadCompleting | PartInFlight { .. } => ("SlowDown", 503),
         RangeNotSatisfiable { .. } => ("InvalidRange", 416),
+        PreconditionFailed => ("PreconditionFailed", 412),
         Internal => ("InternalError", 500),
         InvalidJson { .. }
         | InvalidRequest { .. }

@@ -6,7 +6,7 @@
 //! - [`credentials`]: `POST /credentials`, S3 credentials derived from the bearer token.
 //! - [`auth`]: SigV4 (header or presigned query) verified with the re-derived secret, or a
 //!   bearer token; the body's `x-amz-content-sha256`.
-//! - [`bucket`]: ListBuckets, HeadBucket, GetBucketLocation, ListObjectsV2.
+//! - [`bucket`]: ListBuckets, HeadBucket, GetBucketLocation, ListObjectsV2, ListMultipartUploads.
 //! - [`objects`]: PutObject, GetObject, HeadObject, DeleteObject; each object operation routes
 //!   its multipart variants (`?uploads`, `?uploadId=`) to [`multipart`].
 //! - [`multipart`]: Create, UploadPart, Complete, Abort, ListParts.

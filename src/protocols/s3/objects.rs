@@ -35,12 +35,15 @@ pub async fn put(cx: Ctx, claims: Claims) -> ApiResult<Response> {
 /// leaves any earlier object of the key as it was).
 async fn put_object(cx: Ctx, claims: Claims, key: String) -> ApiResult<Response> {
     let max = cx.config.max_part_size;
-    let length =
-        cx.header("content-length").and_then(|v| v.trim().parse::<u64>().ok()).ok_or(ApiError::LengthRequired)?;
+    let expected = expected_digests(&cx)?;
+    let length = match expected.chunked {
+        Some(chunked) => Some(chunked.decoded_length),
+        None => cx.header("content-length").and_then(|v| v.trim().parse::<u64>().ok()),
+    };
+    let length = length.ok_or(ApiError::LengthRequired)?;
     if length > max {
         return Err(ApiError::BodyTooLarge { limit: max });
     }
-    let expected = expected_digests(&cx)?;
     let layout = Layout::plan(Some(length), Some(max), max)?;
     let record = upload::start(&cx, &claims, new_upload(&cx, key)?, layout).await?;
     let upload_id = record.upload.upload_id;
