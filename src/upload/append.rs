@@ -31,6 +31,7 @@ use worker::{Bucket, Data, MultipartUpload, ResponseBody, UploadedPart};
 use crate::error::{internal, ApiError, ApiResult, OrInternal, OrInternalJs};
 use crate::http::body;
 use crate::upload::command::{Appends, Command, Record};
+use crate::upload::digest::Hashers;
 use crate::upload::handle::UploadHandle;
 use crate::upload::lease::Held;
 use crate::upload::r2::is_no_such_upload;
@@ -314,7 +315,7 @@ async fn upload_part(
 ) -> ApiResult<UploadedPart> {
     let (data, watch) = match data {
         Data::ReadableStream(stream) => {
-            let (watched, watch) = held.watch(stream, length)?;
+            let (watched, watch) = held.watch(stream, length, Hashers::default())?;
             (Data::ReadableStream(watched), Some(watch))
         }
         other => (other, None),

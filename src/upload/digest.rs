@@ -1,20 +1,18 @@
-//! Checking a part's `Content-MD5` (and S3's `x-amz-content-sha256`) without its bytes entering wasm or piling up in the isolate:
-//! the body flows through an identity `TransformStream` whose `transform` writes each chunk to
-//! `crypto.DigestStream` and passes it on, through a `FixedLengthStream` (so that R2 still knows
-//! the length), to R2, taking the next chunk only when the digest has room for it. Backpressure
-//! holds end to end: the body is read no faster than R2 and the digest take it, and the stream
-//! holds at most about 2 × [`QUEUED_BYTES`] at any time, where a `tee()` would buffer whatever
-//! the faster branch ran ahead by, up to the whole part.
+//! Checking a part's `Content-MD5` (and S3's `x-amz-content-sha256`) without its bytes entering
+//! wasm or piling up in the isolate: the part's one watching `TransformStream` (its lease's,
+//! [`super::lease::Held::watch`]) writes each chunk to a `crypto.DigestStream` per algorithm
+//! before passing it on to R2, and takes the next chunk only when every digest has room for it.
+//! Backpressure holds end to end: the body is read no faster than R2 and the digests take it,
+//! where a `tee()` would buffer whatever the faster branch ran ahead by, up to the whole part.
+//! One stream stage rather than a hashing one in front of the lease's: each stage costs workerd
+//! a pipe and a promise per chunk. Hashing is still what S3 parts pay most for: `aws s3 cp` of
+//! 1 GiB through `/s3` (a SHA-256 on every part) cost 34 s of workerd CPU through two stages,
+//! 32 s through one, against 21-26 s for REST parts (bench/RESULTS.md).
 
 use jwt_simple::reexports::ct_codecs::{Base64, Decoder};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{
-    ByteLengthQueuingStrategy, QueuingStrategy, QueuingStrategyInit, ReadableStream, TransformStream,
-    TransformStreamDefaultController, Transformer, WritableStreamDefaultWriter,
-};
-use worker::worker_sys::FixedLengthStream;
+use web_sys::WritableStreamDefaultWriter;
 
 use crate::error::{ApiError, ApiResult, OrInternalJs};
 
@@ -31,14 +29,6 @@ extern "C" {
     pub(super) fn digest(this: &DigestStream) -> js_sys::Promise;
 }
 
-/// How many bytes each side of the hashing stream may queue before it pushes back: the most a
-/// part holds in the isolate at any time is about twice this, whatever its size.
-const QUEUED_BYTES: f64 = 1024.0 * 1024.0;
-
-/// MD5 of nothing: what an empty part must declare.
-const EMPTY_MD5: [u8; 16] =
-    [0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e];
-
 /// Reads a `Content-MD5` header: base64 of the 16-byte digest.
 pub fn parse_content_md5(header: &str) -> ApiResult<[u8; 16]> {
     let invalid = || ApiError::invalid_field("Content-MD5", "must be the base64 of a 16-byte MD5 digest");
@@ -47,79 +37,41 @@ pub fn parse_content_md5(header: &str) -> ApiResult<[u8; 16]> {
 }
 
 /// The running digests (MD5 for `Content-MD5`, SHA-256 for S3's `x-amz-content-sha256`) of a
-/// body on its way to R2.
+/// body on its way to R2; none when nothing is to be checked.
 pub struct DigestsOf {
-    piped: Option<Piped>,
-    algorithms: Vec<&'static str>,
+    digests: Vec<(DigestStream, WritableStreamDefaultWriter)>,
 }
 
-struct Piped {
-    digests: Vec<(DigestStream, WritableStreamDefaultWriter)>,
-    /// The `transform` callback: JS calls it until the body ends, so it lives as long as this.
-    _transform: Closure<dyn FnMut(JsValue, TransformStreamDefaultController) -> Result<js_sys::Promise, JsValue>>,
-}
+/// What the watching stream writes each chunk to: the digests' writers (none by default).
+#[derive(Clone, Default)]
+pub struct Hashers(Vec<WritableStreamDefaultWriter>);
 
 impl DigestsOf {
-    /// Passes `body` (`length` bytes, possibly none) through a stream hashing it with each of
-    /// `algorithms`; returns the stream for R2 and the running digests.
-    pub fn tee(
-        body: Option<ReadableStream>,
-        length: u64,
-        algorithms: &[&'static str],
-    ) -> ApiResult<(Option<ReadableStream>, DigestsOf)> {
-        let algorithms = algorithms.to_vec();
-        let Some(body) = body.filter(|_| length > 0) else {
-            return Ok((None, DigestsOf { piped: None, algorithms }));
-        };
+    /// A digest for each of `algorithms`, fed by [`DigestsOf::hashers`].
+    pub fn new(algorithms: &[&'static str]) -> ApiResult<DigestsOf> {
         let mut digests = Vec::new();
-        for algorithm in &algorithms {
+        for algorithm in algorithms {
             let digest = DigestStream::new(algorithm).or_internal_js("DigestStream")?;
             let writer = digest.get_writer().or_internal_js("DigestStream writer")?;
             digests.push((digest, writer));
         }
-        let hashers: Vec<WritableStreamDefaultWriter> = digests.iter().map(|(_, w)| w.clone()).collect();
-        // Each chunk goes to the digests first, then on to R2; the next is not taken until the
-        // digests have room for it (`ready`). No Rust future per chunk: this runs for every chunk.
-        let transform = Closure::new(move |chunk: JsValue, controller: TransformStreamDefaultController| {
-            for hasher in &hashers {
-                let _ = hasher.write_with_chunk(&chunk); // a failure also rejects `ready` and `close`
-            }
-            controller.enqueue_with_chunk(&chunk)?;
-            Ok::<_, JsValue>(match hashers.as_slice() {
-                [one] => one.ready(),
-                many => js_sys::Promise::all(&many.iter().map(|h| JsValue::from(h.ready())).collect::<js_sys::Array>()),
-            })
-        });
-        let transformer = Transformer::new();
-        transformer.set_transform(transform.as_ref().unchecked_ref());
-        // A bounded queue on each side lets hashing and R2 overlap without running apart.
-        let queue = || -> ApiResult<QueuingStrategy> {
-            let strategy = ByteLengthQueuingStrategy::new(&QueuingStrategyInit::new(QUEUED_BYTES))
-                .or_internal_js("ByteLengthQueuingStrategy")?;
-            Ok(strategy.unchecked_into())
-        };
-        let hashing = TransformStream::new_with_transformer_and_writable_strategy_and_readable_strategy(
-            &transformer,
-            &queue()?,
-            &queue()?,
-        )
-        .or_internal_js("TransformStream")?;
-        let fixed = FixedLengthStream::new_big_int(js_sys::BigInt::from(length)).or_internal_js("FixedLengthStream")?;
-        // Both settle as R2 reads; a failure surfaces in R2's uploadPart.
-        let _ = body.pipe_to(&hashing.writable());
-        let _ = hashing.readable().pipe_to(&fixed.writable());
-        let piped = Piped { digests, _transform: transform };
-        Ok((Some(fixed.readable()), DigestsOf { piped: Some(piped), algorithms }))
+        Ok(DigestsOf { digests })
+    }
+
+    /// Whether there is anything to hash.
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+
+    pub fn hashers(&self) -> Hashers {
+        Hashers(self.digests.iter().map(|(_, w)| w.clone()).collect())
     }
 
     /// The digests, in the order of the algorithms, once R2 has taken the whole body (every
-    /// chunk was hashed before R2 got it).
+    /// chunk was hashed before R2 got it; an empty body is the digest of nothing).
     pub async fn finish(self) -> ApiResult<Vec<Vec<u8>>> {
-        let Some(Piped { digests, _transform }) = self.piped else {
-            return Ok(self.algorithms.iter().map(|a| empty_digest(a)).collect());
-        };
         let mut out = Vec::new();
-        for (digest, writer) in digests {
+        for (digest, writer) in self.digests {
             JsFuture::from(writer.close()).await.or_internal_js("digesting the part")?;
             let buffer = JsFuture::from(digest.digest()).await.or_internal_js("part digest")?;
             out.push(js_sys::Uint8Array::new(&buffer).to_vec());
@@ -128,11 +80,18 @@ impl DigestsOf {
     }
 }
 
-/// The digest of nothing, for an empty body.
-fn empty_digest(algorithm: &str) -> Vec<u8> {
-    match algorithm {
-        "MD5" => EMPTY_MD5.to_vec(),
-        _ => hmac_sha256::Hash::hash(b"").to_vec(),
+impl Hashers {
+    /// Hashes `chunk`; the promise settles once every digest has room for the next one. A
+    /// failed write also rejects `ready`, and later `close`.
+    pub fn write(&self, chunk: &JsValue) -> js_sys::Promise {
+        for hasher in &self.0 {
+            let _ = hasher.write_with_chunk(chunk);
+        }
+        match self.0.as_slice() {
+            [] => js_sys::Promise::resolve(&JsValue::UNDEFINED),
+            [one] => one.ready(),
+            many => js_sys::Promise::all(&many.iter().map(|h| JsValue::from(h.ready())).collect::<js_sys::Array>()),
+        }
     }
 }
 
@@ -170,7 +129,8 @@ mod tests {
 
     #[test]
     fn content_md5_is_base64_of_sixteen_bytes() {
-        assert_eq!(parse_content_md5("1B2M2Y8AsgTpgAmY7PhCfg==").unwrap(), EMPTY_MD5);
+        let empty = [0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e];
+        assert_eq!(parse_content_md5("1B2M2Y8AsgTpgAmY7PhCfg==").unwrap(), empty);
         for bad in ["", "not base64!", "AAAA", "1B2M2Y8AsgTpgAmY7PhCfg"] {
             assert!(parse_content_md5(bad).is_err(), "{bad:?}");
         }

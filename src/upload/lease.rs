@@ -25,6 +25,7 @@ use worker::worker_sys::FixedLengthStream;
 use worker::Delay;
 
 use crate::error::{ApiError, ApiResult, OrInternalJs};
+use crate::upload::digest::Hashers;
 use crate::upload::handle::UploadHandle;
 use crate::upload::machine::PART_LEASE_MS;
 
@@ -109,9 +110,10 @@ impl Held {
         }
     }
 
-    /// `body` on its way to R2, counted, and held back chunk by chunk while the lease may have
-    /// lapsed until it is renewed; errored once the lease is lost. Its length is `length`.
-    pub fn watch(&self, body: ReadableStream, length: u64) -> ApiResult<(ReadableStream, Watch)> {
+    /// `body` on its way to R2, counted, hashed by `hashers` (see [`super::digest`]), and held
+    /// back chunk by chunk while the lease may have lapsed until it is renewed; errored once the
+    /// lease is lost. Its length is `length`.
+    pub fn watch(&self, body: ReadableStream, length: u64, hashers: Hashers) -> ApiResult<(ReadableStream, Watch)> {
         let inner = Rc::clone(&self.inner);
         let transform = Closure::new(move |chunk: JsValue, controller: TransformStreamDefaultController| {
             let size = chunk.dyn_ref::<js_sys::Uint8Array>().map_or(0, |c| u64::from(c.length()));
@@ -121,17 +123,19 @@ impl Held {
             let fresh = js_sys::Date::now() < inner.flow.borrow().granted_ms + PART_LEASE_MS as f64 - MARGIN_MS;
             if fresh {
                 inner.flow.borrow_mut().passed += size;
+                let hashed = hashers.write(&chunk);
                 controller.enqueue_with_chunk(&chunk)?;
-                return Ok(js_sys::Promise::resolve(&JsValue::UNDEFINED));
+                return Ok(hashed);
             }
             // The lease may have lapsed (the bytes stopped for a while): renew it first, so
             // that a copy taken over never reaches R2 whole.
-            let inner = Rc::clone(&inner);
+            let (inner, hashers) = (Rc::clone(&inner), hashers.clone());
             Ok(wasm_bindgen_futures::future_to_promise(async move {
                 inner.renew().await.map_err(|e| JsValue::from_str(&e.to_string()))?;
                 inner.flow.borrow_mut().passed += size;
+                let hashed = hashers.write(&chunk);
                 controller.enqueue_with_chunk(&chunk)?;
-                Ok(JsValue::UNDEFINED)
+                JsFuture::from(hashed).await
             }))
         });
         let transformer = Transformer::new();

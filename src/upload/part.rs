@@ -193,18 +193,11 @@ async fn stream_to_r2(
         }
         (body, _) => (body, None),
     };
-    let algorithms = expected.algorithms();
-    let (stream, check) = match algorithms.is_empty() {
-        false => {
-            let (stream, digests) = DigestsOf::tee(body, length, &algorithms).map_err(before)?;
-            (stream, Some(digests))
-        }
-        // A framed body is read to its end even when it carries no data: its trailer is checked.
-        true => (body.filter(|_| length > 0 || decoding.is_some()), None),
-    };
-    let (body, watch) = match stream {
+    let digests = DigestsOf::new(&expected.algorithms()).map_err(before)?;
+    // A framed body is read to its end even when it carries no data: its trailer is checked.
+    let (body, watch) = match body.filter(|_| length > 0 || decoding.is_some()) {
         Some(stream) => {
-            let (watched, watch) = held.watch(stream, length).map_err(before)?;
+            let (watched, watch) = held.watch(stream, length, digests.hashers()).map_err(before)?;
             (Data::ReadableStream(watched), Some(watch))
         }
         None => (Data::Bytes(Vec::new()), None),
@@ -226,7 +219,7 @@ async fn stream_to_r2(
         Err(e) if is_no_such_upload(&e) => return Err(Unsent::Gone),
         Err(e) => return Err(before(internal("R2 uploadPart", e))),
     };
-    if let Some(digests) = check {
+    if !digests.is_empty() {
         expected.check(part_number, &digests.finish().await.map_err(after)?).map_err(after)?;
     }
     // Test builds: the record is not reached, and R2 holds a copy it does not name.
