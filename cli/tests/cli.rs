@@ -482,7 +482,8 @@ fn retried_failures_halve_the_parts_in_flight_of_an_adaptive_upload() {
     let run = Run::of(command).expect(0);
 
     let puts = part_puts(&proxy);
-    let first_answer = proxy.deliveries().iter().filter(|d| puts.iter().any(|p| p.index == d.index)).map(|d| d.started).min();
+    let first_answer =
+        proxy.deliveries().iter().filter(|d| puts.iter().any(|p| p.index == d.index)).map(|d| d.started).min();
     let first_answer = first_answer.expect("parts were answered");
     let begun: std::collections::BTreeSet<u16> =
         puts.iter().filter(|p| p.began < first_answer).filter_map(Seen::part_number).collect();
