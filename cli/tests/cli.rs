@@ -475,6 +475,8 @@ fn retried_failures_halve_the_parts_in_flight_of_an_adaptive_upload() {
     let proxy = Proxy::start(&env.worker.url, |seen| match (seen.part_number(), seen.earlier) {
         (Some(1..=4), 0) => Action::Fail("503 Service Unavailable"),
         (Some(_), _) => Action::ForwardAfter(std::time::Duration::from_millis(800)),
+        // The first round trip as loopback's, however busy the Worker: a start below 16 parts.
+        _ if seen.path == "/healthz" => Action::Answer("200 OK"),
         _ => Action::Forward,
     });
     let mut command = env.command(&["upload", "adaptive.bin", "adaptive/adaptive.bin", "--part-size", PART_SIZE]);
@@ -488,7 +490,7 @@ fn retried_failures_halve_the_parts_in_flight_of_an_adaptive_upload() {
     let begun: std::collections::BTreeSet<u16> =
         puts.iter().filter(|p| p.began < first_answer).filter_map(Seen::part_number).collect();
     let start = begun.len();
-    assert!(start >= 4, "loopback starts at 4 or more: {begun:?}\n{}", run.stderr);
+    assert!((4..parts).contains(&start), "loopback starts at 4 or more, below {parts}: {begun:?}\n{}", run.stderr);
     assert_eq!(begun.last().map(|&n| usize::from(n)), Some(start), "the start's parts are the first ones");
     // Halved at the first window's end; a busy machine may stretch the upload to the controller's
     // next probe, which adds a quarter of the level (one part here), never back to the start.

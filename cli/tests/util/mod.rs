@@ -272,6 +272,9 @@ pub enum Action {
     /// Read the whole request, then answer it with this status (`503 Service Unavailable`) and
     /// `Retry-After: 0`: a transient failure the CLI cannot tell from the real thing.
     Fail(&'static str),
+    /// Answer it at once with this status (`200 OK`) and no body, never asking the Worker: a
+    /// fast `/healthz` for the CLI's first round trip, so that its start is the loopback one.
+    Answer(&'static str),
     /// Pass it on, send the answer's head and the first this many bytes of its body, then
     /// nothing more until the client hangs up: a body that stalls and never ends by itself.
     Stall(usize),
@@ -389,6 +392,10 @@ fn serve(
         Action::Fail(status) => {
             let reply =
                 format!("HTTP/1.1 {status}\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            return client.write_all(reply.as_bytes());
+        }
+        Action::Answer(status) => {
+            let reply = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             return client.write_all(reply.as_bytes());
         }
     }
