@@ -284,7 +284,7 @@ fn a_stalled_range_that_wakes_up_during_its_hedge_still_writes_each_byte_once() 
     let third_end = format!("-{}", 3 * PART - 1);
     let rule_end = third_end.clone();
     let proxy = Proxy::start(&env.worker.url, move |seen| match seen.header("range") {
-        Some(range) if range.ends_with(&rule_end) => Action::Pause(MIB, std::time::Duration::from_secs(4)),
+        Some(range) if range.ends_with(&rule_end) => Action::Pause(MIB, std::time::Duration::from_secs(8)),
         _ => Action::Forward,
     });
     let mut command = env.command(&["download", "waking/waking.bin", "back.bin"]);
