@@ -402,24 +402,192 @@ fn uppy_with_its_tus_plugin_uploads_from_another_origin() {
     assert_eq!(seen["corsConsole"], json!([]));
 }
 
+// ---- Uppy's S3 plugin (issue 21) -----------------------------------------------------------------
+
+/// The `/s3` requests `tests/browser/uppy.mjs`'s `s3Traffic` saw the page send (`phase` "" when
+/// the scenario has one), with `method` and, if given, the query parameter `with`.
+fn s3_requests<'a>(seen: &'a Value, phase: &str, method: &str, with: Option<&str>) -> Vec<&'a Value> {
+    let requests = seen["s3"].as_array().unwrap().iter().filter(|r| r["phase"] == phase && r["method"] == method);
+    requests.filter(|r| with.is_none_or(|name| r["query"].get(name).is_some())).collect()
+}
+
+/// The Worker's log lines for requests of `subject` with `method` to `route`.
+fn logged(worker: &Worker, subject: &str, method: &str, route: &str) -> Vec<Value> {
+    let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| line.find('{').and_then(|at| serde_json::from_str::<Value>(&line[at..]).ok()))
+        .filter(|line| line["subject"] == subject && line["method"] == method && line["route"] == route)
+        .collect()
+}
+
+/// `FILE` of `len` random bytes uploaded by `uppy_s3.mjs` to `key`, signed as `signing` says;
+/// what the page saw, after asserting that the upload succeeded and reads back identical.
+fn upload_with_uppys_s3_plugin(signing: &str, subject: &str, key: &str, len: usize, seed: u64) -> (String, Value) {
+    let fx = fixture();
+    let token = fx.worker.token(subject, ALL_SCOPES);
+    let (_dir, path, data) = file("from-uppy.bin", len, seed);
+    let vars = [
+        ("WORKER_URL", fx.worker.url.as_str()),
+        ("TOKEN", &token),
+        ("PAGE_URL", &fx.allowed),
+        ("FILE", path.to_str().unwrap()),
+        ("KEY", key),
+        ("SIGNING", signing),
+    ];
+    let seen = browser("uppy_s3.mjs", &vars);
+    assert_eq!(seen.get("error"), None, "{seen}");
+    assert_eq!((seen["successful"].as_u64(), &seen["failed"]), (Some(1), &json!([])), "{seen}");
+    assert_ne!(seen["origin"], fx.worker.url.as_str(), "the page is on another origin");
+    assert_eq!(seen["corsConsole"], json!([]));
+    assert_eq!((&seen["readStatus"], &seen["identical"]), (&json!(200), &json!(true)), "read back in the page: {seen}");
+    let object = Api::new(fx.worker, Some(token.clone())).object(key, &[]);
+    assert_eq!(object.status, 200);
+    assert!(object.body == data, "the bytes came back identical");
+    let etag = format!("\"{}\"", multipart_etag(&data, PART));
+    assert_eq!(object.header("etag"), Some(etag.as_str()), "sent in 5 MiB parts: {seen}");
+    (token, seen)
+}
+
 /// Issue 21: Uppy's S3 plugin (`@uppy/aws-s3` 6.3.1) on another origin, with no code of ours:
 /// `getCredentials` asks `POST /credentials`, the plugin presigns each S3 request itself
 /// (create, 3 parts, complete) against `/s3/r2mpu`, reading each part's `ETag` through CORS.
 #[test]
 fn uppys_s3_plugin_uploads_in_parts_with_credentials_from_the_worker() {
-    let fx = fixture();
-    let token = fx.worker.token("uppy-s3", ALL_SCOPES);
-    let size = (2 * PART + 2 * 1024 * 1024).to_string();
     let key = "uppy-s3/from-uppy.bin";
-    let seen = browser(
-        "uppy_s3.mjs",
-        &[("WORKER_URL", &fx.worker.url), ("TOKEN", &token), ("PAGE_URL", &fx.allowed), ("SIZE", &size), ("KEY", key)],
-    );
-    assert_eq!(seen.get("error"), None, "{seen}");
-    assert_eq!((seen["successful"].as_u64(), &seen["failed"]), (Some(1), &json!([])), "{seen}");
-    assert_eq!(seen["readStatus"], 200, "{seen}");
-    assert_eq!(seen["identical"], true, "the bytes read back are the bytes sent");
-    assert!(seen["etag"].as_str().is_some_and(|etag| etag.ends_with("-3\"")), "three parts: {seen}");
+    let (_, seen) = upload_with_uppys_s3_plugin("credentials", "uppy-s3", key, 2 * PART + 2 * MIB, 31);
     assert!(seen["credentialCalls"].as_u64() >= Some(1), "{seen}");
+    let parts = s3_requests(&seen, "", "PUT", Some("partNumber"));
+    assert_eq!(parts.len(), 3, "{seen}");
+    for request in &seen["s3"].as_array().unwrap()[..] {
+        assert!(request["query"].get("X-Amz-Signature").is_some(), "presigned: {request}");
+        assert_eq!(request["authorization"], Value::Null, "{request}");
+    }
+}
+
+/// Issue 21: the same plugin with a `signRequest` hook and no S3 credentials at all: the hook
+/// names each request's URL on `/s3/r2mpu/{key}` (`?uploads`, `?partNumber=&uploadId=`,
+/// `?uploadId=`) and gives the page's JWT as `Authorization: Bearer`, which the plugin sends
+/// with every S3 request, from another origin (CORS), reading each part's `ETag`.
+#[test]
+fn uppys_s3_plugin_uploads_in_parts_with_a_sign_request_hook_and_the_bearer_token() {
+    let key = "uppy-bearer/in parts.bin";
+    let (token, seen) = upload_with_uppys_s3_plugin("bearer", "uppy-bearer", key, 3 * PART + 3 * MIB, 32);
+    assert_eq!(seen["credentialCalls"], 0, "{seen}");
+    let bearer = json!(format!("Bearer {token}"));
+    let all = seen["s3"].as_array().unwrap();
+    for request in all {
+        assert_eq!(request["authorization"], bearer, "every S3 request carries the JWT: {request}");
+        assert!(request["query"].as_object().unwrap().keys().all(|k| !k.starts_with("X-Amz-")), "{request}");
+        assert_eq!(request["path"], "/s3/r2mpu/uppy-bearer/in%20parts.bin", "{request}");
+    }
+    let create = s3_requests(&seen, "", "POST", Some("uploads"));
+    assert_eq!((create.len(), &create[0]["status"]), (1, &json!(200)), "{seen}");
+    let parts = s3_requests(&seen, "", "PUT", Some("partNumber"));
+    let numbers: Vec<_> = parts.iter().map(|p| p["query"]["partNumber"].as_str().unwrap()).collect();
+    assert_eq!(numbers, ["1", "2", "3", "4"], "each part once, in order: {seen}");
+    assert!(parts.iter().all(|p| p["status"] == 200), "{seen}");
+    let upload_id = &parts[0]["query"]["uploadId"];
+    assert!(parts.iter().all(|p| &p["query"]["uploadId"] == upload_id), "{seen}");
+    let complete = s3_requests(&seen, "", "POST", Some("uploadId"));
+    assert_eq!((complete.len(), &complete[0]["status"]), (1, &json!(200)), "{seen}");
+    assert_eq!(&complete[0]["query"]["uploadId"], upload_id);
+}
+
+/// `uppy_s3_resume.mjs`: Uppy uploads a file of `len` random bytes in 5 MiB parts to `key` over
+/// S3 (signRequest + bearer), the page reloads as part `hold_from` goes out, and the reloaded
+/// page resumes the upload Golden Retriever restored. Asserts what a user relies on: the same
+/// upload id, a ListParts for it that names the parts stored before the reload, only the others
+/// sent after it, and the object byte-identical; returns what the page saw.
+fn resume_uppys_s3_upload_after_a_reload(subject: &str, len: usize, hold_from: u64, keeps_blob: bool) -> Value {
+    let fx = fixture();
+    let token = fx.worker.token(subject, ALL_SCOPES);
+    let key = format!("{subject}/resumed.bin");
+    let (_dir, path, data) = file("resumed.bin", len, hold_from);
+    let vars = [
+        ("WORKER_URL", fx.worker.url.as_str()),
+        ("TOKEN", &token),
+        ("PAGE_URL", &fx.allowed),
+        ("FILE", path.to_str().unwrap()),
+        ("KEY", &key),
+        ("HOLD_FROM", &hold_from.to_string()),
+        ("KEEPS_BLOB", &keeps_blob.to_string()),
+    ];
+    let seen = browser("uppy_s3_resume.mjs", &vars);
+    let (before, after) = (&seen["before"], &seen["after"]);
+    assert_eq!(after.get("error"), None, "{seen}");
+    assert_eq!(before["heldPart"], hold_from, "{seen}");
+    assert_eq!(before["uploadError"], Value::Null, "the upload was cut off, not failed: {seen}");
+    let part_numbers = |requests: Vec<&Value>| -> Vec<u64> {
+        requests.iter().map(|p| p["query"]["partNumber"].as_str().unwrap().parse().unwrap()).collect()
+    };
+
+    assert_eq!(s3_requests(&seen, "before", "POST", Some("uploads")).len(), 1, "{seen}");
+    let parts_before = s3_requests(&seen, "before", "PUT", Some("partNumber"));
+    let stored_before = part_numbers(parts_before.into_iter().filter(|p| p["status"] == 200).collect());
+    assert_eq!(stored_before, (1..hold_from).collect::<Vec<_>>(), "part {hold_from} never reached the Worker: {seen}");
+    let upload_id = before["saved"]["s3Multipart"]["uploadId"].as_str().unwrap();
+    assert_eq!(after["restored"]["s3Multipart"]["uploadId"], upload_id, "restored with its upload id: {seen}");
+    assert_eq!(after["restored"]["isGhost"], !keeps_blob, "{seen}");
+
+    let listed = s3_requests(&seen, "after", "GET", Some("uploadId"));
+    assert_eq!(listed.len(), 1, "one ListParts after the reload: {seen}");
+    assert_eq!((&listed[0]["query"]["uploadId"], &listed[0]["status"]), (&json!(upload_id), &json!(200)), "{seen}");
+    let body = listed[0]["body"].as_str().unwrap();
+    assert!(body.contains(&format!("<UploadId>{upload_id}</UploadId>")), "{body}");
+    let listed_parts: Vec<u64> =
+        body.split("<PartNumber>").skip(1).map(|rest| rest[..rest.find('<').unwrap()].parse().unwrap()).collect();
+    assert_eq!(listed_parts, stored_before, "ListParts names the parts stored before the reload: {body}");
+
+    let sent_after = s3_requests(&seen, "after", "PUT", Some("partNumber"));
+    let part_count = len.div_ceil(PART) as u64;
+    assert_eq!(
+        part_numbers(sent_after.clone()),
+        (hold_from..=part_count).collect::<Vec<_>>(),
+        "only the missing parts: {seen}"
+    );
+    assert!(sent_after.iter().all(|p| p["query"]["uploadId"] == upload_id && p["status"] == 200), "{seen}");
+    assert_eq!(s3_requests(&seen, "after", "POST", Some("uploads")), Vec::<&Value>::new(), "no new upload: {seen}");
+    let complete = s3_requests(&seen, "after", "POST", Some("uploadId"));
+    assert_eq!((complete.len(), &complete[0]["query"]["uploadId"]), (1, &json!(upload_id)), "{seen}");
+    assert_eq!((after["successful"].as_u64(), &after["failed"]), (Some(1), &json!([])), "{seen}");
+    // The Worker saw exactly those part PUTs: read its log once it shows the complete, which
+    // it answered after them (the create and the complete are the subject's two POSTs).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while logged(fx.worker, subject, "POST", "/s3/{bucket}/{*key}").len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the Worker never logged the complete");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let puts = logged(fx.worker, subject, "PUT", "/s3/{bucket}/{*key}");
+    let statuses: Vec<_> = puts.iter().map(|line| line["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, vec![200; part_count as usize], "each part reached the Worker once: {puts:?}");
     assert_eq!(seen["corsConsole"], json!([]));
+
+    let object = Api::new(fx.worker, Some(token)).object(&key, &[]);
+    assert_eq!(object.status, 200);
+    assert!(object.body == data, "the bytes came back identical");
+    let etag = format!("\"{}\"", multipart_etag(&data, PART));
+    assert_eq!(object.header("etag"), Some(etag.as_str()));
+    assert_eq!(after["etag"], etag.as_str(), "{seen}");
+    seen
+}
+
+/// Issue 21: an Uppy S3 multipart upload resumes after a reload. Golden Retriever (6.0.0, for
+/// Uppy 6) keeps the file, its bytes and its `s3Multipart` {uploadId, key} in IndexedDB; the
+/// reloaded page confirms the restore, the plugin asks ListParts (`GET ?uploadId=`) for that
+/// upload, sends only the part it does not list, and completes it. 10 MiB is the largest file
+/// whose bytes Golden Retriever keeps (its IndexedDBStore's `maxFileSize`): two parts.
+#[test]
+fn uppys_s3_upload_resumes_after_a_reload_through_list_parts() {
+    resume_uppys_s3_upload_after_a_reload("uppy-resume", 2 * PART, 2, true);
+}
+
+/// The same for a file too large for Golden Retriever to keep (18 MiB, four parts, cut off at
+/// the third): it restores the file as a ghost with its upload state, and once the user adds
+/// the same file again the upload resumes where it was, through ListParts.
+#[test]
+fn uppys_s3_upload_of_a_larger_file_resumes_after_a_reload_once_the_file_is_chosen_again() {
+    let seen = resume_uppys_s3_upload_after_a_reload("uppy-resume-big", 3 * PART + 3 * MIB, 3, false);
+    let reselected = &seen["after"]["reselected"];
+    assert_eq!((&reselected["isGhost"], &reselected["size"]), (&json!(false), &json!(3 * PART + 3 * MIB)), "{seen}");
+    assert_eq!(reselected["s3Multipart"], seen["before"]["saved"]["s3Multipart"], "{seen}");
 }

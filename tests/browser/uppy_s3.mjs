@@ -1,49 +1,35 @@
-// Uppy with @uppy/aws-s3 6.3.1 (npm, bundled here with esbuild) on a page of another origin, in
-// its getCredentials mode: the page asks r2mpu's POST /credentials for S3 credentials with its
-// bearer token, and the plugin presigns every S3 request itself (SigV4 query auth) against
-// s3Endpoint = {worker}/s3/{bucket}: a multipart upload in 5 MiB parts, read back and compared.
-import { build } from "esbuild";
+// Uppy with @uppy/aws-s3 6.3.1 (npm) on a page of another origin, uploading FILE in 5 MiB parts
+// to {worker}/s3/r2mpu/KEY, signed one of two ways (SIGNING):
+// - `credentials`: getCredentials asks r2mpu's POST /credentials for S3 credentials with the
+//   page's bearer token, and the plugin presigns every S3 request itself (SigV4 query auth)
+//   against s3Endpoint = {worker}/s3/r2mpu;
+// - `bearer`: a signRequest hook names each request's URL on /s3 and hands the page's JWT as
+//   `Authorization: Bearer`, which the plugin sends.
+// Reports what Uppy said, every /s3 request as the browser sent it, and the object read back.
 import { env, run } from "./browser.mjs";
+import { openWithUppy, s3Traffic, serveFile, uppyBundle } from "./uppy.mjs";
 
-const bundle = await build({
-  stdin: {
-    contents: 'import Uppy from "@uppy/core"; import AwsS3 from "@uppy/aws-s3"; window.Uppy = Uppy; window.AwsS3 = AwsS3;',
-    resolveDir: process.cwd(),
-  },
-  bundle: true,
-  format: "iife",
-  write: false,
-  logLevel: "warning",
-});
+const bundle = await uppyBundle({ AwsS3: "@uppy/aws-s3" });
 
 await run(async (page) => {
-  const console_ = [];
-  page.on("console", (m) => console_.push(m.text()));
-  await page.goto(env("PAGE_URL"));
-  await page.addScriptTag({ content: bundle.outputFiles[0].text });
-  const result = await page.evaluate(async ({ api, token, size, key }) => {
-    const digest = async (buf) => Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", buf)), (b) => b.toString(16).padStart(2, "0")).join("");
-    const data = new Uint8Array(size);
-    for (let i = 0; i < size; i += 65536) crypto.getRandomValues(data.subarray(i, Math.min(size, i + 65536)));
+  const [api, pageUrl] = [env("WORKER_URL"), env("PAGE_URL")];
+  const traffic = s3Traffic(page, api);
+  await serveFile(page, `${pageUrl}/file.bin`, env("FILE"));
+  const console_ = await openWithUppy(page, pageUrl, bundle);
+  const result = await page.evaluate(async ({ api, token, key, signing }) => {
     const out = { origin: location.origin, credentialCalls: 0 };
     try {
-      const uppy = new window.Uppy().use(window.AwsS3, {
-        s3Endpoint: `${api}/s3/r2mpu`,
-        region: "auto",
+      const data = await testkit.fetchFile("/file.bin");
+      const signed = signing === "bearer"
+        ? { signRequest: testkit.bearerSigner(api, "r2mpu", token) }
+        : { s3Endpoint: `${api}/s3/r2mpu`, region: "auto", getCredentials: testkit.credentialsFrom(api, token, () => out.credentialCalls++) };
+      const uppy = new Uppy().use(AwsS3, {
+        ...signed,
         shouldUseMultipart: true,
         getChunkSize: () => 5 * 1024 * 1024,
         generateObjectKey: () => key,
-        getCredentials: async () => {
-          out.credentialCalls++;
-          const answer = await fetch(`${api}/credentials`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
-          const c = await answer.json();
-          return {
-            credentials: { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken, expiration: c.Expiration },
-            region: "auto",
-          };
-        },
       });
-      uppy.addFile({ name: "from-uppy.bin", type: "application/octet-stream", data: new Blob([data]) });
+      uppy.addFile({ name: "from-uppy.bin", type: "application/octet-stream", data });
       const result = await uppy.upload();
       out.successful = result.successful.length;
       out.failed = result.failed.map((f) => String(f.error));
@@ -51,13 +37,14 @@ await run(async (page) => {
       const back = await fetch(`${api}/objects/${key}`, { headers: { Authorization: `Bearer ${token}` } });
       out.readStatus = back.status;
       out.etag = back.headers.get("etag");
-      out.identical = (await digest(await back.arrayBuffer())) === (await digest(data));
+      out.identical = (await testkit.sha256(await back.arrayBuffer())) === (await testkit.sha256(await data.arrayBuffer()));
     } catch (error) {
       out.error = String(error);
     }
     return out;
-  }, { api: env("WORKER_URL"), token: env("TOKEN"), size: Number(env("SIZE")), key: env("KEY") });
-  result.corsConsole = console_.filter((m) => m.includes("blocked by CORS policy"));
-  result.console = console_.slice(-10);
+  }, { api, token: env("TOKEN"), key: env("KEY"), signing: env("SIGNING") });
+  result.s3 = await traffic.settled();
+  result.corsConsole = console_.corsBlocked();
+  result.console = console_.lines.slice(-10);
   return result;
 });
