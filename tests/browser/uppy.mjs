@@ -89,7 +89,7 @@ export function s3Traffic(page, workerUrl) {
 // Runs in the page: serialised with Function.prototype.toString, so self-contained.
 function pageHelpers() {
   const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
-  const s3Key = (key) => key.split("/").map(encodeURIComponent).join("/");
+  const s3Key = (key) => key.split("/").map(encodeURIComponent).join("/"); // S3's path, `/` kept
   window.testkit = {
     sha256: async (data) => hex(await crypto.subtle.digest("SHA-256", data)),
     randomBytes: (size) => {
@@ -114,15 +114,13 @@ function pageHelpers() {
      * PresignedResponse out): the S3 URL of each request on the Worker's `/s3/{bucket}`, with
      * the S3 subresource its method and fields name, and the user's JWT as a bearer token.
      */
-    bearerSigner: (api, bucket, token) => (request) => {
+    // The README's "S3 clients" shows this hook.
+    bearerSigner: (api, bucket, token) => ({ method, key, uploadId, partNumber }) => {
       const query = new URLSearchParams();
-      if ("partNumber" in request) query.set("partNumber", String(request.partNumber));
-      if ("uploadId" in request) query.set("uploadId", request.uploadId);
-      const subresource = request.method === "POST" && !("uploadId" in request) ? "uploads" : query.toString();
-      return {
-        url: `${api}/s3/${bucket}/${s3Key(request.key)}${subresource ? `?${subresource}` : ""}`,
-        headers: { Authorization: `Bearer ${token}` },
-      };
+      if (partNumber !== undefined) query.set("partNumber", partNumber);
+      if (uploadId !== undefined) query.set("uploadId", uploadId);
+      const sub = method === "POST" && uploadId === undefined ? "uploads" : query.toString();
+      return { url: `${api}/s3/${bucket}/${s3Key(key)}${sub ? `?${sub}` : ""}`, headers: { Authorization: `Bearer ${token}` } };
     },
   };
 }
