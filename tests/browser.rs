@@ -560,6 +560,12 @@ fn resume_uppys_s3_upload_after_a_reload(subject: &str, len: usize, hold_from: u
     let puts = logged(fx.worker, subject, "PUT", "/s3/{bucket}/{*key}");
     let statuses: Vec<_> = puts.iter().map(|line| line["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, vec![200; part_count as usize], "each part reached the Worker once: {puts:?}");
+    let gets = logged(fx.worker, subject, "GET", "/s3/{bucket}/{*key}");
+    assert_eq!(
+        gets.iter().map(|line| &line["status"]).collect::<Vec<_>>(),
+        [200],
+        "its one S3 GET, the ListParts: {gets:?}"
+    );
     assert_eq!(seen["corsConsole"], json!([]));
 
     let object = Api::new(fx.worker, Some(token)).object(&key, &[]);
