@@ -493,11 +493,11 @@ fn uppys_s3_plugin_uploads_in_parts_with_a_sign_request_hook_and_the_bearer_toke
     assert_eq!(&complete[0]["query"]["uploadId"], upload_id);
 }
 
-/// `uppy_s3_resume.mjs`: Uppy uploads a file of `len` random bytes in 5 MiB parts to `key` over
-/// S3 (signRequest + bearer), the page reloads as part `hold_from` goes out, and the reloaded
-/// page resumes the upload Golden Retriever restored. Asserts what a user relies on: the same
-/// upload id, a ListParts for it that names the parts stored before the reload, only the others
-/// sent after it, and the object byte-identical; returns what the page saw.
+/// `uppy_s3_resume.mjs`: Uppy uploads a file of `len` random bytes in 5 MiB parts to
+/// `{subject}/resumed.bin` over S3 (signRequest + bearer), the page reloads as part `hold_from`
+/// goes out, and the reloaded page resumes the upload Golden Retriever restored. Asserts what a
+/// user relies on: the same upload id, a ListParts for it that names the parts stored before the
+/// reload, only the others sent after it, and the object byte-identical; returns what it saw.
 fn resume_uppys_s3_upload_after_a_reload(subject: &str, len: usize, hold_from: u64, keeps_blob: bool) -> Value {
     let fx = fixture();
     let token = fx.worker.token(subject, ALL_SCOPES);
