@@ -25,6 +25,7 @@ use worker::worker_sys::FixedLengthStream;
 use worker::Delay;
 
 use crate::error::{ApiError, ApiResult, OrInternalJs};
+use crate::http::body::in_large_chunks;
 use crate::upload::digest::Hashers;
 use crate::upload::handle::UploadHandle;
 use crate::upload::machine::PART_LEASE_MS;
@@ -112,7 +113,8 @@ impl Held {
 
     /// `body` on its way to R2, counted, hashed by `hashers` (see [`super::digest`]), and held
     /// back chunk by chunk while the lease may have lapsed until it is renewed; errored once the
-    /// lease is lost. Its length is `length`.
+    /// lease is lost. Its length is `length`. Read in large chunks ([`in_large_chunks`]): the
+    /// stage costs workerd per chunk, not per byte.
     pub fn watch(&self, body: ReadableStream, length: u64, hashers: Hashers) -> ApiResult<(ReadableStream, Watch)> {
         let inner = Rc::clone(&self.inner);
         let transform = Closure::new(move |chunk: JsValue, controller: TransformStreamDefaultController| {
@@ -146,7 +148,7 @@ impl Held {
         // leaves `body` as it is, so that [`Watch::broke`] can tell whose failure it was.
         let options = StreamPipeOptions::new();
         options.set_prevent_cancel(true);
-        let piped = body.pipe_to_with_options(&watching.writable(), &options);
+        let piped = in_large_chunks(&body).pipe_to_with_options(&watching.writable(), &options);
         let _ = watching.readable().pipe_to(&fixed.writable());
         Ok((fixed.readable(), Watch { _transform: transform, body, piped }))
     }

@@ -8,6 +8,7 @@ use worker::Data;
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::faults::{Action, Faults};
 use crate::hex::hex;
+use crate::http::body::in_large_chunks;
 use crate::http::Ctx;
 use crate::upload::aws_chunked::{self, AwsChunked};
 use crate::upload::command::{Caller, Command, PartGrant};
@@ -188,7 +189,7 @@ async fn stream_to_r2(
     // be drained after an early answer, and the client would see its connection dropped.
     let (body, decoding) = match (cx.req.inner().body(), expected.chunked) {
         (Some(body), Some(chunked)) => {
-            let (decoded, decoding) = aws_chunked::decode(body, chunked).map_err(before)?;
+            let (decoded, decoding) = aws_chunked::decode(in_large_chunks(&body), chunked).map_err(before)?;
             (Some(decoded), Some(decoding))
         }
         (body, _) => (body, None),
