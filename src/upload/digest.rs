@@ -5,9 +5,10 @@
 //! Backpressure holds end to end: the body is read no faster than R2 and the digests take it,
 //! where a `tee()` would buffer whatever the faster branch ran ahead by, up to the whole part.
 //! One stream stage rather than a hashing one in front of the lease's: each stage costs workerd
-//! a pipe and a promise per chunk. Hashing is still what S3 parts pay most for: `aws s3 cp` of
-//! 1 GiB through `/s3` (a SHA-256 on every part) cost 34 s of workerd CPU through two stages,
-//! 32 s through one, against 21-26 s for REST parts (bench/RESULTS.md).
+//! a pipe and a promise per chunk, which is also why the stage reads the body in large chunks
+//! (`http::body::in_large_chunks`). `aws s3 cp` through `/s3` (a SHA-256 on every part) cost
+//! workerd 34 s per GiB through two stages and 4 KiB chunks, 32 s through one, and 18-22 s
+//! re-chunked, against 16-17 s for REST parts without a digest (bench/RESULTS.md).
 
 use jwt_simple::reexports::ct_codecs::{Base64, Decoder};
 use wasm_bindgen::prelude::*;
