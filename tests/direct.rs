@@ -293,3 +293,38 @@ fn without_the_settings_no_urls_are_offered_and_parts_go_through_the_worker_as_e
     assert_eq!(api.complete(&id, None).json()["etag"], multipart_etag(&data, PART));
     assert!(api.object("direct/off.bin", &[]).body == data);
 }
+
+/// A report while a copy of the same part comes through the Worker (held by the fault build
+/// after R2 took it, its lease renewed) is `409 part_in_flight`: that copy is the one R2 keeps,
+/// and the record names it.
+#[test]
+fn a_report_while_a_copy_of_the_part_comes_through_the_worker_is_409_and_the_record_names_that_copy() {
+    let worker = Worker::shared_faults();
+    let api = Api::of(worker, "direct-race");
+    let first = random_bytes(PART, 29);
+    let (direct, through_worker) = (random_bytes(1000, 30), random_bytes(1000, 31));
+    let id = api.create_id(json!({"key": "direct/race.bin", "size": PART + 1000, "partSize": PART}));
+    assert_eq!(api.put_part(&id, 1, &first).status, 200);
+    let url = part_url(&api, &id, 2, Value::Null).json();
+    let direct_etag = etag_of(&put_direct(&url, &direct));
+
+    let tag = r#""tag":"direct-race""#;
+    let held = {
+        let (api, id, bytes) = (api.clone(), id.clone(), through_worker.clone());
+        std::thread::spawn(move || api.put_part_with(&id, 2, &bytes, "part.after-r2=pause:3000,tag=direct-race"))
+    };
+    worker.wait_for_log(&[r#""fault":"paused""#, tag], 120);
+    let refused = report(&api, &id, 2, json!({"etag": direct_etag}));
+    let log = std::fs::read_to_string(worker.log_path()).unwrap();
+    let inside = !log.lines().any(|line| line.contains(r#""fault":"resumed""#) && line.contains(tag));
+    assert!(inside, "the report came while the Worker's copy was held");
+    refused.assert_problem(409, "part_in_flight");
+    let held = held.join().unwrap();
+    assert_eq!(held.status, 200, "{}", String::from_utf8_lossy(&held.body));
+
+    let parts = recorded_parts(&api, &id);
+    assert_eq!(parts[1]["etag"], held.json()["etag"], "the record names the copy R2 holds");
+    let done = api.complete(&id, None);
+    assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
+    assert!(api.object("direct/race.bin", &[]).body == [first, through_worker].concat());
+}
