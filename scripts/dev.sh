@@ -43,4 +43,11 @@ else
   echo "dev: .dev.vars exists but .dev.key.json does not; use a token signed by a key in your AUTH_JWKS."
 fi
 echo
-exec npx wrangler dev --ip 127.0.0.1 --port "$PORT" --persist-to "$PERSIST_DIR" --show-interactive-dev-session=false
+# Direct parts: local R2 over S3 on this very port, with wrangler.toml's local_dev credentials
+# (local only, not secrets). A .dev.vars that sets R2_S3_* itself (another endpoint) wins.
+direct=()
+if ! grep -q '^R2_S3_ENDPOINT=' .dev.vars; then
+  direct=(--var "R2_S3_ENDPOINT:http://127.0.0.1:$PORT/cdn-cgi/local/r2/s3" --var R2_S3_BUCKET:r2mpu
+    --var R2_S3_ACCESS_KEY_ID:r2mpu-local --var R2_S3_SECRET_ACCESS_KEY:r2mpu-local-secret)
+fi
+exec npx wrangler dev --ip 127.0.0.1 --port "$PORT" --persist-to "$PERSIST_DIR" --show-interactive-dev-session=false "${direct[@]}"

@@ -4,6 +4,8 @@ use r2mpu_api::layout::{DEFAULT_MAX_PART_SIZE, MIN_PART_SIZE};
 use r2mpu_api::units::{parse_duration, parse_size};
 use worker::Env;
 
+use crate::sigv4::Credentials;
+
 /// How long an upload may sit idle before its alarm aborts it, unless `UPLOAD_TTL` says otherwise.
 pub const DEFAULT_UPLOAD_TTL_MS: u64 = 24 * 3600 * 1000;
 
@@ -29,6 +31,76 @@ pub struct Config {
     /// `S3_BUCKET`: the bucket name S3 clients address (`/s3/{bucket}/...`, ListBuckets);
     /// default `r2mpu`. Objects land in the `BUCKET` binding whatever it is called.
     pub s3_bucket: String,
+    /// Direct parts (issue 22): R2's S3 endpoint and a key for it, from which part URLs are
+    /// signed. `None` when not configured: then direct parts are not offered (`501
+    /// direct_parts_unavailable`) and everything else works as ever.
+    pub direct: Option<DirectParts>,
+}
+
+/// `R2_S3_ENDPOINT`, `R2_S3_BUCKET`, `R2_S3_ACCESS_KEY_ID`, `R2_S3_SECRET_ACCESS_KEY` (the last
+/// two as secrets: `wrangler secret put`): all four, or none.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DirectParts {
+    /// `scheme://host[:port]` of the endpoint (`https://<account>.r2.cloudflarestorage.com`).
+    pub origin: String,
+    /// The endpoint's path before the bucket, without a trailing slash: empty on R2, and
+    /// `/cdn-cgi/local/r2/s3` for `wrangler dev`'s local R2.
+    pub path_prefix: String,
+    /// The bucket's name at that endpoint (the `BUCKET` binding's bucket).
+    pub bucket: String,
+    pub credentials: Credentials,
+}
+
+/// The names of the direct-part settings, in the order they are reported missing.
+pub const DIRECT_VARS: [&str; 4] = ["R2_S3_ENDPOINT", "R2_S3_BUCKET", "R2_S3_ACCESS_KEY_ID", "R2_S3_SECRET_ACCESS_KEY"];
+
+impl std::fmt::Debug for DirectParts {
+    /// The secret stays out of any log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectParts")
+            .field("origin", &self.origin)
+            .field("path_prefix", &self.path_prefix)
+            .field("bucket", &self.bucket)
+            .field("access_key_id", &self.credentials.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DirectParts {
+    fn parse(values: [Option<String>; 4]) -> Result<Option<DirectParts>, String> {
+        let given: Vec<&str> = DIRECT_VARS.iter().zip(&values).filter(|(_, v)| v.is_some()).map(|(n, _)| *n).collect();
+        let [Some(endpoint), Some(bucket), Some(access_key_id), Some(secret_access_key)] = values else {
+            if given.is_empty() {
+                return Ok(None);
+            }
+            let missing: Vec<&str> = DIRECT_VARS.iter().filter(|n| !given.contains(n)).copied().collect();
+            return Err(format!("direct parts need all of {}; missing {}", DIRECT_VARS.join(", "), missing.join(", ")));
+        };
+        let endpoint = endpoint.trim().trim_end_matches('/');
+        let not_url =
+            || format!("R2_S3_ENDPOINT `{endpoint}` is not a URL like https://ACCOUNT.r2.cloudflarestorage.com");
+        let (scheme, rest) = endpoint.split_once("://").ok_or_else(not_url)?;
+        if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains(['?', '#']) {
+            return Err(not_url());
+        }
+        let (host, path_prefix) = match rest.find('/') {
+            Some(slash) => rest.split_at(slash),
+            None => (rest, ""),
+        };
+        if host.is_empty() {
+            return Err(not_url());
+        }
+        Ok(Some(DirectParts {
+            origin: format!("{scheme}://{host}"),
+            path_prefix: path_prefix.to_string(),
+            bucket: bucket.trim().to_string(),
+            credentials: Credentials {
+                access_key_id: access_key_id.trim().to_string(),
+                secret_access_key: secret_access_key.trim().to_string(),
+                session_token: None,
+            },
+        }))
+    }
 }
 
 /// The bucket name S3 clients address unless `S3_BUCKET` says otherwise.
@@ -113,6 +185,7 @@ impl Config {
             action_protocol,
             allowed_origins,
             s3_bucket: text("S3_BUCKET").map_or_else(|| DEFAULT_S3_BUCKET.to_string(), |b| b.trim().to_string()),
+            direct: DirectParts::parse(DIRECT_VARS.map(text))?,
         })
     }
 }
@@ -135,6 +208,7 @@ mod tests {
             action_protocol: true,
             allowed_origins: AllowedOrigins::None,
             s3_bucket: DEFAULT_S3_BUCKET.into(),
+            direct: None,
         };
         assert_eq!(config(&[]), Ok(defaults.clone()));
         assert_eq!(config(&[("MAX_PART_SIZE", " "), ("UPLOAD_TTL", ""), ("AUTH_ISSUER", "")]), Ok(defaults));
@@ -183,5 +257,36 @@ mod tests {
             Err("ALLOWED_ORIGINS: `app.example.com` is not an origin like https://app.example.com".into())
         );
         assert!(origins("https://app.example.com/path").is_err());
+    }
+
+    #[test]
+    fn direct_parts_take_all_four_settings_or_none() {
+        let local = [
+            ("R2_S3_ENDPOINT", "http://127.0.0.1:8787/cdn-cgi/local/r2/s3/"),
+            ("R2_S3_BUCKET", "r2mpu"),
+            ("R2_S3_ACCESS_KEY_ID", "id"),
+            ("R2_S3_SECRET_ACCESS_KEY", "secret"),
+        ];
+        let direct = config(&local).unwrap().direct.unwrap();
+        assert_eq!(
+            (direct.origin.as_str(), direct.path_prefix.as_str()),
+            ("http://127.0.0.1:8787", "/cdn-cgi/local/r2/s3")
+        );
+        assert_eq!((direct.bucket.as_str(), direct.credentials.secret_access_key.as_str()), ("r2mpu", "secret"));
+        assert!(!format!("{direct:?}").contains("secret"), "the secret is never in Debug output");
+        let at = |endpoint| config(&[("R2_S3_ENDPOINT", endpoint), local[1], local[2], local[3]]);
+        let direct = at("https://acc.r2.cloudflarestorage.com").unwrap().direct.unwrap();
+        assert_eq!((direct.origin.as_str(), direct.path_prefix.as_str()), ("https://acc.r2.cloudflarestorage.com", ""));
+        assert_eq!(config(&[]).unwrap().direct, None);
+        assert_eq!(
+            config(&local[..2]),
+            Err(
+                "direct parts need all of R2_S3_ENDPOINT, R2_S3_BUCKET, R2_S3_ACCESS_KEY_ID, R2_S3_SECRET_ACCESS_KEY; \
+                 missing R2_S3_ACCESS_KEY_ID, R2_S3_SECRET_ACCESS_KEY"
+                    .into()
+            )
+        );
+        assert!(at("ftp://x").unwrap_err().starts_with("R2_S3_ENDPOINT `ftp://x` is not a URL"));
+        assert!(at("https://").is_err() && at("https:///path").is_err());
     }
 }

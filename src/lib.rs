@@ -3,11 +3,13 @@
 //! ## Layout, top to bottom (each layer imports only the ones below it)
 //! - [`routes`]: the route table, every endpoint in one place; start reading here.
 //! - [`protocols`]: one module per protocol, each speaking HTTP for its clients over the one
-//!   upload interface: the REST API ([`protocols::uploads`], [`protocols::listing`]),
+//!   upload interface: the REST API ([`protocols::uploads`], [`protocols::listing`], and
+//!   [`protocols::direct`]: presigned part URLs straight to R2's S3 endpoint),
 //!   [`protocols::objects`], tus 1.0 and the IETF draft ([`protocols::tus`]), and the guide's
 //!   `?action=` protocol ([`protocols::guide`]). [`meta`]: health, the OpenAPI document, the page.
 //! - [`upload`]: the upload interface ([`upload::UploadHandle`], [`upload::Command`],
-//!   [`upload::Record`]), the part and append paths into R2, and the `UploadState` Durable
+//!   [`upload::Record`]), the part and append paths into R2 (and what direct parts may be
+//!   signed and recorded, [`upload::direct`]), and the `UploadState` Durable
 //!   Object behind them (one per upload), its pure life-cycle [`upload::machine`] and its rows.
 //! - [`index`]: the `UploadIndex` Durable Object (one per subject) that lists unfinished uploads.
 //! - [`http`]: the machinery under the table, naming no route or protocol: matching, the auth

@@ -6,7 +6,7 @@ use worker::Method::{Delete, Get, Head, Options, Patch, Post, Put};
 
 use crate::http::Table;
 use crate::meta;
-use crate::protocols::{guide, listing, objects, s3, tus, uploads};
+use crate::protocols::{direct, guide, listing, objects, s3, tus, uploads};
 
 pub fn table() -> Table {
     Table::new()
@@ -20,6 +20,10 @@ pub fn table() -> Table {
         .authenticated(Delete, "/uploads/{uploadId}", UploadsWrite, uploads::abort)
         .authenticated(Put, "/uploads/{uploadId}/parts/{partNumber}", UploadsWrite, uploads::put_part)
         .authenticated(Post, "/uploads/{uploadId}/complete", UploadsWrite, uploads::complete)
+        // Direct parts: presigned URLs to send parts straight to R2, and the report of each.
+        .authenticated(Post, "/uploads/{uploadId}/parts/{partNumber}/url", UploadsWrite, direct::part_url)
+        .authenticated(Post, "/uploads/{uploadId}/urls", UploadsWrite, direct::part_urls)
+        .authenticated(Post, "/uploads/{uploadId}/parts/{partNumber}", UploadsWrite, direct::report_part)
         // Objects: list, read (ranges, conditional), delete. Keys may contain `/`.
         .authenticated(Get, "/objects", ObjectsRead, objects::list)
         .authenticated(Get, "/objects/{*key}", ObjectsRead, objects::get)
@@ -68,6 +72,9 @@ mod tests {
         let route = |method: &str, path: &str| table.route_of(method, path).map(|(route, _)| route);
         assert_eq!(route("POST", "/uploads"), Ok("/uploads".into()));
         assert_eq!(route("PUT", "/uploads/abc/parts/7"), Ok("/uploads/{uploadId}/parts/{partNumber}".into()));
+        assert_eq!(route("POST", "/uploads/abc/parts/7"), Ok("/uploads/{uploadId}/parts/{partNumber}".into()));
+        assert_eq!(route("POST", "/uploads/abc/parts/7/url"), Ok("/uploads/{uploadId}/parts/{partNumber}/url".into()));
+        assert_eq!(route("POST", "/uploads/abc/urls"), Ok("/uploads/{uploadId}/urls".into()));
         assert_eq!(route("GET", "/objects/a/b/c.bin"), Ok("/objects/{*key}".into()));
         assert_eq!(route("GET", "/objects"), Ok("/objects".into()));
         assert_eq!(route("PUT", "/a/b.bin?action=mpu-uploadpart"), Ok("/{*key}".into()));

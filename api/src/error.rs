@@ -118,6 +118,12 @@ pub enum ApiError {
     MalformedXml { reason: String },
     /// 501: an S3 feature r2mpu does not offer; `reason` says what to do instead.
     NotImplemented { reason: String },
+    /// 501: this server is not configured to sign part URLs for R2's S3 endpoint (the
+    /// `R2_S3_*` settings); send parts through `PUT /uploads/{uploadId}/parts/{partNumber}`.
+    DirectPartsUnavailable,
+    /// 400: a direct part was reported that this server never signed a URL for (with this
+    /// `Content-MD5`, or without one); it was not recorded.
+    PartNotSigned { part_number: u16 },
     /// 500: the server failed; the detail is logged, never sent.
     Internal,
 }
@@ -145,7 +151,7 @@ impl ApiError {
             ChecksumMismatch => 460,
             SignatureMismatch | AccessKeyUnknown | RequestTimeSkewed | PresignExpired => 403,
             BucketNotFound => 404,
-            NotImplemented { .. } => 501,
+            NotImplemented { .. } | DirectPartsUnavailable => 501,
             MalformedSignature { .. } | ContentSha256Mismatch | TrailerChecksumMismatch | MalformedXml { .. } => 400,
             InvalidJson { .. }
             | InvalidRequest { .. }
@@ -157,7 +163,8 @@ impl ApiError {
             | PartsMissing { .. }
             | PartNotUploaded { .. }
             | EtagMismatch { .. }
-            | DuplicatePart { .. } => 400,
+            | DuplicatePart { .. }
+            | PartNotSigned { .. } => 400,
             Internal => 500,
         }
     }
@@ -212,6 +219,8 @@ impl ApiError {
             TrailerChecksumMismatch => "trailer_checksum_mismatch",
             MalformedXml { .. } => "malformed_xml",
             NotImplemented { .. } => "not_implemented",
+            DirectPartsUnavailable => "direct_parts_unavailable",
+            PartNotSigned { .. } => "part_not_signed",
             Internal => "internal",
         }
     }
@@ -314,6 +323,12 @@ impl fmt::Display for ApiError {
             }
             MalformedXml { reason } => write!(f, "the XML body could not be read: {reason}"),
             NotImplemented { reason } => write!(f, "not implemented: {reason}"),
+            DirectPartsUnavailable => {
+                write!(f, "this server does not sign part URLs for R2; send parts through the Worker")
+            }
+            PartNotSigned { part_number } => {
+                write!(f, "no URL was signed for part {part_number} with this Content-MD5; it was not recorded")
+            }
             Internal => write!(f, "internal error"),
         }
     }
@@ -420,6 +435,8 @@ mod tests {
             TrailerChecksumMismatch,
             MalformedXml { reason: String::new() },
             NotImplemented { reason: String::new() },
+            DirectPartsUnavailable,
+            PartNotSigned { part_number: 1 },
             Internal,
         ];
         for error in every_variant {

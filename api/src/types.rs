@@ -274,3 +274,86 @@ pub struct S3Credentials {
     /// The token's `exp`, RFC 3339.
     pub expiration: String,
 }
+
+/// `POST /uploads/{uploadId}/parts/{partNumber}/url`: what to sign besides the part's method,
+/// key, upload and number. Every field may be left out (so may the whole body).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartUrlRequest {
+    /// The part's MD5, base64 as in `Content-MD5`: signed, so R2 refuses other bytes
+    /// (`400 BadDigest`) and the part is recorded with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_md5: Option<String>,
+    /// Only for an upload whose size is open: this part is the last, of this many bytes (1 to
+    /// `partSize`). Without it such a part is signed at `partSize`. With a declared size the
+    /// layout fixes every length, and a `length` must agree with it.
+    #[serde(default, deserialize_with = "integral::option", skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    /// Seconds the URL stays valid: default [`DEFAULT_PART_URL_SECS`], never past the upload's
+    /// `expiresAt` nor R2's seven days.
+    #[serde(default, deserialize_with = "integral::option", skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
+/// How long a part URL lives unless the request asks for less or more.
+pub const DEFAULT_PART_URL_SECS: u64 = 600;
+
+/// One part in `POST /uploads/{uploadId}/urls`: its number and its [`PartUrlRequest`]'s fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartUrlItem {
+    #[serde(deserialize_with = "integral::part_number")]
+    pub part_number: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_md5: Option<String>,
+    #[serde(default, deserialize_with = "integral::option", skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    #[serde(default, deserialize_with = "integral::option", skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
+impl PartUrlItem {
+    /// The part's own request, as the one-part route takes it.
+    pub fn request(&self) -> PartUrlRequest {
+        PartUrlRequest { content_md5: self.content_md5.clone(), length: self.length, expires_in: self.expires_in }
+    }
+}
+
+/// `POST /uploads/{uploadId}/urls`: URLs for many parts in one call (at most 1,000).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartUrlsRequest {
+    #[validate(length(min = 1, max = 1000))]
+    pub parts: Vec<PartUrlItem>,
+}
+
+/// A presigned UploadPart for R2's S3 endpoint: send the part's bytes with `method` to `url`
+/// with exactly `headers` (the signed `Content-Length`, and `Content-MD5` when asked for) before
+/// `expiresAt`, then report R2's `ETag` (`POST /uploads/{uploadId}/parts/{partNumber}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartUrl {
+    pub part_number: u16,
+    pub url: String,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: String,
+}
+
+/// `POST /uploads/{uploadId}/urls`' answer, in the order asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartUrls {
+    pub parts: Vec<PartUrl>,
+}
+
+/// `POST /uploads/{uploadId}/parts/{partNumber}`: a part sent directly to R2 with a URL from
+/// this server, reported with the ETag R2 answered (and the `Content-MD5` it was signed with).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartReport {
+    #[validate(length(min = 1, max = 1024))]
+    pub etag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_md5: Option<String>,
+}

@@ -15,7 +15,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use r2mpu_api::types::{CompleteUpload, CompletedObject, CreateUpload, ObjectList, Upload};
+use r2mpu_api::types::{
+    CompleteUpload, CompletedObject, CreateUpload, ObjectList, Part, PartReport, PartUrl, PartUrlRequest, Upload,
+};
 use r2mpu_api::Problem;
 use serde::de::DeserializeOwned;
 use ureq::http::Response;
@@ -110,7 +112,7 @@ pub struct Client {
 
 impl Client {
     /// `connections` is how many requests may be in flight at once: that many idle connections
-    /// are kept alive, so that each transfer thread finds its own again for its next part
+    /// per host are kept alive, so that each transfer thread finds its own again for its next part
     /// instead of paying a new handshake (ureq keeps only 10 by default).
     pub fn new(endpoint: &str, token: Option<String>, retry: RetryPolicy, connections: usize) -> Client {
         let config = Agent::config_builder()
@@ -122,7 +124,9 @@ impl Client {
             // stops moving for two minutes is dead.
             .timeout_per_read(Some(Duration::from_secs(120)))
             .timeout_per_write(Some(Duration::from_secs(120)))
-            .max_idle_connections(connections.max(1))
+            // Twice over in all: with direct parts each thread keeps one to the Worker and one
+            // to R2's endpoint.
+            .max_idle_connections(2 * connections.max(1))
             .max_idle_connections_per_host(connections.max(1))
             .build();
         let endpoint = endpoint.trim_end_matches('/').to_owned();
@@ -231,6 +235,42 @@ impl Client {
         self.with_retries("complete upload", || {
             let response = self.post(&path).header("Content-Type", "application/json").send(&json[..]);
             read_json(check("complete upload", response)?)
+        })
+    }
+
+    /// `POST /uploads/{uploadId}/parts/{n}/url`: a presigned PUT to send part `n` straight to R2
+    /// (with `Content-MD5` signed when given), or `None` when the server offers no direct parts
+    /// (`501 direct_parts_unavailable`).
+    pub fn part_url(&self, upload_id: &str, n: u16, content_md5: Option<String>) -> Result<Option<PartUrl>> {
+        let json = serde_json::to_vec(&PartUrlRequest { content_md5, ..PartUrlRequest::default() })
+            .expect("PartUrlRequest serializes");
+        let (path, what) = (format!("{}/url", part_path(upload_id, n)), format!("URL for part {n}"));
+        self.with_retries(&what, || {
+            let response = self.post(&path).header("Content-Type", "application/json").send(&json[..]);
+            if response.as_ref().is_ok_and(|r| r.status().as_u16() == 501) {
+                return Ok(None);
+            }
+            read_json(check(&what, response)?).map(Some)
+        })
+    }
+
+    /// The presigned request in `url`, to R2 itself: without the bearer token, which is the
+    /// Worker's and never R2's business.
+    pub fn put_direct(&self, url: &PartUrl) -> RequestBuilder<WithBody> {
+        let mut request = self.agent.put(&url.url);
+        for (name, value) in &url.headers {
+            request = request.header(name, value);
+        }
+        request
+    }
+
+    /// `POST /uploads/{uploadId}/parts/{n}`: records a part sent straight to R2.
+    pub fn report_part(&self, upload_id: &str, n: u16, report: &PartReport) -> Result<Part> {
+        let json = serde_json::to_vec(report).expect("PartReport serializes");
+        let (path, what) = (part_path(upload_id, n), format!("report part {n}"));
+        self.with_retries(&what, || {
+            let response = self.post(&path).header("Content-Type", "application/json").send(&json[..]);
+            read_json(check(&what, response)?)
         })
     }
 

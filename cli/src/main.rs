@@ -136,6 +136,10 @@ enum Command {
         /// re-sent.
         #[arg(long)]
         verify_parts: bool,
+        /// Send every part through the Worker. By default parts go straight to R2 with URLs the
+        /// Worker signs, when it offers them; a part R2 cannot take goes through the Worker.
+        #[arg(long)]
+        via_worker: bool,
         /// Start a new upload, even if a local record or the server's list of unfinished
         /// uploads offers one to continue (the recorded one is aborted).
         #[arg(long)]
@@ -278,11 +282,20 @@ fn run(cli: Cli) -> Result<(), Error> {
     let policy = RetryPolicy::new(Duration::from_secs(retry_for), retries);
     let client = |connections: usize| Client::new(&endpoint, token.clone(), policy, connections);
     match cli.command {
-        Command::Upload { file, key, part_size, concurrency, content_type, verify_parts, restart } => {
+        Command::Upload { file, key, part_size, concurrency, content_type, verify_parts, via_worker, restart } => {
             let concurrency = Concurrency::from_flag(concurrency);
             let client = client(concurrency.most());
-            let args =
-                upload::UploadArgs { file, key, part_size, concurrency, content_type, verify_parts, restart, quiet };
+            let args = upload::UploadArgs {
+                file,
+                key,
+                part_size,
+                concurrency,
+                content_type,
+                verify_parts,
+                via_worker,
+                restart,
+                quiet,
+            };
             let object = upload::upload(&client, &args)?;
             println!("key: {}\nsize: {}\netag: {}", object.key, object.size, object.etag);
         }

@@ -12,11 +12,14 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, Metadata};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
 
 use r2mpu_api::key::check_key;
 use r2mpu_api::layout::{Layout, DEFAULT_PART_SIZE, MAX_PARTS, MIB, MIN_PART_SIZE};
-use r2mpu_api::types::{CompleteUpload, CompletedObject, CreateUpload, Part, PartRef, Upload, UploadStatus};
+use r2mpu_api::types::{
+    CompleteUpload, CompletedObject, CreateUpload, Part, PartRef, PartReport, Upload, UploadStatus,
+};
 use r2mpu_api::ApiError;
 use ureq::SendBody;
 
@@ -37,6 +40,8 @@ pub struct UploadArgs {
     pub concurrency: Concurrency,
     pub content_type: Option<String>,
     pub verify_parts: bool,
+    /// Send every part through the Worker, even when it offers direct parts.
+    pub via_worker: bool,
     /// Start a new upload even if one could be resumed.
     pub restart: bool,
     pub quiet: bool,
@@ -83,8 +88,16 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
                 upload.parts.iter().map(|p| (p.part_number, p.etag.clone())).collect();
             let already: u64 = (1..=count).filter(|n| !todo.contains(n)).map(|n| part_len(&layout, n)).sum();
             let progress = Progress::start("upload", "parts", size, already, args.quiet);
-            let sending =
-                Sending { client, file: &file, layout, upload_id: &id, verify: args.verify_parts, progress: &progress };
+            let sending = Sending {
+                client,
+                file: &file,
+                layout,
+                upload_id: &id,
+                verify: args.verify_parts,
+                direct: AtomicBool::new(!args.via_worker),
+                quiet: args.quiet,
+                progress: &progress,
+            };
             sending.run(&todo, sizing.get(), &mut journal, &mut etags)?;
             progress.finish();
             if !args.quiet {
@@ -271,6 +284,10 @@ struct Sending<'a> {
     layout: Layout,
     upload_id: &'a str,
     verify: bool,
+    /// Parts go straight to R2 with presigned URLs while this holds: from the start unless
+    /// `--via-worker`, until the server says it offers none.
+    direct: AtomicBool,
+    quiet: bool,
     progress: &'a Progress,
 }
 
@@ -303,9 +320,74 @@ impl Sending<'_> {
         )
     }
 
-    /// `PUT /uploads/{id}/parts/{n}`, streamed from the file, with retries. Returns the server's
-    /// part and the MD5 of the bytes that went out.
+    /// Sends part `n` straight to R2 when the server offers it, else (or when R2 cannot be
+    /// reached for it) through the Worker. Returns the server's part and the MD5 of the bytes
+    /// that went out.
     fn send_part(&self, n: u16) -> Result<(Part, Digest)> {
+        if self.direct.load(Ordering::Relaxed) {
+            if let Some(sent) = self.send_direct(n)? {
+                return Ok(sent);
+            }
+        }
+        self.send_via_worker(n)
+    }
+
+    /// Part `n` to R2 with a presigned PUT (`Content-MD5` signed with `--verify-parts`), then
+    /// reported to the Worker with R2's ETag. `None`: the server offers no direct parts, or R2
+    /// did not take the part (unreachable, refused); the caller sends it through the Worker.
+    fn send_direct(&self, n: u16) -> Result<Option<(Part, Digest)>> {
+        let (start, end) = self.layout.part_range(n);
+        let len = end - start;
+        let read_failed = |e| Error::io(format!("reading part {n} of the file"), e);
+        let known = match self.verify {
+            true => Some(md5_range(self.file, start, len).map_err(read_failed)?),
+            false => None,
+        };
+        let content_md5 = known.as_ref().map(etag::content_md5);
+        let Some(url) = self.client.part_url(self.upload_id, n, content_md5.clone())? else {
+            if self.direct.swap(false, Ordering::Relaxed) && !self.quiet {
+                note("the server offers no direct parts: sending them through the Worker");
+            }
+            return Ok(None);
+        };
+        let mut body = RangeReader::new(self.file, start, len, self.progress);
+        if known.is_some() {
+            body = body.unhashed();
+        }
+        let response = self.client.put_direct(&url).send(SendBody::from_reader(&mut body));
+        if let Some(error) = body.local_error.take() {
+            self.progress.take_back(body.counted);
+            return Err(read_failed(error));
+        }
+        let etag = match &response {
+            Ok(r) if r.status().is_success() => {
+                r.headers().get("etag").and_then(|v| v.to_str().ok()).map(|v| v.trim().trim_matches('"').to_owned())
+            }
+            _ => None,
+        };
+        let (Some(etag), Some(md5)) = (etag, body.digest().or(known)) else {
+            self.progress.take_back(body.counted);
+            if !self.quiet {
+                let reason = match response {
+                    Ok(r) => format!("HTTP {}", r.status()),
+                    Err(e) => e.to_string(),
+                };
+                note(format!("part {n}: R2 did not take it directly ({reason}); sending it through the Worker"));
+            }
+            return Ok(None);
+        };
+        if !etag_agrees(&etag, &md5) {
+            return Err(Error::Integrity(format!(
+                "part {n}: R2's ETag {etag} is not the MD5 {} of the bytes sent; the part is corrupt",
+                etag::hex(&md5)
+            )));
+        }
+        let part = self.client.report_part(self.upload_id, n, &PartReport { etag, content_md5 })?;
+        Ok(Some((part, md5)))
+    }
+
+    /// `PUT /uploads/{id}/parts/{n}`, streamed from the file, with retries.
+    fn send_via_worker(&self, n: u16) -> Result<(Part, Digest)> {
         let (start, end) = self.layout.part_range(n);
         let len = end - start;
         let read_failed = |e| Error::io(format!("reading part {n} of the file"), e);

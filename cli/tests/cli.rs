@@ -83,7 +83,8 @@ fn parts_hashed_before_sending_carry_content_md5_and_still_round_trip() {
     let env = Env::new("verify-parts");
     let (_, data) = env.file("verify.bin", 2 * PART + 3);
     let proxy = Proxy::start(&env.worker.url, |_| Action::Forward);
-    let mut command = env.command(&["upload", "verify.bin", "verify/verify.bin", "--part-size", PART_SIZE]);
+    let mut command =
+        env.command(&["upload", "verify.bin", "verify/verify.bin", "--part-size", PART_SIZE, "--via-worker"]);
     command.arg("--verify-parts").env("R2MPU_ENDPOINT", &proxy.url);
     let run = Run::of(command).expect(0);
     assert_eq!(run.field("etag"), multipart_etag(&data, PART));
@@ -440,7 +441,8 @@ fn progress_counts_the_parts_the_worker_answered_not_the_bytes_handed_to_sockets
         Some(n) => Action::ForwardAfter(std::time::Duration::from_millis(1600 * u64::from(n))),
         None => Action::Forward,
     });
-    let mut command = env.command(&["upload", "progress.bin", "progress/progress.bin", "--part-size", PART_SIZE]);
+    let mut command =
+        env.command(&["upload", "progress.bin", "progress/progress.bin", "--part-size", PART_SIZE, "--via-worker"]);
     command.args(["--concurrency", "4"]).env("R2MPU_ENDPOINT", &proxy.url);
     let run = Run::of(command).expect(0);
     let lines: Vec<(u64, u64)> = progress_parts(&run.stderr).into_iter().zip(progress_percents(&run.stderr)).collect();
@@ -479,7 +481,8 @@ fn retried_failures_halve_the_parts_in_flight_of_an_adaptive_upload() {
         _ if seen.path == "/healthz" => Action::Answer("200 OK"),
         _ => Action::Forward,
     });
-    let mut command = env.command(&["upload", "adaptive.bin", "adaptive/adaptive.bin", "--part-size", PART_SIZE]);
+    let mut command =
+        env.command(&["upload", "adaptive.bin", "adaptive/adaptive.bin", "--part-size", PART_SIZE, "--via-worker"]);
     command.env("R2MPU_ENDPOINT", &proxy.url);
     let run = Run::of(command).expect(0);
 
@@ -520,7 +523,8 @@ fn transient_failures_are_retried_and_the_upload_still_lands_intact() {
             (Some(_), _) => Action::ForwardAfter(std::time::Duration::from_millis(1100)),
             _ => Action::Forward,
         });
-        let mut command = env.command(&["upload", "flaky.bin", "flaky/flaky.bin", "--part-size", PART_SIZE]);
+        let mut command =
+            env.command(&["upload", "flaky.bin", "flaky/flaky.bin", "--part-size", PART_SIZE, "--via-worker"]);
         command.args(["--concurrency", "1"]).env("R2MPU_ENDPOINT", &proxy.url);
         let run = Run::of(command).expect(0);
         assert_eq!(run.stderr.lines().filter(|l| l.contains("retrying in")).count(), 4, "{status}: {}", run.stderr);
@@ -588,7 +592,8 @@ fn a_file_that_changes_during_its_upload_exits_4() {
         Some(_) => Action::ForwardAfter(std::time::Duration::from_millis(500)),
         None => Action::Forward,
     });
-    let mut command = env.command(&["upload", "changing.bin", "changing/changing.bin", "--part-size", PART_SIZE]);
+    let mut command =
+        env.command(&["upload", "changing.bin", "changing/changing.bin", "--part-size", PART_SIZE, "--via-worker"]);
     command.args(["--concurrency", "1"]).env("R2MPU_ENDPOINT", &proxy.url);
     let running = Running::start(command);
     wait_until("the first part on its way", || !part_puts(&proxy).is_empty());
@@ -624,7 +629,7 @@ fn a_part_etag_that_is_not_the_md5_sent_stops_the_upload_before_complete() {
         })),
         _ => Action::Forward,
     });
-    let mut command = env.command(&["upload", "etag.bin", "etag/etag.bin", "--part-size", PART_SIZE]);
+    let mut command = env.command(&["upload", "etag.bin", "etag/etag.bin", "--part-size", PART_SIZE, "--via-worker"]);
     command.env("R2MPU_ENDPOINT", &proxy.url);
     let run = Run::of(command).expect(4);
     assert!(run.error_line().contains("part 2"), "{}", run.stderr);
@@ -633,7 +638,7 @@ fn a_part_etag_that_is_not_the_md5_sent_stops_the_upload_before_complete() {
     assert_eq!(env.run(&["ls", "etag/"]).expect(0).stdout, "", "no object was made");
 
     // The suspect part was not journaled: a rerun sends it again and the object lands whole.
-    let mut command = env.command(&["upload", "etag.bin", "etag/etag.bin", "--part-size", PART_SIZE]);
+    let mut command = env.command(&["upload", "etag.bin", "etag/etag.bin", "--part-size", PART_SIZE, "--via-worker"]);
     command.env("R2MPU_ENDPOINT", &proxy.url);
     let rerun = Run::of(command).expect(0);
     assert!(rerun.stderr.contains("resumed: "), "{}", rerun.stderr);

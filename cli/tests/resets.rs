@@ -24,7 +24,8 @@ fn upload_through_a_break(env: &Env, rule: Break) -> Duration {
     let key = format!("{}/broken.bin", env.sub);
     let proxy = ResetProxy::to(&env.worker.url);
     proxy.arm(rule);
-    let mut command = env.command(&["upload", "broken.bin", &key, "--part-size", "5MiB", "--concurrency", "1"]);
+    let mut command =
+        env.command(&["upload", "broken.bin", &key, "--part-size", "5MiB", "--concurrency", "1", "--via-worker"]);
     command.env("R2MPU_ENDPOINT", &proxy.url).stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = command.spawn().expect("starting r2mpu");
     let broke = proxy.wait_reset(1, Duration::from_secs(60));

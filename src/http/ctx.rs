@@ -111,6 +111,10 @@ impl Ctx {
         if self.media_type().as_deref() != Some("application/json") {
             return Err(ApiError::UnsupportedMediaType { accept: "application/json".into() });
         }
+        // Every body the API reads is an object; serde would also take a struct as an array.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::InvalidJson { reason: "the body must be a JSON object".into() });
+        }
         let value: T = serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson { reason: e.to_string() })?;
         value.validate().map_err(validation_error)?;
         Ok(value)

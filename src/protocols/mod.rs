@@ -2,6 +2,8 @@
 //! ([`crate::upload`]):
 //! - [`uploads`]: the REST API's `/uploads` (create, parts, resume, complete, abort);
 //!   [`listing`]: `GET /uploads`, from the per-subject index ([`crate::index`]).
+//! - [`direct`]: direct parts: presigned URLs to send parts straight to R2's S3 endpoint, and
+//!   their reports.
 //! - [`objects`]: `/objects`: list, read (ranges, conditionals), delete.
 //! - [`tus`]: tus 1.0 and the IETF draft "Resumable Uploads for HTTP" at `/tus`, appending
 //!   through the upload's append engine.
@@ -12,6 +14,7 @@
 //! the objects protocol's own handlers; what else two of them share lives below, in `upload` or
 //! `http`.
 
+pub mod direct;
 pub mod guide;
 pub mod listing;
 pub mod objects;

@@ -77,6 +77,21 @@ pub enum Command {
         token: i64,
         forget: bool,
     },
+    /// URLs are about to be signed for these parts, to be sent straight to R2 (see
+    /// [`super::direct`]): check them against the layout and remember what is signed. Answers a
+    /// [`Signing`], never the record.
+    SignParts {
+        parts: Vec<PartToSign>,
+    },
+    /// A part sent straight to R2 with a URL signed here: record it if it was signed so.
+    /// Answers the recorded [`Part`].
+    ReportPart {
+        part_number: u16,
+        etag: String,
+        /// Lowercase hex, when the client says it sent the part with a signed `Content-MD5`.
+        md5: Option<String>,
+        ttl_ms: u64,
+    },
     /// R2 answered a part with `NoSuchUpload`: the multipart upload is gone.
     R2Gone,
     Complete {
@@ -130,12 +145,35 @@ pub struct PartGrant {
     pub appendable: bool,
 }
 
+/// One part a URL is asked for: its number, the length the client declares when it is the last
+/// part of an upload whose size is open, and the MD5 (lowercase hex) to sign.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartToSign {
+    pub part_number: u16,
+    pub length: Option<u64>,
+    pub md5: Option<String>,
+}
+
+/// What the Worker needs to sign part URLs, answered by `SignParts`: R2's names for the upload,
+/// when it expires, and each asked part's length from the layout, in the order asked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Signing {
+    pub key: String,
+    pub r2_upload_id: String,
+    pub expires_ms: u64,
+    pub lengths: Vec<u64>,
+}
+
 /// What the Durable Object answers: a command's own small reply, or the whole record.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub(super) enum Reply {
     Record(Box<Record>),
     Grant(PartGrant),
+    Signing(Signing),
+    Part(Part),
     /// `null`: the command took effect (`RecordPart`, `EndPart`).
     Done,
 }

@@ -13,7 +13,7 @@ use crate::faults::Faults;
 use crate::hex::{hex, random_hex};
 use crate::http::auth::Claims;
 use crate::http::Ctx;
-use crate::upload::command::{Caller, Command, Envelope, NewUpload, PartGrant, Record};
+use crate::upload::command::{Caller, Command, Envelope, NewUpload, PartGrant, PartToSign, Record, Signing};
 
 /// The Worker's handle on one upload's Durable Object; a clone reaches the same object (a part's
 /// lease keeps one to renew itself, [`super::lease`]).
@@ -70,6 +70,22 @@ impl UploadHandle {
     /// Gives back the lease `token` on `part_number`; `forget`: see [`Command::EndPart`].
     pub async fn end_part(&self, part_number: u16, token: i64, forget: bool) -> ApiResult<()> {
         self.call(Command::EndPart { part_number, token, forget }).await
+    }
+
+    /// Checks parts against the layout and notes them as signed (see [`super::direct`]).
+    pub async fn sign_parts(&self, parts: Vec<PartToSign>) -> ApiResult<Signing> {
+        self.call(Command::SignParts { parts }).await
+    }
+
+    /// Records a part sent straight to R2 with a signed URL, answering the recorded part.
+    pub async fn report_part(
+        &self,
+        part_number: u16,
+        etag: String,
+        md5: Option<String>,
+        ttl_ms: u64,
+    ) -> ApiResult<Part> {
+        self.call(Command::ReportPart { part_number, etag, md5, ttl_ms }).await
     }
 
     async fn call<T: serde::de::DeserializeOwned>(&self, command: Command) -> ApiResult<T> {

@@ -247,6 +247,25 @@ impl Facts {
         Ok(())
     }
 
+    /// A part sent straight to R2 with a URL signed here is reported (`held`: the part's
+    /// lease, if a copy is coming through the Worker). Only an open upload takes it: a complete
+    /// under way has already chosen its parts. A live lease refuses it, since that copy's bytes
+    /// are on their way to R2 and will be the ones R2 keeps; a lapsed one does not matter.
+    pub fn report_part(
+        &mut self,
+        part_number: u16,
+        held: Option<Lease>,
+        ttl_ms: u64,
+        now: u64,
+    ) -> Result<(), ApiError> {
+        status_error(self.status)?;
+        if held.is_some_and(|lease| lease.live(now)) {
+            return Err(in_flight(part_number, held, now));
+        }
+        self.touch(now, ttl_ms);
+        Ok(())
+    }
+
     /// An append's parts and offset are about to be recorded: only an open upload takes them,
     /// and the activity pushes its deadline out.
     pub fn append(&mut self, ttl_ms: u64, now: u64) -> Result<(), ApiError> {

@@ -5,6 +5,8 @@
 //! - [`handle`]: the Worker's [`UploadHandle`] on one upload, and the create, complete and
 //!   abort every protocol shares ([`start`], [`finish`], [`cancel`]).
 //! - [`part`]: a part's trip through the Worker into R2 under its lease ([`receive_part`]).
+//! - [`direct`]: parts sent straight to R2's S3 endpoint with URLs signed here, and their
+//!   reports; the Durable Object's half (what was signed, what is recorded).
 //! - [`lease`]: a part's lease, held by its sender and renewed only while its bytes flow.
 //! - [`append`]: the append engine: any stream of bytes cut at the upload's part boundaries,
 //!   the rest kept durably in R2 as a tail (tus and the IETF draft).
@@ -29,6 +31,7 @@ pub mod command;
 mod complete;
 mod create;
 pub mod digest;
+pub mod direct;
 pub mod handle;
 pub mod lease;
 mod lifecycle;
@@ -40,6 +43,6 @@ mod r2;
 mod rows;
 mod source;
 
-pub use command::{Appends, Caller, Command, NewUpload, PartGrant, Record};
+pub use command::{Appends, Caller, Command, NewUpload, PartGrant, PartToSign, Record, Signing};
 pub use handle::{cancel, finish, start, UploadHandle};
 pub use part::{receive_checked, receive_part, Expected};

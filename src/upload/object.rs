@@ -113,6 +113,10 @@ impl UploadState {
             Command::RecordPart { part, token, ttl_ms } => return self.record_part(row, part, token, ttl_ms).await,
             Command::RenewPart { part_number, token } => return self.renew_part(row, part_number, token),
             Command::EndPart { part_number, token, forget } => return self.end_part(part_number, token, forget),
+            Command::SignParts { parts } => return self.sign_parts(row, &parts),
+            Command::ReportPart { part_number, etag, md5, ttl_ms } => {
+                return self.report_part(row, part_number, etag, md5, ttl_ms).await
+            }
             Command::Get => self.record(),
             Command::R2Gone => self.r2_gone(row, &faults).await,
             Command::Complete { parts, ttl_ms } => self.complete(parts, ttl_ms, &faults).await,

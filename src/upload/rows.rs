@@ -1,5 +1,6 @@
 //! The upload object's tables and every SQL statement it runs: the one `upload` row (the
-//! machine's facts and the completed object), `parts`, `part_leases` and `appends`.
+//! machine's facts and the completed object), `parts`, `part_leases`, `signed_parts` (what part
+//! URLs were signed for, [`super::direct`]) and `appends`.
 
 use r2mpu_api::layout::Layout;
 use r2mpu_api::time::rfc3339;
@@ -25,6 +26,9 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS upload (
         part_number INTEGER PRIMARY KEY, etag TEXT NOT NULL, size INTEGER NOT NULL, md5 TEXT);
     CREATE TABLE IF NOT EXISTS part_leases (
         part_number INTEGER PRIMARY KEY, token INTEGER NOT NULL, until_ms INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS signed_parts (
+        part_number INTEGER NOT NULL, md5 TEXT NOT NULL, length INTEGER NOT NULL,
+        PRIMARY KEY (part_number, md5));
     CREATE TABLE IF NOT EXISTS appends (
         id INTEGER PRIMARY KEY CHECK (id = 1), offset INTEGER NOT NULL, tail_key TEXT,
         tail_size INTEGER NOT NULL);";

@@ -116,7 +116,33 @@ pub const S3_CREDENTIALS_KEY: &str = "test-s3-credentials-key-of-32-bytes-at-lea
 #[derive(Default, Clone)]
 pub struct Options {
     /// Extra environment values (`UPLOAD_TTL`, `MAX_PART_SIZE`, `AUTH_AUDIENCE`, ...).
+    /// Unless one of them names an `R2_S3_*` setting, the Worker gets all four for local R2's
+    /// S3 endpoint on its own port ([`LOCAL_S3`]), and so offers direct parts.
     pub vars: Vec<(String, String)>,
+}
+
+impl Options {
+    /// A Worker that offers no direct parts: `R2_S3_ENDPOINT` blank, which counts as unset.
+    pub fn without_direct_parts() -> Options {
+        Options { vars: vec![("R2_S3_ENDPOINT".into(), String::new())] }
+    }
+}
+
+/// wrangler.toml's `[r2_buckets.local_dev] experimental_s3_credentials`: `wrangler dev` serves
+/// local R2 over S3 with these, at `{url}/cdn-cgi/local/r2/s3/r2mpu`.
+pub const LOCAL_S3: LocalS3 = LocalS3 {
+    path: "/cdn-cgi/local/r2/s3",
+    bucket: "r2mpu",
+    access_key_id: "r2mpu-local",
+    secret_access_key: "r2mpu-local-secret",
+};
+
+/// Where and how a `wrangler dev` serves local R2 over S3.
+pub struct LocalS3 {
+    pub path: &'static str,
+    pub bucket: &'static str,
+    pub access_key_id: &'static str,
+    pub secret_access_key: &'static str,
 }
 
 /// A running `wrangler dev`. Dropping it stops wrangler and workerd.
@@ -269,6 +295,13 @@ impl Worker {
         let env_file = self.dir.path().join("test.env");
         let mut env = format!("AUTH_JWKS='{}'\n", serde_json::to_string(&self.keys.jwks(false)).unwrap());
         env.push_str(&format!("S3_CREDENTIALS_KEY='{S3_CREDENTIALS_KEY}'\n"));
+        if !self.options.vars.iter().any(|(name, _)| name.starts_with("R2_S3_")) {
+            let scheme = if self.https { "https" } else { "http" };
+            env.push_str(&format!("R2_S3_ENDPOINT='{scheme}://127.0.0.1:{port}{}'\n", LOCAL_S3.path));
+            env.push_str(&format!("R2_S3_BUCKET='{}'\n", LOCAL_S3.bucket));
+            env.push_str(&format!("R2_S3_ACCESS_KEY_ID='{}'\n", LOCAL_S3.access_key_id));
+            env.push_str(&format!("R2_S3_SECRET_ACCESS_KEY='{}'\n", LOCAL_S3.secret_access_key));
+        }
         for (k, v) in &self.options.vars {
             env.push_str(&format!("{k}='{v}'\n"));
         }

@@ -23,7 +23,7 @@ pub fn s3_code(error: &ApiError) -> (&'static str, u16) {
         ContentSha256Mismatch => ("XAmzContentSHA256Mismatch", 400),
         DigestMismatch { .. } | ChecksumMismatch | TrailerChecksumMismatch => ("BadDigest", 400),
         MalformedXml { .. } => ("MalformedXML", 400),
-        NotImplemented { .. } | NotFound => ("NotImplemented", 501),
+        NotImplemented { .. } | NotFound | DirectPartsUnavailable => ("NotImplemented", 501),
         MethodNotAllowed { .. } => ("MethodNotAllowed", 405),
         UploadNotFound | UploadCompleted | UploadAborted => ("NoSuchUpload", 404),
         ObjectNotFound => ("NoSuchKey", 404),
@@ -32,9 +32,11 @@ pub fn s3_code(error: &ApiError) -> (&'static str, u16) {
         BodyTooLarge { .. } | BeyondLength { .. } => ("EntityTooLarge", 400),
         PartSizeMismatch { expected, actual, .. } if actual > expected => ("EntityTooLarge", 400),
         InvalidLayout { .. } => ("EntityTooSmall", 400),
-        PartsMissing { .. } | PartNotUploaded { .. } | EtagMismatch { .. } | PartsRejected { .. } => {
-            ("InvalidPart", 400)
-        }
+        PartsMissing { .. }
+        | PartNotUploaded { .. }
+        | EtagMismatch { .. }
+        | PartsRejected { .. }
+        | PartNotSigned { .. } => ("InvalidPart", 400),
         DuplicatePart { .. } => ("InvalidPartOrder", 400),
         // A copy of the part is still arriving, or a complete runs: every SDK retries SlowDown.
         UploadCompleting | PartInFlight { .. } => ("SlowDown", 503),

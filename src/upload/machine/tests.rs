@@ -58,6 +58,29 @@ fn only_an_open_upload_takes_parts() {
     }
 }
 
+/// Issue 22: a part sent straight to R2 takes no lease, but a copy coming through the Worker
+/// holds its number against the report until its lease lapses; only an open upload takes one.
+#[test]
+fn a_direct_part_report_waits_for_a_copy_through_the_worker_and_needs_an_open_upload() {
+    let mut facts = open();
+    let lease = facts.begin_part(1, None, T0).unwrap();
+    let in_flight = facts.report_part(1, Some(lease), TTL, T0 + 100);
+    assert!(matches!(in_flight, Err(ApiError::PartInFlight { part_number: 1, .. })), "{in_flight:?}");
+    assert_eq!(facts.expires_ms, T0 + TTL, "a refused report is no activity");
+    // Once that copy's lease lapsed (its client is gone), the report is taken and pushes expiry.
+    let lapsed = T0 + PART_LEASE_MS + 1;
+    assert_eq!(facts.report_part(1, Some(lease), TTL, lapsed), Ok(()));
+    assert_eq!(facts.expires_ms, lapsed + TTL);
+    assert_eq!(facts.report_part(2, None, TTL, lapsed), Ok(()));
+    for (status, error) in [
+        (UploadStatus::Completing, ApiError::UploadCompleting),
+        (UploadStatus::Completed, ApiError::UploadCompleted),
+        (UploadStatus::Aborted, ApiError::UploadAborted),
+    ] {
+        assert_eq!(with_status(status).report_part(1, None, TTL, T0), Err(error));
+    }
+}
+
 #[test]
 fn a_part_in_flight_holds_its_number_while_it_renews_and_loses_it_once_it_stops() {
     let mut facts = open();
