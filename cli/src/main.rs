@@ -131,9 +131,9 @@ enum Command {
         /// Send Content-MD5 with every part: each part is hashed before it is sent (the file is
         /// read twice, hashed once), the server checks it on arrival and records its MD5, and
         /// `upload` on another machine can then resume this upload without re-sending its parts.
-        /// Off by default: the Worker's check costs it about 40% more CPU per GiB (see
-        /// bench/RESULTS-content-md5.md). Without it, Content-MD5 is sent only when a part is
-        /// re-sent.
+        /// Off by default: the Worker's check cost it about 40% more CPU per GiB when last
+        /// measured (bench/RESULTS-content-md5.md, before part bodies were read in large
+        /// chunks). Without it, Content-MD5 is sent only when a part is re-sent.
         #[arg(long)]
         verify_parts: bool,
         /// Send every part through the Worker. By default parts go straight to R2 with URLs the
