@@ -292,6 +292,10 @@ fn the_page_uploads_a_file_chosen_in_its_input_and_the_bytes_come_back_identical
     let (from, until) = (seen["pausedFrom"].as_u64().unwrap(), seen["pausedUntil"].as_u64().unwrap());
     let reached = part_puts_between(fx.worker, seen["uploadId"].as_str().unwrap(), from, until);
     assert_eq!(reached, Vec::<String>::new(), "no part held before the pause reached the Worker during it");
+    // This Worker offers no direct parts: the page's first asks (one per lane at most) got 501,
+    // and every part went through the Worker.
+    let asked = statuses_logged(fx.worker, seen["uploadId"].as_str().unwrap(), "POST", URL_ROUTE);
+    assert!((1..=4).contains(&asked.len()) && asked.iter().all(|&s| s == 501), "{asked:?}");
     assert_eq!(seen["sentWhilePaused"], 0, "nothing is sent while paused");
     assert_eq!(seen["part1Sent"], 2, "a part the Worker failed (503) is sent again: {seen}");
     let stored = seen["parts"].as_array().unwrap();
@@ -630,6 +634,16 @@ fn worker_saw(worker: &Worker, upload_id: &str) -> Vec<String> {
     lines()
 }
 
+/// The statuses `worker` logged for `upload_id`'s requests with `method` to `route`.
+fn statuses_logged(worker: &Worker, upload_id: &str, method: &str, route: &str) -> Vec<u64> {
+    let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| line.find('{').and_then(|at| serde_json::from_str::<Value>(&line[at..]).ok()))
+        .filter(|line| line["uploadId"] == upload_id && line["method"] == method && line["route"] == route)
+        .map(|line| line["status"].as_u64().unwrap_or(0))
+        .collect()
+}
+
 fn count(lines: &[String], method: &str, route: &str) -> usize {
     lines.iter().filter(|line| **line == format!("{method} {route}")).count()
 }
@@ -682,7 +696,9 @@ fn upload_directly_from_the_page(
     assert_eq!(object.status, 200);
     assert!(object.body == data, "the bytes came back identical");
     assert_eq!(object.header("etag"), Some(format!("\"{}\"", multipart_etag(&data, PART)).as_str()), "{seen}");
-    let upload_id = seen["reports"][0]["uploadId"].as_str().unwrap().to_string();
+    let created = seen["created"].as_array().unwrap();
+    assert_eq!(created.len(), 1, "one upload: {seen}");
+    let upload_id = created[0].as_str().unwrap().to_string();
     (seen, upload_id)
 }
 

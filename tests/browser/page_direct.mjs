@@ -40,6 +40,9 @@ await run(async (page) => {
       record.origin = (await request.allHeaders())["origin"] ?? null;
       return;
     }
+    if (request.method() === "POST" && url.pathname === "/uploads" && r.status() === 201) {
+      seen.created = [...(seen.created ?? []), (await r.json()).uploadId];
+    }
     const n = workerPart(r.url());
     if (!n) return;
     const uploadId = url.pathname.split("/")[2];
