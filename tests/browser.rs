@@ -4,6 +4,9 @@
 //!
 //! One Worker serves every test here, with `ALLOWED_ORIGINS` naming one of two tiny static
 //! sites on other loopback ports: pages from it may call the API, pages from the other may not.
+//! It offers no direct parts, so the page sends every part through it as it does wherever
+//! direct parts are not configured; the tests of the page with direct parts (issue 22) start a
+//! Worker of their own that offers them.
 
 mod util;
 
@@ -14,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use r2mpu_testkit::LOCAL_S3;
 use serde_json::{json, Value};
 use util::*;
 
@@ -30,7 +34,10 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let allowed = static_site();
         let denied = static_site();
-        let vars = vec![("ALLOWED_ORIGINS".to_string(), format!("https://app.example.com, {allowed}"))];
+        let vars = vec![
+            ("ALLOWED_ORIGINS".to_string(), format!("https://app.example.com, {allowed}")),
+            ("R2_S3_ENDPOINT".to_string(), String::new()),
+        ];
         Fixture { worker: Worker::shared_with(Options { vars }), allowed, denied }
     })
 }
@@ -285,6 +292,10 @@ fn the_page_uploads_a_file_chosen_in_its_input_and_the_bytes_come_back_identical
     let (from, until) = (seen["pausedFrom"].as_u64().unwrap(), seen["pausedUntil"].as_u64().unwrap());
     let reached = part_puts_between(fx.worker, seen["uploadId"].as_str().unwrap(), from, until);
     assert_eq!(reached, Vec::<String>::new(), "no part held before the pause reached the Worker during it");
+    // This Worker offers no direct parts: the page's first asks (one per lane at most) got 501,
+    // and every part went through the Worker.
+    let asked = statuses_logged(fx.worker, seen["uploadId"].as_str().unwrap(), "POST", URL_ROUTE);
+    assert!((1..=4).contains(&asked.len()) && asked.iter().all(|&s| s == 501), "{asked:?}");
     assert_eq!(seen["sentWhilePaused"], 0, "nothing is sent while paused");
     assert_eq!(seen["part1Sent"], 2, "a part the Worker failed (503) is sent again: {seen}");
     let stored = seen["parts"].as_array().unwrap();
@@ -596,4 +607,204 @@ fn uppys_s3_upload_of_a_larger_file_resumes_after_a_reload_once_the_file_is_chos
     let reselected = &seen["after"]["reselected"];
     assert_eq!((&reselected["isGhost"], &reselected["size"]), (&json!(false), &json!(3 * PART + 3 * MIB)), "{seen}");
     assert_eq!(reselected["s3Multipart"], seen["before"]["saved"]["s3Multipart"], "{seen}");
+}
+
+// ---- the page with direct parts (issue 22) ------------------------------------------------------
+
+const PART_ROUTE: &str = "/uploads/{uploadId}/parts/{partNumber}";
+const URL_ROUTE: &str = "/uploads/{uploadId}/parts/{partNumber}/url";
+
+/// The `method route` of each request for `upload_id` in `worker`'s log (src/http/log.rs), read
+/// once its complete is logged, which comes after every part's lines. Requests to local R2's S3
+/// endpoint never appear there: wrangler's entry worker answers them before the Worker's code.
+fn worker_saw(worker: &Worker, upload_id: &str) -> Vec<String> {
+    let lines = || -> Vec<String> {
+        let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| line.find('{').and_then(|at| serde_json::from_str::<Value>(&line[at..]).ok()))
+            .filter(|line| line["uploadId"] == upload_id)
+            .map(|line| format!("{} {}", line["method"].as_str().unwrap_or(""), line["route"].as_str().unwrap_or("")))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !lines().iter().any(|line| line == "POST /uploads/{uploadId}/complete") {
+        assert!(std::time::Instant::now() < deadline, "the Worker never logged the complete of {upload_id}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    lines()
+}
+
+/// The statuses `worker` logged for `upload_id`'s requests with `method` to `route`.
+fn statuses_logged(worker: &Worker, upload_id: &str, method: &str, route: &str) -> Vec<u64> {
+    let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| line.find('{').and_then(|at| serde_json::from_str::<Value>(&line[at..]).ok()))
+        .filter(|line| line["uploadId"] == upload_id && line["method"] == method && line["route"] == route)
+        .map(|line| line["status"].as_u64().unwrap_or(0))
+        .collect()
+}
+
+fn count(lines: &[String], method: &str, route: &str) -> usize {
+    lines.iter().filter(|line| **line == format!("{method} {route}")).count()
+}
+
+/// Of `page_direct.mjs`'s records in `list` ("r2", "urls", "reports", "workerPuts") from
+/// `phase`, the part numbers of those `keep` accepts, in order.
+fn parts_of(seen: &Value, list: &str, phase: &str, keep: impl Fn(&Value) -> bool) -> Vec<u64> {
+    let records = seen[list].as_array().unwrap().iter().filter(|r| r["phase"] == phase && keep(r));
+    records.map(|r| r["partNumber"].as_u64().unwrap()).collect()
+}
+
+fn sorted(mut numbers: Vec<u64>) -> Vec<u64> {
+    numbers.sort();
+    numbers
+}
+
+/// Runs `page_direct.mjs` against `worker` (which offers direct parts) for a file of `len`
+/// random bytes under `subject`, with the scenario's `extra` settings. The page is opened at
+/// `http://localhost:PORT`, the Worker's own port under another host name: the presigned URLs
+/// name `127.0.0.1:PORT` (the testkit's `R2_S3_ENDPOINT`), so each part's PUT is cross-origin
+/// and Chromium sends it only after a CORS preflight that local R2 itself answers (miniflare's
+/// `workers/r2/s3/index.worker.ts` puts hono's `cors({origin: "*", allowMethods: [.., "PUT", ..],
+/// exposeHeaders: ["*"]})` before every S3 route, and its entry worker lets `/cdn-cgi/` requests
+/// from a loopback `Origin` through): no stand-in for the bucket's CORS rule is needed. Asserts
+/// that the upload finished, every request to R2 came from the page's origin, Chromium logged
+/// no CORS error, and the object is the file; returns what the page saw and the upload's id.
+fn upload_directly_from_the_page(
+    worker: &Worker,
+    subject: &str,
+    len: usize,
+    extra: &[(&str, &str)],
+) -> (Value, String) {
+    let token = worker.token(subject, ALL_SCOPES);
+    let (_dir, path, data) = file("direct.bin", len, len as u64);
+    let page_url = worker.url.replace("127.0.0.1", "localhost");
+    let mut vars = vec![("PAGE_URL", page_url.as_str()), ("TOKEN", &token), ("FILE", path.to_str().unwrap())];
+    vars.extend_from_slice(extra);
+    let seen = browser("page_direct.mjs", &vars);
+
+    assert_eq!(seen["pageOrigin"], page_url.as_str(), "{seen}");
+    assert_eq!(seen["status"], "Uploaded", "{seen}");
+    assert_eq!(seen["corsConsole"], json!([]), "{seen}");
+    let r2_origin = worker.url.trim_start_matches("http://");
+    for request in seen["r2"].as_array().unwrap().iter().filter(|r| r.get("status").is_some()) {
+        assert_eq!((request["method"].as_str(), request["host"].as_str()), (Some("PUT"), Some(r2_origin)), "{request}");
+        assert_eq!(request["origin"], page_url.as_str(), "a cross-origin request: {request}");
+    }
+    let key = seen["key"].as_str().unwrap();
+    let object = Api::new(worker, Some(token)).object(key, &[]);
+    assert_eq!(object.status, 200);
+    assert!(object.body == data, "the bytes came back identical");
+    assert_eq!(object.header("etag"), Some(format!("\"{}\"", multipart_etag(&data, PART)).as_str()), "{seen}");
+    let created = seen["created"].as_array().unwrap();
+    assert_eq!(created.len(), 1, "one upload: {seen}");
+    let upload_id = created[0].as_str().unwrap().to_string();
+    (seen, upload_id)
+}
+
+/// Each report the page sent in `phase` carries the ETag R2 answered that part's PUT with,
+/// which the page could read only because local R2 exposes it through CORS.
+fn assert_reports_name_r2s_etags(seen: &Value, phase: &str) {
+    let r2 = seen["r2"].as_array().unwrap();
+    for report in seen["reports"].as_array().unwrap().iter().filter(|r| r["phase"] == phase) {
+        let n = &report["partNumber"];
+        let put = r2.iter().find(|r| r["phase"] == phase && &r["partNumber"] == n && r["status"] == 200);
+        let etag =
+            put.and_then(|put| put["etag"].as_str()).unwrap_or_else(|| panic!("no PUT of part {n} to R2: {seen}"));
+        assert_eq!(report["body"], json!({"etag": etag.trim_matches('"')}), "{seen}");
+        assert_eq!(report["status"], 200, "{seen}");
+    }
+}
+
+/// The page sends each part straight to R2 when the Worker offers direct parts: a URL asked
+/// and a report sent to the Worker per part, the bytes to R2 (cross-origin, through local
+/// R2's own CORS: no Playwright route is installed, which would answer the preflights instead;
+/// its `ETag` read and reported), none on the Worker's part route.
+#[test]
+fn the_page_sends_its_parts_straight_to_r2_and_the_bytes_come_back_identical() {
+    let worker = Worker::start();
+    // What local R2 answers the preflight of such a PUT, as Chromium sends it.
+    let page_origin = worker.url.replace("127.0.0.1", "localhost");
+    let s3 = format!("{}/{}/page-direct/direct.bin?partNumber=1&uploadId=u", LOCAL_S3.path, LOCAL_S3.bucket);
+    let headers = [
+        ("origin", page_origin.as_str()),
+        ("access-control-request-method", "PUT"),
+        ("access-control-request-headers", "content-type"),
+    ];
+    let preflight = Api::new(&worker, None).send("OPTIONS", &s3, &headers, None);
+    assert_eq!((preflight.status, preflight.header("access-control-allow-origin")), (204, Some("*")), "{preflight:?}");
+    assert!(listed(&preflight, "access-control-allow-methods").contains(&"put".to_string()), "{preflight:?}");
+    assert_eq!(preflight.header("access-control-allow-headers"), Some("content-type"), "{preflight:?}");
+    let (seen, id) = upload_directly_from_the_page(&worker, "page-direct", 2 * PART + 12_345, &[]);
+
+    assert_eq!(sorted(parts_of(&seen, "r2", "before", |r| r["status"] == 200)), [1, 2, 3], "{seen}");
+    assert_eq!(seen["r2"].as_array().unwrap().len(), 3, "one PUT to R2 per part, none failed: {seen}");
+    assert_reports_name_r2s_etags(&seen, "before");
+    assert_eq!(sorted(parts_of(&seen, "reports", "before", |_| true)), [1, 2, 3], "{seen}");
+    assert_eq!(seen["workerPuts"], json!([]), "{seen}");
+    let saw = worker_saw(&worker, &id);
+    assert_eq!(count(&saw, "POST", URL_ROUTE), 3, "a URL per part: {saw:?}");
+    assert_eq!(count(&saw, "POST", PART_ROUTE), 3, "a report per part: {saw:?}");
+    assert_eq!(count(&saw, "PUT", PART_ROUTE), 0, "no part through the Worker: {saw:?}");
+    let detail = seen["detail"].as_str().unwrap();
+    assert!(detail.contains("this tab sent 3 parts straight to R2, 0 through the Worker"), "the page says how: {seen}");
+}
+
+/// A part the browser cannot reach R2 for (its PUT fails as a refused connection) goes
+/// through the Worker, that one alone; the others still go straight to R2. The refusal is a
+/// Playwright route, and while one is installed Playwright answers every CORS preflight itself
+/// (playwright-core's crNetworkManager, `isInterceptedOptionsPreflight`): this test is about the
+/// fallback; the other two show local R2's own CORS letting the page through.
+#[test]
+fn a_part_the_page_cannot_reach_r2_for_goes_through_the_worker_alone() {
+    let worker = Worker::start();
+    let extra = [("UNREACHABLE", "2")];
+    let (seen, id) = upload_directly_from_the_page(&worker, "page-direct-fallback", 2 * PART + 999, &extra);
+
+    assert_eq!(sorted(parts_of(&seen, "r2", "before", |r| r["status"] == 200)), [1, 3], "{seen}");
+    let refused = parts_of(&seen, "r2", "before", |r| r["failure"] == "net::ERR_CONNECTION_REFUSED");
+    assert_eq!(refused, [2], "{seen}");
+    assert_reports_name_r2s_etags(&seen, "before");
+    assert_eq!(sorted(parts_of(&seen, "reports", "before", |_| true)), [1, 3], "{seen}");
+    assert_eq!(parts_of(&seen, "workerPuts", "before", |r| r["status"] == 200), [2], "{seen}");
+    assert_eq!(seen["workerPuts"].as_array().unwrap().len(), 1, "{seen}");
+    let saw = worker_saw(&worker, &id);
+    assert_eq!(count(&saw, "PUT", PART_ROUTE), 1, "part 2 through the Worker: {saw:?}");
+    assert_eq!(count(&saw, "POST", PART_ROUTE), 2, "parts 1 and 3 reported: {saw:?}");
+    let detail = seen["detail"].as_str().unwrap();
+    assert!(detail.contains("this tab sent 2 parts straight to R2, 1 through the Worker"), "{seen}");
+}
+
+/// A reload while direct parts are on their way, then the same file chosen again: the page
+/// asks the Worker which parts it holds (at least those reported before the reload), sends
+/// only the others, straight to R2, to the same upload, and completes it. No route is
+/// installed, so every preflight here too is local R2's own.
+#[test]
+fn a_reload_mid_upload_with_direct_parts_resumes_sending_only_the_missing_parts_to_r2() {
+    let worker = Worker::start();
+    let extra = [("RELOAD_AFTER", "2")];
+    let (seen, id) = upload_directly_from_the_page(&worker, "page-direct-resume", 7 * PART + 777, &extra);
+
+    let reported_before = numbers(&seen["reportedBeforeReload"]);
+    let resumed_from = numbers(&seen["resumedFrom"]);
+    assert!(reported_before.len() >= 2 && reported_before.is_subset(&resumed_from), "{seen}");
+    assert!(resumed_from.len() < 8, "the reload came mid-upload: {seen}");
+    assert!(seen["pending"].as_str().unwrap().contains("MiB of 35 MiB stored"), "the page lists it: {seen}");
+    let sent_after = parts_of(&seen, "r2", "after", |r| r.get("status").is_some());
+    let sent_after_set: BTreeSet<u64> = sent_after.iter().copied().collect();
+    assert_eq!(sent_after.len(), sent_after_set.len(), "each missing part once: {seen}");
+    assert!(sent_after_set.is_disjoint(&resumed_from), "no stored part is sent again: {seen}");
+    assert_eq!(sent_after_set.union(&resumed_from).count(), 8, "every part is there in the end: {seen}");
+    assert!(
+        seen["r2"].as_array().unwrap().iter().filter(|r| r["phase"] == "after").all(|r| r["status"] == 200),
+        "{seen}"
+    );
+    assert_reports_name_r2s_etags(&seen, "after");
+    assert_eq!(sorted(parts_of(&seen, "reports", "after", |_| true)), sorted(sent_after), "each reported: {seen}");
+    let reports = seen["reports"].as_array().unwrap();
+    assert!(reports.iter().all(|r| r["uploadId"] == id.as_str()), "one upload, resumed: {seen}");
+    assert_eq!(seen["workerPuts"], json!([]), "{seen}");
+    let saw = worker_saw(&worker, &id);
+    assert!(count(&saw, "POST", PART_ROUTE) >= 8, "every part reported: {saw:?}");
+    assert_eq!(count(&saw, "PUT", PART_ROUTE), 0, "no part through the Worker: {saw:?}");
 }

@@ -123,7 +123,8 @@ fn uppy_with_its_tus_plugin_survives_a_patch_reset_mid_body() {
 #[test]
 fn the_page_sends_a_part_reset_mid_body_again_within_seconds_and_the_bytes_come_back_identical() {
     chromium();
-    let worker = Worker::shared();
+    // Without direct parts: the page would send its parts straight to local R2, past the proxy.
+    let worker = &Worker::start_with(Options::without_direct_parts());
     let token = worker.token("page-reset", ALL_SCOPES);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("interrupted.bin");
