@@ -10,10 +10,10 @@ median of --runs: upload wall time and MB/s, workerd CPU per GiB, uploader CPU a
 download MB/s (outputs compared byte for byte with the input), create/complete latency over
 keep-alive connections, bytes re-sent by a resumed upload after SIGKILL at ~50%, and the
 Worker's gzip bundle size; tus-js-client against `r2mpu upload`; md5sum beside the CLI's CPU;
-`aws s3 cp` through /s3 against
-`r2mpu upload`; `r2mpu upload` with direct parts (straight to local R2's S3 endpoint) against
-`--via-worker`, on loopback and through bench/link.py; then through bench/link.py at 20/80/200 ms RTT with a 256 KiB window, upload (mpuscript.py vs
-r2mpu) and download (curl vs r2mpu). Every client run is time-boxed. Prints a table with each
+`aws s3 cp` through /s3 against `r2mpu upload`; then through bench/link.py at 20/80/200 ms RTT
+with a 256 KiB window, upload (mpuscript.py vs r2mpu) and download (curl vs r2mpu); and
+`r2mpu upload` with direct parts (straight to local R2's S3 endpoint) against `--via-worker`, on
+loopback and at 80 ms, with the Worker's CPU and the S3 endpoint's apart. Every client run is time-boxed. Prints a table with each
 target and PASS/MISS; --write also puts it in bench/RESULTS.md and the WAN chart in
 bench/wan.svg. Python 3 standard library only; the seed client runs with .venv's python (it needs
 `requests`). Needs GNU time as /usr/bin/time: `apt-get install -y time`.
