@@ -4,8 +4,8 @@ R2's S3 endpoint, here wrangler dev's /cdn-cgi/local/r2/s3/r2mpu) against `r2mpu
 --direct-rtts RTT (--direct-wan-size); every object fetched back over loopback and compared.
 
 In one `wrangler dev` the Worker, the S3 endpoint (miniflare's r2/s3 JS worker) and the R2
-storage behind both run in the same runtime workerd process, on its one event-loop thread (the
-other threads are V8's GC and compiler helpers): per-thread CPU (/proc/PID/task) cannot tell the
+storage behind both run in the same runtime workerd process, on its one event-loop thread (its
+other threads, V8's GC and compiler helpers and a few of workerd's own, do little): per-thread CPU (/proc/PID/task) cannot tell the
 Worker's share from the endpoint's. So the phase serves the S3 endpoint from a second `wrangler
 dev` (`r2`: the same build, on the same --persist-to, so the same local bucket; its own Worker
 gets no request) and restarts ours with the four R2_S3_* settings signing for it: ours' workerd
@@ -49,8 +49,8 @@ def thread_cpu(pid):
 
 class Threads:
     """CPU of each workerd thread of a Worker between two points, by `role/main` (the process's
-    own thread: workerd's event loop, where every isolate runs) and `role/<comm>` (V8's
-    platform workers: GC, compilation)."""
+    own thread: workerd's event loop, where every isolate runs) and `role/<comm>` for the rest
+    (`V8 DefaultWorker`: GC, compilation; a thread of workerd's own shows as `role/workerd`)."""
 
     def __init__(self, worker):
         self.worker = worker

@@ -290,7 +290,7 @@ class Report:
                                       ("both", lambda r: r["server"].workerd + r["r2"].workerd)):
                     cpu = {w: median([cpu_of(r) / (dsize / GIB) for r in res[w]]) for w in res}
                     row(f"  CPU s/GiB, {where}: {label}", "-", f"{cpu['direct']:.1f} vs {cpu['worker']:.1f}",
-                        f"{cpu['direct'] / cpu['worker']:.2f}x" if cpu["worker"] else "", "", None)
+                        f"{cpu['direct'] / cpu['worker']:.2f}x" if "S3" not in label else "", "", None)
         if "hashing" in R and "upload" in R:
             H, gib = R["hashing"], size / GIB
             md5sum = median([r["cpu"] for r in H["md5sum"]]) / gib
