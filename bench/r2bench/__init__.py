@@ -35,6 +35,9 @@ Bottom up (each imports only modules above it):
                     multipart-ETag checks of uploaded objects; for wan and sweep
     wan.py          phase `wan`: both sides through bench/link.py at each RTT (issue 11); it
                     ends by asking the report for the chart (self.write_chart)
+    direct.py       phase `direct` (issue 22): `r2mpu upload` with direct parts vs --via-worker,
+                    loopback and through two links (to the Worker, to the S3 endpoint), the S3
+                    endpoint in a second wrangler dev on the same state so its CPU is its own
     sweep.py        phase `sweep` (issue 23): every size on every link, median and spread;
                     only when asked for (--only sweep), it takes hours at its defaults
     chart.py        wan_svg, ratio_svg: the WAN and sweep charts, plain SVGs

@@ -10,9 +10,10 @@ median of --runs: upload wall time and MB/s, workerd CPU per GiB, uploader CPU a
 download MB/s (outputs compared byte for byte with the input), create/complete latency over
 keep-alive connections, bytes re-sent by a resumed upload after SIGKILL at ~50%, and the
 Worker's gzip bundle size; tus-js-client against `r2mpu upload`; md5sum beside the CLI's CPU;
-`aws s3 cp` through /s3 against
-`r2mpu upload`; then through bench/link.py at 20/80/200 ms RTT with a 256 KiB window, upload (mpuscript.py vs
-r2mpu) and download (curl vs r2mpu). Every client run is time-boxed. Prints a table with each
+`aws s3 cp` through /s3 against `r2mpu upload`; then through bench/link.py at 20/80/200 ms RTT
+with a 256 KiB window, upload (mpuscript.py vs r2mpu) and download (curl vs r2mpu); and
+`r2mpu upload` with direct parts (straight to local R2's S3 endpoint) against `--via-worker`, on
+loopback and at 80 ms, with the Worker's CPU and the S3 endpoint's apart. Every client run is time-boxed. Prints a table with each
 target and PASS/MISS; --write also puts it in bench/RESULTS.md and the WAN chart in
 bench/wan.svg. Python 3 standard library only; the seed client runs with .venv's python (it needs
 `requests`). Needs GNU time as /usr/bin/time: `apt-get install -y time`.
@@ -38,6 +39,7 @@ from .jwt import Jwt
 from .resume import Resume
 from .tus import Tus
 from .s3 import S3
+from .direct import Direct
 from .hashing import Hashing
 from .links import Links
 from .wan import Wan
@@ -47,7 +49,7 @@ from .sweep_report import SweepReport
 
 
 class Bench(Runner, Links, Bundle, Upload, ContentMd5, Download, Rss, Latency, PartCost, Jwt, Resume, Tus, S3, Hashing,
-            Wan, Sweep, Report, SweepReport):
+            Wan, Direct, Sweep, Report, SweepReport):
     """The whole bench as one object: the runner's shared state and setup, every phase's method
     and the report (see the package's docstring)."""
 
@@ -67,7 +69,7 @@ def main():
     p.add_argument("--part-cost-window", type=int, default=100,
                    help="parts measured one at a time at its start and at its end (default 100)")
     p.add_argument("--jwt-iters", type=int, default=300, help="requests per side for the JWT cost (default 300)")
-    p.add_argument("--only", default="bundle,upload,download,rss,latency,part-cost,jwt,resume,tus,s3,hashing,wan",
+    p.add_argument("--only", default="bundle,upload,download,rss,latency,part-cost,jwt,resume,tus,s3,hashing,wan,direct",
                    help="comma-separated phases to run (default all but content-md5, issue 12's cost of "
                         "Content-MD5 on every part, and sweep, issue 23's sizes x links, hours at its defaults)")
     p.add_argument("--wan-rtts", type=lambda t: [int(x) for x in t.split(",")], default=[20, 80, 200],
@@ -82,6 +84,11 @@ def main():
                         "256 KiB per 200 ms RTT, 1.3 MB/s, so that is 51 s)")
     p.add_argument("--wan-runs", type=int, default=2,
                    help="runs per side, RTT and direction; the median is reported (default 2)")
+    p.add_argument("--direct-rtts", type=lambda t: [int(x) for x in t.split(",")], default=[80],
+                   help="the direct phase's links beside loopback: RTTs in ms through bench/link.py with --wan-window "
+                        "(default 80; its loopback runs use the --size file)")
+    p.add_argument("--direct-wan-size", type=parse_size, default=64 * MIB,
+                   help="file uploaded through each of the direct phase's links (default 64MiB)")
     sizes = lambda t: [parse_size(x) for x in t.split(",")]
     p.add_argument("--sweep-sizes", type=sizes, default=[16 * MIB, 64 * MIB, 256 * MIB, GIB, 4 * GIB],
                    help="the sweep phase's file sizes (default 16MiB,64MiB,256MiB,1GiB,4GiB)")
@@ -127,7 +134,8 @@ def main():
         for phase, run in (("upload", bench.uploads), ("download", bench.downloads), ("rss", bench.rss_small),
                            ("latency", bench.latency), ("part-cost", bench.part_cost), ("jwt", bench.jwt_cost),
                            ("resume", bench.resume), ("content-md5", bench.content_md5), ("tus", bench.tus),
-                           ("s3", bench.s3), ("hashing", bench.hashing), ("wan", bench.wan), ("sweep", bench.sweep)):
+                           ("s3", bench.s3), ("hashing", bench.hashing), ("wan", bench.wan), ("direct", bench.direct),
+                           ("sweep", bench.sweep)):
             if phase not in phases:
                 continue
             # Downloads fetch what the uploads put, and hashing is compared with them: same Workers.

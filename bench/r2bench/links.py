@@ -24,14 +24,16 @@ class LinkProcess:
     is its own and it shares no interpreter with the bench; its counters (connections, bytes
     each way) come from the line it prints when it stops."""
 
-    def __init__(self, name, target_port, rtt_ms, window, log_path):
+    def __init__(self, name, target_port, rtt_ms, window, log_path, listen_port=0):
         self.name, self.target_port, self.rtt_ms, self.window, self.log_path = name, target_port, rtt_ms, window, log_path
+        self.listen_port = listen_port  # 0: a free port
         self.proc, self.port, self.counters = None, None, {}
 
     def start(self):
         self.log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen([sys.executable, str(REPO / "bench/link.py"), "--to", f"127.0.0.1:{self.target_port}",
-                                      "--rtt", f"{self.rtt_ms}ms", "--window", str(self.window)],
+                                      "--rtt", f"{self.rtt_ms}ms", "--window", str(self.window),
+                                      "--listen", f"127.0.0.1:{self.listen_port}"],
                                      stdout=subprocess.PIPE, stderr=self.log_file, text=True, start_new_session=True)
         first = []
         reader = threading.Thread(target=lambda: first.append(self.proc.stdout.readline()), daemon=True)

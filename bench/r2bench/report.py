@@ -275,6 +275,22 @@ class Report:
             row(f"aws s3 cp via /s3 vs r2mpu upload, MB/s ({human(size)}; min-max {spread(S['s3'])} vs "
                 f"{spread(S['rest'])})", "-", f"{s3:.1f} vs {rest:.1f}", f"{s3 / rest:.2f}x", ">= 0.9x, cmp identical",
                 s3 / rest >= 0.9 and ok)
+        if "direct" in R:
+            D = R["direct"]
+            for rtt, res in D["links"].items():
+                dsize, where = D["sizes"][rtt], "loopback" if rtt == 0 else f"{rtt} ms"
+                mbs = {w: median([dsize / r["wall"] / MB for r in res[w]]) for w in res}
+                spread = lambda rs: f"{min(dsize / r['wall'] / MB for r in rs):.1f}-{max(dsize / r['wall'] / MB for r in rs):.1f}"
+                ok = all(r["identical"] for w in res for r in res[w])
+                row(f"direct parts vs --via-worker, {where}: MB/s ({human(dsize)}; min-max {spread(res['direct'])} vs "
+                    f"{spread(res['worker'])})", "-", f"{mbs['direct']:.1f} vs {mbs['worker']:.1f}",
+                    f"{mbs['direct'] / mbs['worker']:.2f}x", "reported, cmp identical", ok)
+                for label, cpu_of in (("the Worker's workerd", lambda r: r["server"].workerd),
+                                      ("the S3 endpoint's workerd (direct parts' storage)", lambda r: r["r2"].workerd),
+                                      ("both", lambda r: r["server"].workerd + r["r2"].workerd)):
+                    cpu = {w: median([cpu_of(r) / (dsize / GIB) for r in res[w]]) for w in res}
+                    row(f"  CPU s/GiB, {where}: {label}", "-", f"{cpu['direct']:.1f} vs {cpu['worker']:.1f}",
+                        f"{cpu['direct'] / cpu['worker']:.2f}x" if "S3" not in label else "", "", None)
         if "hashing" in R and "upload" in R:
             H, gib = R["hashing"], size / GIB
             md5sum = median([r["cpu"] for r in H["md5sum"]]) / gib
@@ -334,6 +350,29 @@ class Report:
                     out.append(f"- {who} {i + 1}: {a.size / r['wall'] / MB:.1f} MB/s, workerd "
                                f"{r['server'].workerd:.2f} s, client {r['cpu']:.2f} s, RSS {r['rss'] / MIB:.0f} MiB"
                                + (f", fetched back identical={r['identical']}" if way == "s3" else ""))
+            out.append("")
+        if "direct" in R:
+            D = R["direct"]
+            out.append("Direct parts (issue 22): `r2mpu upload` (presigned UploadParts to local R2's S3 endpoint, "
+                       "/cdn-cgi/local/r2/s3/r2mpu, served by a second wrangler dev on the same state so that its CPU "
+                       "is its own; the Worker signs and records) alternating with `r2mpu upload --via-worker`; "
+                       "through a link, one bench/link.py to the Worker and one to the S3 endpoint (the address the "
+                       "Worker signs for). Every object fetched back over loopback and compared. Per run: MB/s / "
+                       "CPU s/GiB of the Worker's workerd processes (by process/thread) and the S3 endpoint's / part "
+                       "PUTs our Worker saw / client CPU s / bytes each link carried")
+            for rtt, res in D["links"].items():
+                dsize, where = D["sizes"][rtt], "loopback" if rtt == 0 else f"{rtt} ms"
+                gib = dsize / GIB
+                for w, who in (("direct", "direct"), ("worker", "--via-worker")):
+                    for i, r in enumerate(res[w]):
+                        threads = ", ".join(f"{k} {v / gib:.1f}" for k, v in sorted(r["threads"].items()) if v >= 0.01)
+                        links = "".join(f", {k} link {human(c.get('bytes_up', 0))} up / "
+                                        f"{human(c.get('bytes_down', 0))} down in {c.get('connections')} connections"
+                                        for k, c in r.get("links", {}).items())
+                        out.append(f"- {where} {who} {i + 1} ({human(dsize)}): {dsize / r['wall'] / MB:.1f} MB/s, "
+                                   f"Worker {r['server'].workerd / gib:.1f} s/GiB ({threads}), S3 endpoint "
+                                   f"{r['r2'].workerd / gib:.1f} s/GiB, {r['part_puts']} part PUTs to the Worker of "
+                                   f"{r['parts']} parts, client {r['cpu']:.2f} s{links}, identical={r['identical']}")
             out.append("")
         if "hashing" in R:
             H = R["hashing"]
