@@ -67,14 +67,16 @@ const AT_MOST: u32 = 1 << 20;
 /// `body` read in large chunks with workerd's BYOB `readAtLeast`, for a stream stage that
 /// handles each chunk (the part's lease and digests, the aws-chunked decoder). A request body's
 /// own chunks are a network read's worth (4 KiB on loopback), and every chunk costs such a
-/// stage a promise and a call into wasm: 256 MiB through one cost workerd 2.0 s of CPU in
-/// 4 KiB chunks and 0.5 s re-chunked, and a SHA-256 on the way 0.3-0.6 s more against 0.1 s (a bare
-/// stream stage in JS, measured alone under `wrangler dev`).
+/// stage a promise, and ours a call into wasm besides. Measured alone under `wrangler dev`, 256
+/// MiB through a bare JS stage cost workerd 1.9-2.5 s of CPU in 4 KiB chunks and 0.5 s
+/// re-chunked; a SHA-256 on the way 0.3-0.6 s more, against 0.1 s. With it, `aws s3 cp` through
+/// `/s3` went from 0.65x to 1.03x of `r2mpu upload` (bench/RESULTS.md, the S3 phase).
 ///
 /// Each read takes the body's lock and gives it back, so between reads the body is unlocked,
 /// as a pipe left it: [`broke`] can probe it, and a body left unread after a refusal can be
 /// drained. The new stream is never cancelled into `body`, for the same reason. A stream that
-/// is not a byte stream (already re-chunked by a stage) is answered as it is.
+/// is not a byte stream (the aws-chunked decoder's output, already in large chunks) is answered
+/// as it is.
 pub fn in_large_chunks(body: &ReadableStream) -> ReadableStream {
     in_large_chunks_js(body, AT_LEAST, AT_MOST)
 }
