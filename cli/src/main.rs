@@ -23,6 +23,7 @@
 
 mod client;
 mod concurrency;
+mod direct;
 mod download;
 mod error;
 mod etag;
