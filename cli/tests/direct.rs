@@ -187,3 +187,46 @@ fn a_url_r2_refuses_as_expired_is_fetched_again_and_the_part_still_goes_direct()
     env.run(&["download", "expired/expired.bin", "back.bin"]).expect(0);
     assert!(fs::read(env.path("back.bin")).unwrap() == data);
 }
+
+/// A part's report does not hold the next part's start, and a report the Worker fails is
+/// retried: with one part in flight, part 1's report is slowed (1.5 s) and part 2's PUT to R2
+/// must arrive while it is still being answered; part 2's first report gets a `503` and goes
+/// again. The URLs are bent through the proxy as in the test above, so it sees the PUTs to R2.
+#[test]
+fn a_reports_wait_does_not_hold_the_next_part_and_a_failed_report_is_retried() {
+    let env = Env::new("cli-direct-reports");
+    let (_, data) = env.file("reports.bin", 3 * PART + 5);
+    let me: Arc<OnceLock<String>> = Arc::default();
+    let (worker, here) = (env.worker.url.trim_end_matches('/').to_owned(), Arc::clone(&me));
+    let report_of = |seen: &util::Seen, n: u16| seen.method == "POST" && seen.path.ends_with(&format!("/parts/{n}"));
+    let proxy = Proxy::start(&env.worker.url, move |seen| {
+        if seen.path.ends_with("/urls") {
+            let (from, to) = (format!("{worker}/cdn-cgi/"), format!("{}/cdn-cgi/", here.get().unwrap()));
+            return Action::Edit(Box::new(move |answer| {
+                let text = String::from_utf8(answer.body.clone()).unwrap();
+                answer.body = text.replace(&from, &to).into_bytes();
+                Fate::Deliver
+            }));
+        }
+        match (report_of(seen, 1), report_of(seen, 2) && seen.earlier == 0) {
+            (true, _) => Action::ForwardAfter(std::time::Duration::from_millis(1500)),
+            (_, true) => Action::Fail("503 Service Unavailable"),
+            _ => Action::Forward,
+        }
+    });
+    me.set(proxy.url.clone()).unwrap();
+    let args = ["upload", "reports.bin", "reports/reports.bin", "--part-size", PART_SIZE, "--concurrency", "1"];
+    let mut command = env.command(&args);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
+    assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+    let seen = proxy.seen();
+    let report_1 = seen.iter().find(|s| report_of(s, 1)).expect("part 1's report").index;
+    let put_2 = seen.iter().find(|s| s.path.starts_with("/cdn-cgi/") && s.path.contains("partNumber=2&")).unwrap();
+    assert!(put_2.answering.contains(&report_1), "part 2 waited for part 1's report: {:?}", put_2.answering);
+    assert_eq!(seen.iter().filter(|s| report_of(s, 2)).count(), 2, "part 2's report once failed, once landed");
+    let saw = logged(env.worker, &upload_id_of(&run.stderr));
+    assert_eq!(count(&saw, &format!("POST {PART_ROUTE}")), 4, "every part reported: {saw:?}");
+    env.run(&["download", "reports/reports.bin", "back.bin"]).expect(0);
+    assert!(fs::read(env.path("back.bin")).unwrap() == data);
+}
