@@ -16,7 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use r2mpu_api::types::{
-    CompleteUpload, CompletedObject, CreateUpload, ObjectList, Part, PartReport, PartUrl, PartUrlRequest, Upload,
+    CompleteUpload, CompletedObject, CreateUpload, ObjectList, Part, PartReport, PartUrl, PartUrlItem, PartUrlRequest,
+    PartUrls, PartUrlsRequest, Upload,
 };
 use r2mpu_api::Problem;
 use serde::de::DeserializeOwned;
@@ -251,6 +252,21 @@ impl Client {
                 return Ok(None);
             }
             read_json(check(&what, response)?).map(Some)
+        })
+    }
+
+    /// `POST /uploads/{uploadId}/urls`: presigned PUTs for many parts in one round trip (at most
+    /// 1,000), in the order asked, or `None` when the server offers no direct parts
+    /// (`501 direct_parts_unavailable`).
+    pub fn part_urls(&self, upload_id: &str, parts: Vec<PartUrlItem>) -> Result<Option<Vec<PartUrl>>> {
+        let json = serde_json::to_vec(&PartUrlsRequest { parts }).expect("PartUrlsRequest serializes");
+        let path = format!("{}/urls", upload_path(upload_id));
+        self.with_retries("part URLs", || {
+            let response = self.post(&path).header("Content-Type", "application/json").send(&json[..]);
+            if response.as_ref().is_ok_and(|r| r.status().as_u16() == 501) {
+                return Ok(None);
+            }
+            read_json::<PartUrls>(check("part URLs", response)?).map(|urls| Some(urls.parts))
         })
     }
 

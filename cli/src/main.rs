@@ -14,6 +14,7 @@
 //! - [`pool`]: the threads both transfers send or fetch their parts with.
 //! - [`concurrency`]: how many parts are in flight (pinned, or adapted to the measured
 //!   throughput).
+//! - [`direct`]: direct parts' presigned URLs, fetched in batches ahead of need.
 //! - [`client`]: HTTP to the Worker: routes, bearer token, retries with backoff, problem parsing.
 //! - [`resume`]: the local journals that let a transfer continue after it was interrupted.
 //!   [`fileio`]: positional, hashed file ranges. [`hedge`]: asking again for a stalled range.
@@ -23,6 +24,7 @@
 
 mod client;
 mod concurrency;
+mod direct;
 mod download;
 mod error;
 mod etag;

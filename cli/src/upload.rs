@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, Metadata};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::thread;
 use std::time::UNIX_EPOCH;
 
 use r2mpu_api::key::check_key;
@@ -25,6 +27,7 @@ use ureq::SendBody;
 
 use crate::client::{check, part_path, read_json, Attempt, Client};
 use crate::concurrency::{self, Concurrency, Sizing, NEAR_START};
+use crate::direct::UrlBook;
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest, Etag};
 use crate::fileio::{md5_range, RangeReader};
@@ -95,6 +98,7 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
                 upload_id: &id,
                 verify: args.verify_parts,
                 direct: AtomicBool::new(!args.via_worker),
+                urls: UrlBook::new(client, &id, &todo),
                 quiet: args.quiet,
                 progress: &progress,
             };
@@ -287,6 +291,8 @@ struct Sending<'a> {
     /// Parts go straight to R2 with presigned URLs while this holds: from the start unless
     /// `--via-worker`, until the server says it offers none.
     direct: AtomicBool,
+    /// Direct parts' URLs, fetched in batches ahead of need.
+    urls: UrlBook<'a>,
     quiet: bool,
     progress: &'a Progress,
 }
@@ -294,6 +300,11 @@ struct Sending<'a> {
 impl Sending<'_> {
     /// Sends `todo`, `concurrency` parts at a time. This thread records each finished part in the
     /// journal as it lands; the first failure stops the others from starting new parts.
+    ///
+    /// A part sent straight to R2 frees its place for the next part as soon as R2 has answered:
+    /// its report to the Worker goes to [`REPORTERS`] threads of its own, and the part is
+    /// journaled (on the server, for a resume) once the report has landed. Every report has
+    /// landed, or failed, when this returns, so complete never overtakes one.
     fn run(
         &self,
         todo: &[u16],
@@ -302,40 +313,81 @@ impl Sending<'_> {
         etags: &mut BTreeMap<u16, String>,
     ) -> Result<()> {
         let count = usize::from(self.layout.part_count().unwrap_or(0));
-        pool::run(
-            todo,
-            count,
-            concurrency,
-            self.progress,
-            &self.client.setbacks,
-            |n| self.send_part(n),
-            |n, sent| {
-                let (part, md5) = sent?;
-                journal.record(u32::from(n), md5)?;
-                etags.insert(n, part.etag);
-                let (start, end) = self.layout.part_range(n);
-                self.progress.arrived(end - start);
-                Ok(())
-            },
-        )
+        let mut record = |n: u16, landed: Result<(Part, Digest)>| -> Result<()> {
+            let (part, md5) = landed?;
+            journal.record(u32::from(n), md5)?;
+            etags.insert(n, part.etag);
+            Ok(())
+        };
+        let (to_report, queue) = mpsc::channel::<(u16, PartReport, Digest)>();
+        let (reported, landed) = mpsc::channel::<(u16, Result<(Part, Digest)>)>();
+        let queue = Mutex::new(queue);
+        thread::scope(|scope| {
+            let reporters = if self.direct.load(Ordering::Relaxed) { REPORTERS } else { 0 };
+            for _ in 0..reporters {
+                let (queue, reported) = (&queue, reported.clone());
+                scope.spawn(move || loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((n, report, md5)) = next else { break };
+                    let result = self.client.report_part(self.upload_id, n, &report).map(|part| (part, md5));
+                    if reported.send((n, result)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(reported);
+            let sent = pool::run(
+                todo,
+                count,
+                concurrency,
+                self.progress,
+                &self.client.setbacks,
+                |n| self.send_part(n),
+                |n, sent| {
+                    let sent = sent?;
+                    let (start, end) = self.layout.part_range(n);
+                    self.progress.arrived(end - start);
+                    match sent {
+                        Sent::Recorded(part, md5) => record(n, Ok((part, md5)))?,
+                        Sent::ToReport(report, md5) => {
+                            to_report.send((n, report, md5)).expect("the reporters wait for the queue to close")
+                        }
+                    }
+                    // Reports that landed meanwhile: the first failure stops new parts too.
+                    while let Ok((m, result)) = landed.try_recv() {
+                        record(m, result)?;
+                    }
+                    Ok(())
+                },
+            );
+            drop(to_report);
+            let mut first_error = sent.err();
+            for (m, result) in landed {
+                if let Err(error) = record(m, result) {
+                    first_error.get_or_insert(error);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        })
     }
 
     /// Sends part `n` straight to R2 when the server offers it, else (or when R2 cannot be
     /// reached for it) through the Worker. Returns the server's part and the MD5 of the bytes
     /// that went out.
-    fn send_part(&self, n: u16) -> Result<(Part, Digest)> {
+    fn send_part(&self, n: u16) -> Result<Sent> {
         if self.direct.load(Ordering::Relaxed) {
-            if let Some(sent) = self.send_direct(n)? {
-                return Ok(sent);
+            if let Some((report, md5)) = self.send_direct(n)? {
+                return Ok(Sent::ToReport(report, md5));
             }
         }
-        self.send_via_worker(n)
+        self.send_via_worker(n).map(|(part, md5)| Sent::Recorded(part, md5))
     }
 
-    /// Part `n` to R2 with a presigned PUT (`Content-MD5` signed with `--verify-parts`), then
-    /// reported to the Worker with R2's ETag. `None`: the server offers no direct parts, or R2
-    /// did not take the part (unreachable, refused); the caller sends it through the Worker.
-    fn send_direct(&self, n: u16) -> Result<Option<(Part, Digest)>> {
+    /// Part `n` to R2 with a presigned PUT (`Content-MD5` signed with `--verify-parts`), and the
+    /// report to make to the Worker with R2's ETag. A URL R2 refuses as expired is fetched
+    /// again once. `None`: the server offers no direct parts, or R2 did not take the part
+    /// (unreachable, refused); the caller sends it through the Worker.
+    fn send_direct(&self, n: u16) -> Result<Option<(PartReport, Digest)>> {
         let (start, end) = self.layout.part_range(n);
         let len = end - start;
         let read_failed = |e| Error::io(format!("reading part {n} of the file"), e);
@@ -344,21 +396,35 @@ impl Sending<'_> {
             false => None,
         };
         let content_md5 = known.as_ref().map(etag::content_md5);
-        let Some(url) = self.client.part_url(self.upload_id, n, content_md5.clone())? else {
-            if self.direct.swap(false, Ordering::Relaxed) && !self.quiet {
-                note("the server offers no direct parts: sending them through the Worker");
+        let mut expired_once = false;
+        let (response, body) = loop {
+            // A signed MD5 is the part's own: such URLs cannot be fetched before the part is hashed.
+            let url = match &content_md5 {
+                Some(_) => self.client.part_url(self.upload_id, n, content_md5.clone())?,
+                None => self.urls.take(n)?,
+            };
+            let Some(url) = url else {
+                if self.direct.swap(false, Ordering::Relaxed) && !self.quiet {
+                    note("the server offers no direct parts: sending them through the Worker");
+                }
+                return Ok(None);
+            };
+            let mut body = RangeReader::new(self.file, start, len, self.progress);
+            if known.is_some() {
+                body = body.unhashed();
             }
-            return Ok(None);
+            let mut response = self.client.put_direct(&url).send(SendBody::from_reader(&mut body));
+            if let Some(error) = body.local_error.take() {
+                self.progress.take_back(body.counted);
+                return Err(read_failed(error));
+            }
+            if !expired_once && response.as_mut().is_ok_and(refused_as_expired) {
+                self.progress.take_back(body.counted);
+                expired_once = true;
+                continue;
+            }
+            break (response, body);
         };
-        let mut body = RangeReader::new(self.file, start, len, self.progress);
-        if known.is_some() {
-            body = body.unhashed();
-        }
-        let response = self.client.put_direct(&url).send(SendBody::from_reader(&mut body));
-        if let Some(error) = body.local_error.take() {
-            self.progress.take_back(body.counted);
-            return Err(read_failed(error));
-        }
         let etag = match &response {
             Ok(r) if r.status().is_success() => {
                 r.headers().get("etag").and_then(|v| v.to_str().ok()).map(|v| v.trim().trim_matches('"').to_owned())
@@ -382,8 +448,7 @@ impl Sending<'_> {
                 etag::hex(&md5)
             )));
         }
-        let part = self.client.report_part(self.upload_id, n, &PartReport { etag, content_md5 })?;
-        Ok(Some((part, md5)))
+        Ok(Some((PartReport { etag, content_md5 }, md5)))
     }
 
     /// `PUT /uploads/{id}/parts/{n}`, streamed from the file, with retries.
@@ -441,6 +506,26 @@ impl Sending<'_> {
             }
         })
     }
+}
+
+/// How many threads report direct parts to the Worker, each one round trip per part.
+const REPORTERS: usize = 8;
+
+/// A part that went out: through the Worker, which recorded it, or straight to R2, with the
+/// report the Worker records it by.
+enum Sent {
+    Recorded(Part, Digest),
+    ToReport(PartReport, Digest),
+}
+
+/// Whether R2 answered a presigned PUT with `403` because the URL expired: `AccessDenied`,
+/// "Request has expired" in production, `ExpiredRequest` locally. Reads the answer's body.
+fn refused_as_expired(response: &mut ureq::http::Response<ureq::Body>) -> bool {
+    if response.status() != 403 {
+        return false;
+    }
+    let text = response.body_mut().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
+    text.to_ascii_lowercase().contains("expired")
 }
 
 fn modified_ns(metadata: &Metadata, path: &Path) -> Result<u64> {

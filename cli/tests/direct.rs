@@ -1,10 +1,13 @@
 //! Issue 22: `r2mpu upload` sends parts straight to R2 when the Worker offers direct parts (the
 //! test Worker does: testkit gives it local R2's S3 endpoint), `--via-worker` sends them through
 //! the Worker, a part R2 cannot take falls back to the Worker, and a killed upload resumes.
+//! The URLs come in batches ahead of need, and a URL R2 refuses as expired is fetched again.
 
 mod util;
 
 use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use r2mpu_api::types::UploadStatus;
 use util::{multipart_etag, wait_until, Action, Env, Fate, Proxy, Run, Running, Worker, PART};
@@ -12,6 +15,7 @@ use util::{multipart_etag, wait_until, Action, Env, Fate, Proxy, Run, Running, W
 const PART_SIZE: &str = "5MiB";
 const PART_ROUTE: &str = "/uploads/{uploadId}/parts/{partNumber}";
 const URL_ROUTE: &str = "/uploads/{uploadId}/parts/{partNumber}/url";
+const URLS_ROUTE: &str = "/uploads/{uploadId}/urls";
 
 /// The `method route` of each request for `upload_id` in the Worker's log (src/http/log.rs).
 fn worker_saw(worker: &Worker, upload_id: &str) -> Vec<String> {
@@ -41,16 +45,24 @@ fn logged(worker: &Worker, upload_id: &str) -> Vec<String> {
     worker_saw(worker, upload_id)
 }
 
+/// The parts' URLs come in batches (`POST /uploads/{id}/urls`), not one request per part before
+/// its PUT, and each part's report, though it no longer holds the next part's start, lands
+/// before complete.
 #[test]
-fn an_upload_sends_its_parts_straight_to_r2_and_reads_back_identical() {
+fn an_upload_sends_its_parts_straight_to_r2_with_batched_urls_and_reads_back_identical() {
     let env = Env::new("cli-direct");
-    let (_, data) = env.file("direct.bin", 3 * PART + 11);
+    let (_, data) = env.file("direct.bin", 5 * PART + 11);
     let run = env.run(&["upload", "direct.bin", "direct/direct.bin", "--part-size", PART_SIZE]).expect(0);
     assert_eq!(run.field("etag"), multipart_etag(&data, PART));
     let id = upload_id_of(&run.stderr);
     let saw = logged(env.worker, &id);
-    assert_eq!(count(&saw, &format!("POST {URL_ROUTE}")), 4, "a URL per part: {saw:?}");
-    assert_eq!(count(&saw, &format!("POST {PART_ROUTE}")), 4, "a report per part: {saw:?}");
+    let url_requests = count(&saw, &format!("POST {URLS_ROUTE}")) + count(&saw, &format!("POST {URL_ROUTE}"));
+    assert!(url_requests < 6, "{url_requests} URL requests for 6 parts: {saw:?}");
+    assert_eq!(count(&saw, &format!("POST {URL_ROUTE}")), 0, "no URL asked for alone: {saw:?}");
+    let reports: Vec<usize> = (0..saw.len()).filter(|&i| saw[i] == format!("POST {PART_ROUTE}")).collect();
+    assert_eq!(reports.len(), 6, "a report per part: {saw:?}");
+    let complete = saw.iter().position(|l| l == "POST /uploads/{uploadId}/complete").unwrap();
+    assert!(reports.iter().all(|&i| i < complete), "every report before complete: {saw:?}");
     assert_eq!(count(&saw, &format!("PUT {PART_ROUTE}")), 0, "no part through the Worker: {saw:?}");
 
     env.run(&["download", "direct/direct.bin", "back.bin"]).expect(0);
@@ -68,6 +80,7 @@ fn via_worker_sends_every_part_through_the_worker() {
     let saw = logged(env.worker, &id);
     assert_eq!(count(&saw, &format!("PUT {PART_ROUTE}")), 3, "{saw:?}");
     assert_eq!(count(&saw, &format!("POST {URL_ROUTE}")), 0, "{saw:?}");
+    assert_eq!(count(&saw, &format!("POST {URLS_ROUTE}")), 0, "{saw:?}");
 }
 
 #[test]
@@ -75,12 +88,15 @@ fn a_part_r2_cannot_be_reached_for_goes_through_the_worker_and_the_rest_go_direc
     let env = Env::new("cli-direct-fallback");
     let (_, data) = env.file("fallback.bin", 2 * PART + 5);
     // Part 2's URL is bent to a port nothing listens on: R2 cannot be reached for it.
-    let proxy = Proxy::start(&env.worker.url, |seen| match seen.path.ends_with("/parts/2/url") {
+    let proxy = Proxy::start(&env.worker.url, |seen| match seen.path.ends_with("/urls") {
         true => Action::Edit(Box::new(|answer| {
-            let text = String::from_utf8(answer.body.clone()).unwrap();
-            let (scheme, rest) = text.split_once("\"url\":\"http://").unwrap();
-            let port_end = rest.find("/cdn-cgi/").unwrap();
-            answer.body = format!("{scheme}\"url\":\"http://127.0.0.1:9{}", &rest[port_end..]).into_bytes();
+            let mut urls: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+            for url in urls["parts"].as_array_mut().unwrap().iter_mut().filter(|u| u["partNumber"] == 2) {
+                let text = url["url"].as_str().unwrap();
+                let rest = &text[text.find("/cdn-cgi/").unwrap()..];
+                url["url"] = format!("http://127.0.0.1:9{rest}").into();
+            }
+            answer.body = serde_json::to_vec(&urls).unwrap();
             Fate::Deliver
         })),
         false => Action::Forward,
@@ -118,5 +134,99 @@ fn a_killed_direct_upload_resumes_sending_only_the_missing_parts_direct() {
     assert_eq!(count(&saw, &format!("PUT {PART_ROUTE}")), 0, "every part went direct: {saw:?}");
 
     env.run(&["download", "resume/resume.bin", "back.bin"]).expect(0);
+    assert!(fs::read(env.path("back.bin")).unwrap() == data);
+}
+
+/// A URL R2 refuses as expired (`403 ExpiredRequest`, as local R2 words it) is fetched again
+/// and the part still goes straight to R2, not through the Worker. The URLs are bent through a
+/// proxy (it forwards them to local R2 unchanged, `Host` included) that refuses part 2's first
+/// PUT as R2 does an expired one.
+#[test]
+fn a_url_r2_refuses_as_expired_is_fetched_again_and_the_part_still_goes_direct() {
+    let env = Env::new("cli-direct-expired");
+    let (_, data) = env.file("expired.bin", 2 * PART + 5);
+    let me: Arc<OnceLock<String>> = Arc::default();
+    let refused = AtomicBool::new(false);
+    let (worker, here) = (env.worker.url.trim_end_matches('/').to_owned(), Arc::clone(&me));
+    let proxy = Proxy::start(&env.worker.url, move |seen| {
+        if seen.path.ends_with("/urls") {
+            let (from, to) = (format!("{worker}/cdn-cgi/"), format!("{}/cdn-cgi/", here.get().unwrap()));
+            return Action::Edit(Box::new(move |answer| {
+                let text = String::from_utf8(answer.body.clone()).unwrap();
+                answer.body = text.replace(&from, &to).into_bytes();
+                Fate::Deliver
+            }));
+        }
+        let part_2_to_r2 =
+            seen.method == "PUT" && seen.path.starts_with("/cdn-cgi/") && seen.path.contains("partNumber=2&");
+        match part_2_to_r2 && !refused.swap(true, Ordering::Relaxed) {
+            true => Action::Edit(Box::new(|answer| {
+                answer.status = 403;
+                answer.headers.retain(|(name, _)| name != "etag");
+                answer.body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>ExpiredRequest</Code>\
+                    <Message>Request has expired</Message></Error>"
+                    .to_vec();
+                Fate::Deliver
+            })),
+            false => Action::Forward,
+        }
+    });
+    me.set(proxy.url.clone()).unwrap();
+    let mut command = env.command(&["upload", "expired.bin", "expired/expired.bin", "--part-size", PART_SIZE]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
+    assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+    assert!(!run.stderr.contains("did not take it directly"), "{}", run.stderr);
+    let seen = proxy.seen();
+    let to_r2: Vec<&str> = seen.iter().filter(|s| s.path.starts_with("/cdn-cgi/")).map(|s| s.path.as_str()).collect();
+    assert_eq!(to_r2.iter().filter(|p| p.contains("partNumber=2&")).count(), 2, "part 2 twice to R2: {to_r2:?}");
+    assert_eq!(to_r2.len(), 4, "{to_r2:?}");
+    assert_eq!(seen.iter().filter(|s| s.path.ends_with("/urls")).count(), 2, "a batch, then part 2's again");
+    let puts: Vec<u16> = seen.iter().filter_map(|s| s.part_number()).collect();
+    assert!(puts.is_empty(), "no part through the Worker: {puts:?}");
+    env.run(&["download", "expired/expired.bin", "back.bin"]).expect(0);
+    assert!(fs::read(env.path("back.bin")).unwrap() == data);
+}
+
+/// A part's report does not hold the next part's start, and a report the Worker fails is
+/// retried: with one part in flight, part 1's report is slowed (1.5 s) and part 2's PUT to R2
+/// must arrive while it is still being answered; part 2's first report gets a `503` and goes
+/// again. The URLs are bent through the proxy as in the test above, so it sees the PUTs to R2.
+#[test]
+fn a_reports_wait_does_not_hold_the_next_part_and_a_failed_report_is_retried() {
+    let env = Env::new("cli-direct-reports");
+    let (_, data) = env.file("reports.bin", 3 * PART + 5);
+    let me: Arc<OnceLock<String>> = Arc::default();
+    let (worker, here) = (env.worker.url.trim_end_matches('/').to_owned(), Arc::clone(&me));
+    let report_of = |seen: &util::Seen, n: u16| seen.method == "POST" && seen.path.ends_with(&format!("/parts/{n}"));
+    let proxy = Proxy::start(&env.worker.url, move |seen| {
+        if seen.path.ends_with("/urls") {
+            let (from, to) = (format!("{worker}/cdn-cgi/"), format!("{}/cdn-cgi/", here.get().unwrap()));
+            return Action::Edit(Box::new(move |answer| {
+                let text = String::from_utf8(answer.body.clone()).unwrap();
+                answer.body = text.replace(&from, &to).into_bytes();
+                Fate::Deliver
+            }));
+        }
+        match (report_of(seen, 1), report_of(seen, 2) && seen.earlier == 0) {
+            (true, _) => Action::ForwardAfter(std::time::Duration::from_millis(1500)),
+            (_, true) => Action::Fail("503 Service Unavailable"),
+            _ => Action::Forward,
+        }
+    });
+    me.set(proxy.url.clone()).unwrap();
+    let args = ["upload", "reports.bin", "reports/reports.bin", "--part-size", PART_SIZE, "--concurrency", "1"];
+    let mut command = env.command(&args);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
+    assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+    let seen = proxy.seen();
+    let report_1 = seen.iter().find(|s| report_of(s, 1)).expect("part 1's report").index;
+    let put_2 = seen.iter().find(|s| s.path.starts_with("/cdn-cgi/") && s.path.contains("partNumber=2&")).unwrap();
+    assert!(put_2.answering.contains(&report_1), "part 2 waited for part 1's report: {:?}", put_2.answering);
+    assert_eq!(seen.iter().filter(|s| report_of(s, 2)).count(), 2, "part 2's report once failed, once landed");
+    let saw = logged(env.worker, &upload_id_of(&run.stderr));
+    assert_eq!(count(&saw, &format!("POST {PART_ROUTE}")), 4, "every part reported: {saw:?}");
+    env.run(&["download", "reports/reports.bin", "back.bin"]).expect(0);
     assert!(fs::read(env.path("back.bin")).unwrap() == data);
 }
