@@ -778,14 +778,16 @@ fn keygen_writes_a_private_key_and_prints_its_public_set() {
 }
 
 /// Issue 11: each transfer thread reuses its connection for its next part; a new one per part
-/// would cost a handshake round trip each on a real link.
+/// would cost a handshake round trip each on a real link. Parts through the Worker: with
+/// direct parts, reports go to the Worker from reporter threads of their own, off the senders'
+/// connections (cli/src/direct.rs), so the Worker sees more than the senders' three.
 #[test]
 fn parts_and_ranges_reuse_their_connections() {
     let env = Env::new("keep-alive");
     let (_, data) = env.file("keep.bin", 12 * PART + 3);
     let relay = Relay::start(&env.worker.url);
     let mut command = env.command(&["upload", "keep.bin", "keep/keep.bin", "--part-size", PART_SIZE]);
-    command.args(["--concurrency", "3"]).env("R2MPU_ENDPOINT", &relay.url);
+    command.args(["--concurrency", "3", "--via-worker"]).env("R2MPU_ENDPOINT", &relay.url);
     Run::of(command).expect(0);
     // Create and complete ride on the senders' connections; 13 parts, 3 at a time.
     assert!(relay.connections() <= 3, "{} connections for 13 parts, 3 at a time", relay.connections());
