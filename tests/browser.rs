@@ -230,19 +230,8 @@ fn the_page_is_served_at_the_root_without_a_token_and_may_not_be_framed() {
 /// the epoch), as their log lines; read once the upload's complete is logged, which comes after
 /// every part sent before it was answered.
 fn part_puts_between(worker: &Worker, upload_id: &str, from: u64, until: u64) -> Vec<String> {
-    let lines = || -> Vec<Value> {
-        let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
-        log.lines()
-            .filter_map(|line| line.find('{').and_then(|at| serde_json::from_str::<Value>(&line[at..]).ok()))
-            .filter(|line| line["uploadId"] == upload_id)
-            .collect()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !lines().iter().any(|line| line["route"] == "/uploads/{uploadId}/complete") {
-        assert!(std::time::Instant::now() < deadline, "the Worker never logged the complete of {upload_id}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    lines()
+    worker
+        .log_of_completed_upload(upload_id, std::time::Duration::from_secs(30))
         .into_iter()
         .filter(|line| line["route"] == "/uploads/{uploadId}/parts/{partNumber}")
         .filter(|line| (from..=until).contains(&ms_of(line["time"].as_str().unwrap_or_default())))
@@ -424,11 +413,8 @@ fn s3_requests<'a>(seen: &'a Value, phase: &str, method: &str, with: Option<&str
 
 /// The Worker's log lines for requests of `subject` with `method` to `route`.
 fn logged(worker: &Worker, subject: &str, method: &str, route: &str) -> Vec<Value> {
-    let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
-    log.lines()
-        .filter_map(|line| line.find('{').and_then(|at| serde_json::from_str::<Value>(&line[at..]).ok()))
-        .filter(|line| line["subject"] == subject && line["method"] == method && line["route"] == route)
-        .collect()
+    let records = worker.log_records().into_iter();
+    records.filter(|line| line["subject"] == subject && line["method"] == method && line["route"] == route).collect()
 }
 
 /// `FILE` of `len` random bytes uploaded by `uppy_s3.mjs` to `key`, signed as `signing` says;
@@ -618,27 +604,16 @@ const URL_ROUTE: &str = "/uploads/{uploadId}/parts/{partNumber}/url";
 /// once its complete is logged, which comes after every part's lines. Requests to local R2's S3
 /// endpoint never appear there: wrangler's entry worker answers them before the Worker's code.
 fn worker_saw(worker: &Worker, upload_id: &str) -> Vec<String> {
-    let lines = || -> Vec<String> {
-        let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
-        log.lines()
-            .filter_map(|line| line.find('{').and_then(|at| serde_json::from_str::<Value>(&line[at..]).ok()))
-            .filter(|line| line["uploadId"] == upload_id)
-            .map(|line| format!("{} {}", line["method"].as_str().unwrap_or(""), line["route"].as_str().unwrap_or("")))
-            .collect()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !lines().iter().any(|line| line == "POST /uploads/{uploadId}/complete") {
-        assert!(std::time::Instant::now() < deadline, "the Worker never logged the complete of {upload_id}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    lines()
+    let records = worker.log_of_completed_upload(upload_id, std::time::Duration::from_secs(30)).into_iter();
+    records
+        .map(|line| format!("{} {}", line["method"].as_str().unwrap_or(""), line["route"].as_str().unwrap_or("")))
+        .collect()
 }
 
 /// The statuses `worker` logged for `upload_id`'s requests with `method` to `route`.
 fn statuses_logged(worker: &Worker, upload_id: &str, method: &str, route: &str) -> Vec<u64> {
-    let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
-    log.lines()
-        .filter_map(|line| line.find('{').and_then(|at| serde_json::from_str::<Value>(&line[at..]).ok()))
+    let records = worker.log_records().into_iter();
+    records
         .filter(|line| line["uploadId"] == upload_id && line["method"] == method && line["route"] == route)
         .map(|line| line["status"].as_u64().unwrap_or(0))
         .collect()

@@ -8,6 +8,7 @@ mod util;
 use std::fs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use r2mpu_api::types::UploadStatus;
 use util::{multipart_etag, wait_until, Action, Env, Fate, Proxy, Run, Running, Worker, PART};
@@ -16,16 +17,6 @@ const PART_SIZE: &str = "5MiB";
 const PART_ROUTE: &str = "/uploads/{uploadId}/parts/{partNumber}";
 const URL_ROUTE: &str = "/uploads/{uploadId}/parts/{partNumber}/url";
 const URLS_ROUTE: &str = "/uploads/{uploadId}/urls";
-
-/// The `method route` of each request for `upload_id` in the Worker's log (src/http/log.rs).
-fn worker_saw(worker: &Worker, upload_id: &str) -> Vec<String> {
-    let log = fs::read_to_string(worker.log_path()).unwrap_or_default();
-    log.lines()
-        .filter_map(|line| line.find('{').and_then(|at| serde_json::from_str::<serde_json::Value>(&line[at..]).ok()))
-        .filter(|line| line["uploadId"] == upload_id)
-        .map(|line| format!("{} {}", line["method"].as_str().unwrap_or(""), line["route"].as_str().unwrap_or("")))
-        .collect()
-}
 
 fn count(lines: &[String], wanted: &str) -> usize {
     lines.iter().filter(|line| *line == wanted).count()
@@ -36,13 +27,31 @@ fn upload_id_of(stderr: &str) -> String {
     note.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_string()
 }
 
-/// What the Worker logged for `upload_id`, once its complete is logged (a line is written as
-/// its answer goes out, which may be a moment after the CLI read it); every part's lines came
-/// before.
+/// The `method route` of each request for `upload_id` in the Worker's log (src/http/log.rs),
+/// once its complete is logged (a line is written as its answer goes out, which may be a moment
+/// after the CLI read it); every part's lines came before.
 fn logged(worker: &Worker, upload_id: &str) -> Vec<String> {
-    let complete = "POST /uploads/{uploadId}/complete";
-    wait_until("the complete's log line", || count(&worker_saw(worker, upload_id), complete) >= 1);
-    worker_saw(worker, upload_id)
+    let records = worker.log_of_completed_upload(upload_id, Duration::from_secs(120)).into_iter();
+    records
+        .map(|line| format!("{} {}", line["method"].as_str().unwrap_or(""), line["route"].as_str().unwrap_or("")))
+        .collect()
+}
+
+/// The proxy's rule for the Worker's `/urls` answers: the presigned URLs, which name local R2 at
+/// the Worker's origin, rewritten to name the proxy (`proxy`, known once it has started), which
+/// forwards them to local R2 unchanged, `Host` included, so that it sees the PUTs to R2 too.
+fn urls_through(worker: &str, proxy: &OnceLock<String>) -> Action {
+    let (from, to) = (format!("{worker}/cdn-cgi/"), format!("{}/cdn-cgi/", proxy.get().unwrap()));
+    Action::Edit(Box::new(move |answer| {
+        let text = String::from_utf8(answer.body.clone()).unwrap();
+        answer.body = text.replace(&from, &to).into_bytes();
+        Fate::Deliver
+    }))
+}
+
+/// Whether `path` is part `n`'s PUT to local R2 (a presigned URL bent through the proxy).
+fn to_r2_for_part(path: &str, n: u16) -> bool {
+    path.starts_with("/cdn-cgi/") && path.contains(&format!("partNumber={n}&"))
 }
 
 /// The parts' URLs come in batches (`POST /uploads/{id}/urls`), not one request per part before
@@ -150,15 +159,9 @@ fn a_url_r2_refuses_as_expired_is_fetched_again_and_the_part_still_goes_direct()
     let (worker, here) = (env.worker.url.trim_end_matches('/').to_owned(), Arc::clone(&me));
     let proxy = Proxy::start(&env.worker.url, move |seen| {
         if seen.path.ends_with("/urls") {
-            let (from, to) = (format!("{worker}/cdn-cgi/"), format!("{}/cdn-cgi/", here.get().unwrap()));
-            return Action::Edit(Box::new(move |answer| {
-                let text = String::from_utf8(answer.body.clone()).unwrap();
-                answer.body = text.replace(&from, &to).into_bytes();
-                Fate::Deliver
-            }));
+            return urls_through(&worker, &here);
         }
-        let part_2_to_r2 =
-            seen.method == "PUT" && seen.path.starts_with("/cdn-cgi/") && seen.path.contains("partNumber=2&");
+        let part_2_to_r2 = seen.method == "PUT" && to_r2_for_part(&seen.path, 2);
         match part_2_to_r2 && !refused.swap(true, Ordering::Relaxed) {
             true => Action::Edit(Box::new(|answer| {
                 answer.status = 403;
@@ -179,7 +182,7 @@ fn a_url_r2_refuses_as_expired_is_fetched_again_and_the_part_still_goes_direct()
     assert!(!run.stderr.contains("did not take it directly"), "{}", run.stderr);
     let seen = proxy.seen();
     let to_r2: Vec<&str> = seen.iter().filter(|s| s.path.starts_with("/cdn-cgi/")).map(|s| s.path.as_str()).collect();
-    assert_eq!(to_r2.iter().filter(|p| p.contains("partNumber=2&")).count(), 2, "part 2 twice to R2: {to_r2:?}");
+    assert_eq!(to_r2.iter().filter(|p| to_r2_for_part(p, 2)).count(), 2, "part 2 twice to R2: {to_r2:?}");
     assert_eq!(to_r2.len(), 4, "{to_r2:?}");
     assert_eq!(seen.iter().filter(|s| s.path.ends_with("/urls")).count(), 2, "a batch, then part 2's again");
     let puts: Vec<u16> = seen.iter().filter_map(|s| s.part_number()).collect();
@@ -201,12 +204,7 @@ fn a_reports_wait_does_not_hold_the_next_part_and_a_failed_report_is_retried() {
     let report_of = |seen: &util::Seen, n: u16| seen.method == "POST" && seen.path.ends_with(&format!("/parts/{n}"));
     let proxy = Proxy::start(&env.worker.url, move |seen| {
         if seen.path.ends_with("/urls") {
-            let (from, to) = (format!("{worker}/cdn-cgi/"), format!("{}/cdn-cgi/", here.get().unwrap()));
-            return Action::Edit(Box::new(move |answer| {
-                let text = String::from_utf8(answer.body.clone()).unwrap();
-                answer.body = text.replace(&from, &to).into_bytes();
-                Fate::Deliver
-            }));
+            return urls_through(&worker, &here);
         }
         match (report_of(seen, 1), report_of(seen, 2) && seen.earlier == 0) {
             (true, _) => Action::ForwardAfter(std::time::Duration::from_millis(1500)),
@@ -222,7 +220,7 @@ fn a_reports_wait_does_not_hold_the_next_part_and_a_failed_report_is_retried() {
     assert_eq!(run.field("etag"), multipart_etag(&data, PART));
     let seen = proxy.seen();
     let report_1 = seen.iter().find(|s| report_of(s, 1)).expect("part 1's report").index;
-    let put_2 = seen.iter().find(|s| s.path.starts_with("/cdn-cgi/") && s.path.contains("partNumber=2&")).unwrap();
+    let put_2 = seen.iter().find(|s| to_r2_for_part(&s.path, 2)).unwrap();
     assert!(put_2.answering.contains(&report_1), "part 2 waited for part 1's report: {:?}", put_2.answering);
     assert_eq!(seen.iter().filter(|s| report_of(s, 2)).count(), 2, "part 2's report once failed, once landed");
     let saw = logged(env.worker, &upload_id_of(&run.stderr));

@@ -38,9 +38,8 @@ fn start_and_kill_in(env: &Env, name: &str, key: &str, parts: usize, part_size: 
 /// How many part PUTs of `upload_id` the Worker has logged, whatever their outcome (its
 /// structured log, src/http/log.rs).
 fn part_puts(worker: &Worker, upload_id: &str) -> usize {
-    let log = fs::read_to_string(worker.log_path()).unwrap_or_default();
-    log.lines()
-        .filter_map(|line| line.find('{').and_then(|at| serde_json::from_str::<serde_json::Value>(&line[at..]).ok()))
+    let records = worker.log_records().into_iter();
+    records
         .filter(|line| line["route"] == "/uploads/{uploadId}/parts/{partNumber}" && line["uploadId"] == upload_id)
         .count()
 }

@@ -370,6 +370,32 @@ impl Worker {
         self.dir.path().join("wrangler.log")
     }
 
+    /// The Worker's JSON log lines in order (one per request, src/http/log.rs; the fault
+    /// build's too): what lies between the first `{` and the last `}` of each line of
+    /// wrangler's output, since wrangler colours error lines.
+    pub fn log_records(&self) -> Vec<serde_json::Value> {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| Some(&line[line.find('{')?..=line.rfind('}')?]))
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect()
+    }
+
+    /// The log records of `upload_id`'s requests, read once its complete is logged, waiting up
+    /// to `within` for it: a line is written as its answer goes out, so every part answered
+    /// before the complete began is logged by then.
+    pub fn log_of_completed_upload(&self, upload_id: &str, within: std::time::Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let records: Vec<_> = self.log_records().into_iter().filter(|r| r["uploadId"] == upload_id).collect();
+            if records.iter().any(|r| r["method"] == "POST" && r["route"] == "/uploads/{uploadId}/complete") {
+                return records;
+            }
+            assert!(Instant::now() < deadline, "the Worker never logged the complete of {upload_id}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// The end of wrangler's output, for failure messages.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();

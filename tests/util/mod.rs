@@ -227,14 +227,7 @@ pub fn encode_key(key: &str) -> String {
 pub fn log_line_where(worker: &Worker, within: Duration, matches: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let log = std::fs::read_to_string(worker.log_path()).unwrap_or_default();
-        let found = log
-            .lines()
-            // wrangler colours error lines: the JSON is what lies between the first `{` and the last `}`.
-            .filter_map(|line| Some(&line[line.find('{')?..=line.rfind('}')?]))
-            .filter_map(|json| serde_json::from_str::<Value>(json).ok())
-            .find(|line| matches(line));
-        if let Some(line) = found {
+        if let Some(line) = worker.log_records().into_iter().find(|line| matches(line)) {
             return line;
         }
         assert!(Instant::now() < deadline, "no such log line in\n{}", worker.log_tail());
