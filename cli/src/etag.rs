@@ -94,6 +94,15 @@ pub fn parse_hex(text: &str) -> Option<Digest> {
     Some(digest)
 }
 
+/// Whether a part's ETag is consistent with the MD5 of the bytes sent for it: equal when the
+/// ETag is an MD5 (R2 in production), unknowable (so not contradicted) when it is opaque.
+pub fn agrees(part_etag: &str, md5: &Digest) -> bool {
+    match Etag::parse(part_etag) {
+        Etag::Plain(digest) => digest == *md5,
+        Etag::Multipart { .. } | Etag::Opaque => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +170,14 @@ mod tests {
             let part = guess_part_size(size, parts).unwrap();
             assert_eq!(size.div_ceil(part), u64::from(parts), "{size} {parts}");
         }
+    }
+
+    #[test]
+    fn a_part_etag_agrees_with_its_md5_unless_it_is_another_md5() {
+        let part = md5(b"part");
+        assert!(agrees(&hex(&part), &part));
+        assert!(agrees(&format!("\"{}\"", hex(&part).to_uppercase()), &part));
+        assert!(!agrees(&hex(&md5(b"other")), &part));
+        assert!(agrees("opaque-local-etag", &part));
     }
 }

@@ -8,6 +8,8 @@
 //! - `main.rs` (here): the command line (clap derive; the doc comments are `--help`) and the
 //!   one place errors become exit codes.
 //! - [`upload`] and [`download`]: the two transfers, each parallel, resumable and verified.
+//! - [`send`]: an upload's parts on their way, through the Worker or straight to R2 with the
+//!   reports that follow.
 //! - [`uploads`]: the server's unfinished uploads: `uploads`, `abort --key`, and finding the
 //!   upload to resume when there is no local record.
 //! - [`manage`]: `status`, `abort`, `rm`, `ls`. [`token`]: `token` and `keygen`.
@@ -35,6 +37,7 @@ mod parts;
 mod pool;
 mod progress;
 mod resume;
+mod send;
 mod token;
 mod upload;
 mod uploads;

@@ -12,29 +12,23 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, Metadata};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex};
-use std::thread;
+use std::sync::atomic::AtomicBool;
 use std::time::UNIX_EPOCH;
 
 use r2mpu_api::key::check_key;
 use r2mpu_api::layout::{Layout, DEFAULT_PART_SIZE, MAX_PARTS, MIB, MIN_PART_SIZE};
-use r2mpu_api::types::{
-    CompleteUpload, CompletedObject, CreateUpload, Part, PartRef, PartReport, Upload, UploadStatus,
-};
+use r2mpu_api::types::{CompleteUpload, CompletedObject, CreateUpload, Part, PartRef, Upload, UploadStatus};
 use r2mpu_api::ApiError;
-use ureq::SendBody;
 
-use crate::client::{check, part_path, read_json, Attempt, Client};
+use crate::client::Client;
 use crate::concurrency::{self, Concurrency, Sizing, NEAR_START};
 use crate::direct::UrlBook;
 use crate::error::{Error, Result};
-use crate::etag::{self, Digest, Etag};
-use crate::fileio::{md5_range, RangeReader};
+use crate::etag::{self, Digest};
 use crate::parts::part_len;
-use crate::pool;
 use crate::progress::{note, Progress};
 use crate::resume::{state_dir, Journal, UploadRecord};
+use crate::send::Sending;
 
 pub struct UploadArgs {
     pub file: PathBuf,
@@ -265,267 +259,11 @@ pub fn missing_parts(layout: &Layout, on_server: &[Part], md5_known: &BTreeMap<u
         .filter(|&n| {
             let held = on_server.iter().find(|p| p.part_number == n && p.size == part_len(layout, n));
             match (held, md5_known.get(&n)) {
-                (Some(part), Some(md5)) => !etag_agrees(&part.etag, md5),
+                (Some(part), Some(md5)) => !etag::agrees(&part.etag, md5),
                 _ => true,
             }
         })
         .collect()
-}
-
-/// Whether a part's ETag is consistent with the MD5 of the bytes sent for it: equal when the
-/// ETag is an MD5 (R2 in production), unknowable (so not contradicted) when it is opaque.
-pub fn etag_agrees(part_etag: &str, md5: &Digest) -> bool {
-    match Etag::parse(part_etag) {
-        Etag::Plain(digest) => digest == *md5,
-        Etag::Multipart { .. } | Etag::Opaque => true,
-    }
-}
-
-/// What every sending thread shares.
-struct Sending<'a> {
-    client: &'a Client,
-    file: &'a File,
-    layout: Layout,
-    upload_id: &'a str,
-    verify: bool,
-    /// Parts go straight to R2 with presigned URLs while this holds: from the start unless
-    /// `--via-worker`, until the server says it offers none.
-    direct: AtomicBool,
-    /// Direct parts' URLs, fetched in batches ahead of need.
-    urls: UrlBook<'a>,
-    quiet: bool,
-    progress: &'a Progress,
-}
-
-impl Sending<'_> {
-    /// Sends `todo`, `concurrency` parts at a time. This thread records each finished part in the
-    /// journal as it lands; the first failure stops the others from starting new parts.
-    ///
-    /// A part sent straight to R2 frees its place for the next part as soon as R2 has answered:
-    /// its report to the Worker goes to [`REPORTERS`] threads of its own, and the part is
-    /// journaled (on the server, for a resume) once the report has landed. Every report has
-    /// landed, or failed, when this returns, so complete never overtakes one.
-    fn run(
-        &self,
-        todo: &[u16],
-        concurrency: Concurrency,
-        journal: &mut Journal<UploadRecord>,
-        etags: &mut BTreeMap<u16, String>,
-    ) -> Result<()> {
-        let count = usize::from(self.layout.part_count().unwrap_or(0));
-        let mut record = |n: u16, landed: Result<(Part, Digest)>| -> Result<()> {
-            let (part, md5) = landed?;
-            journal.record(u32::from(n), md5)?;
-            etags.insert(n, part.etag);
-            Ok(())
-        };
-        let (to_report, queue) = mpsc::channel::<(u16, PartReport, Digest)>();
-        let (reported, landed) = mpsc::channel::<(u16, Result<(Part, Digest)>)>();
-        let queue = Mutex::new(queue);
-        thread::scope(|scope| {
-            let reporters = if self.direct.load(Ordering::Relaxed) { REPORTERS } else { 0 };
-            for _ in 0..reporters {
-                let (queue, reported) = (&queue, reported.clone());
-                scope.spawn(move || loop {
-                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok((n, report, md5)) = next else { break };
-                    let result = self.client.report_part(self.upload_id, n, &report).map(|part| (part, md5));
-                    if reported.send((n, result)).is_err() {
-                        break;
-                    }
-                });
-            }
-            drop(reported);
-            let sent = pool::run(
-                todo,
-                count,
-                concurrency,
-                self.progress,
-                &self.client.setbacks,
-                |n| self.send_part(n),
-                |n, sent| {
-                    let sent = sent?;
-                    let (start, end) = self.layout.part_range(n);
-                    self.progress.arrived(end - start);
-                    match sent {
-                        Sent::Recorded(part, md5) => record(n, Ok((part, md5)))?,
-                        Sent::ToReport(report, md5) => {
-                            to_report.send((n, report, md5)).expect("the reporters wait for the queue to close")
-                        }
-                    }
-                    // Reports that landed meanwhile: the first failure stops new parts too.
-                    while let Ok((m, result)) = landed.try_recv() {
-                        record(m, result)?;
-                    }
-                    Ok(())
-                },
-            );
-            drop(to_report);
-            let mut first_error = sent.err();
-            for (m, result) in landed {
-                if let Err(error) = record(m, result) {
-                    first_error.get_or_insert(error);
-                }
-            }
-            first_error.map_or(Ok(()), Err)
-        })
-    }
-
-    /// Sends part `n` straight to R2 when the server offers it, else (or when R2 cannot be
-    /// reached for it) through the Worker. Returns the server's part and the MD5 of the bytes
-    /// that went out.
-    fn send_part(&self, n: u16) -> Result<Sent> {
-        if self.direct.load(Ordering::Relaxed) {
-            if let Some((report, md5)) = self.send_direct(n)? {
-                return Ok(Sent::ToReport(report, md5));
-            }
-        }
-        self.send_via_worker(n).map(|(part, md5)| Sent::Recorded(part, md5))
-    }
-
-    /// Part `n` to R2 with a presigned PUT (`Content-MD5` signed with `--verify-parts`), and the
-    /// report to make to the Worker with R2's ETag. A URL R2 refuses as expired is fetched
-    /// again once. `None`: the server offers no direct parts, or R2 did not take the part
-    /// (unreachable, refused); the caller sends it through the Worker.
-    fn send_direct(&self, n: u16) -> Result<Option<(PartReport, Digest)>> {
-        let (start, end) = self.layout.part_range(n);
-        let len = end - start;
-        let read_failed = |e| Error::io(format!("reading part {n} of the file"), e);
-        let known = match self.verify {
-            true => Some(md5_range(self.file, start, len).map_err(read_failed)?),
-            false => None,
-        };
-        let content_md5 = known.as_ref().map(etag::content_md5);
-        let mut expired_once = false;
-        let (response, body) = loop {
-            // A signed MD5 is the part's own: such URLs cannot be fetched before the part is hashed.
-            let url = match &content_md5 {
-                Some(_) => self.client.part_url(self.upload_id, n, content_md5.clone())?,
-                None => self.urls.take(n)?,
-            };
-            let Some(url) = url else {
-                if self.direct.swap(false, Ordering::Relaxed) && !self.quiet {
-                    note("the server offers no direct parts: sending them through the Worker");
-                }
-                return Ok(None);
-            };
-            let mut body = RangeReader::new(self.file, start, len, self.progress);
-            if known.is_some() {
-                body = body.unhashed();
-            }
-            let mut response = self.client.put_direct(&url).send(SendBody::from_reader(&mut body));
-            if let Some(error) = body.local_error.take() {
-                self.progress.take_back(body.counted);
-                return Err(read_failed(error));
-            }
-            if !expired_once && response.as_mut().is_ok_and(refused_as_expired) {
-                self.progress.take_back(body.counted);
-                expired_once = true;
-                continue;
-            }
-            break (response, body);
-        };
-        let etag = match &response {
-            Ok(r) if r.status().is_success() => {
-                r.headers().get("etag").and_then(|v| v.to_str().ok()).map(|v| v.trim().trim_matches('"').to_owned())
-            }
-            _ => None,
-        };
-        let (Some(etag), Some(md5)) = (etag, body.digest().or(known)) else {
-            self.progress.take_back(body.counted);
-            if !self.quiet {
-                let reason = match response {
-                    Ok(r) => format!("HTTP {}", r.status()),
-                    Err(e) => e.to_string(),
-                };
-                note(format!("part {n}: R2 did not take it directly ({reason}); sending it through the Worker"));
-            }
-            return Ok(None);
-        };
-        if !etag_agrees(&etag, &md5) {
-            return Err(Error::Integrity(format!(
-                "part {n}: R2's ETag {etag} is not the MD5 {} of the bytes sent; the part is corrupt",
-                etag::hex(&md5)
-            )));
-        }
-        Ok(Some((PartReport { etag, content_md5 }, md5)))
-    }
-
-    /// `PUT /uploads/{id}/parts/{n}`, streamed from the file, with retries.
-    fn send_via_worker(&self, n: u16) -> Result<(Part, Digest)> {
-        let (start, end) = self.layout.part_range(n);
-        let len = end - start;
-        let read_failed = |e| Error::io(format!("reading part {n} of the file"), e);
-        let mut known = match self.verify {
-            true => Some(md5_range(self.file, start, len).map_err(read_failed)?),
-            false => None,
-        };
-        let what = format!("PUT part {n}");
-        let path = part_path(self.upload_id, n);
-        self.client.with_retries(&what, || {
-            let mut request = self
-                .client
-                .put(&path)
-                .header("Content-Type", "application/octet-stream")
-                .header("Content-Length", len.to_string());
-            if let Some(md5) = &known {
-                request = request.header("Content-MD5", etag::content_md5(md5));
-            }
-            let mut body = RangeReader::new(self.file, start, len, self.progress);
-            if known.is_some() {
-                // Hashed once only: the server checks these bytes against `known` anyway.
-                body = body.unhashed();
-            }
-            let response = request.send(SendBody::from_reader(&mut body));
-            if let Some(error) = body.local_error.take() {
-                self.progress.take_back(body.counted);
-                return Err(Attempt::Fatal(read_failed(error)));
-            }
-            let streamed = body.digest();
-            match check(&what, response).and_then(read_json::<Part>) {
-                Ok(part) => match streamed.or(known) {
-                    // Caught here, before the part is journaled or complete can replace an object.
-                    Some(md5) if !etag_agrees(&part.etag, &md5) => Err(Error::Integrity(format!(
-                        "part {n}: the server's ETag {} is not the MD5 {} of the bytes sent; the part is corrupt",
-                        part.etag,
-                        etag::hex(&md5)
-                    ))
-                    .into()),
-                    Some(md5) => Ok((part, md5)),
-                    None => {
-                        Err(Error::Unavailable(format!("{what}: the server answered before the whole part was sent"))
-                            .into())
-                    }
-                },
-                Err(failure) => {
-                    self.progress.take_back(body.counted);
-                    // The next attempt can tell the server what to expect.
-                    known = known.or(streamed);
-                    Err(failure)
-                }
-            }
-        })
-    }
-}
-
-/// How many threads report direct parts to the Worker, each one round trip per part.
-const REPORTERS: usize = 8;
-
-/// A part that went out: through the Worker, which recorded it, or straight to R2, with the
-/// report the Worker records it by.
-enum Sent {
-    Recorded(Part, Digest),
-    ToReport(PartReport, Digest),
-}
-
-/// Whether R2 answered a presigned PUT with `403` because the URL expired: `AccessDenied`,
-/// "Request has expired" in production, `ExpiredRequest` locally. Reads the answer's body.
-fn refused_as_expired(response: &mut ureq::http::Response<ureq::Body>) -> bool {
-    if response.status() != 403 {
-        return false;
-    }
-    let text = response.body_mut().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
-    text.to_ascii_lowercase().contains("expired")
 }
 
 fn modified_ns(metadata: &Metadata, path: &Path) -> Result<u64> {
@@ -624,14 +362,5 @@ mod tests {
         assert_eq!(missing_parts(&layout, &[agreeing.clone(), contradicting], &md5s), vec![2]);
         // Local R2's opaque part ETags say nothing either way.
         assert!(missing_parts(&layout, &[agreeing, part(2, P)], &md5s).is_empty());
-    }
-
-    #[test]
-    fn a_part_etag_agrees_with_its_md5_unless_it_is_another_md5() {
-        let md5 = etag::md5(b"part");
-        assert!(etag_agrees(&etag::hex(&md5), &md5));
-        assert!(etag_agrees(&format!("\"{}\"", etag::hex(&md5).to_uppercase()), &md5));
-        assert!(!etag_agrees(&etag::hex(&etag::md5(b"other")), &md5));
-        assert!(etag_agrees("opaque-local-etag", &md5));
     }
 }
