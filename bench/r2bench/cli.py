@@ -46,10 +46,12 @@ from .wan import Wan
 from .sweep import Sweep
 from .report import Report
 from .sweep_report import SweepReport
+from .load import Load
+from .load_report import LoadReport
 
 
 class Bench(Runner, Links, Bundle, Upload, ContentMd5, Download, Rss, Latency, PartCost, Jwt, Resume, Tus, S3, Hashing,
-            Wan, Direct, Sweep, Report, SweepReport):
+            Wan, Direct, Sweep, Load, Report, SweepReport, LoadReport):
     """The whole bench as one object: the runner's shared state and setup, every phase's method
     and the report (see the package's docstring)."""
 
@@ -71,7 +73,8 @@ def main():
     p.add_argument("--jwt-iters", type=int, default=300, help="requests per side for the JWT cost (default 300)")
     p.add_argument("--only", default="bundle,upload,download,rss,latency,part-cost,jwt,resume,tus,s3,hashing,wan,direct",
                    help="comma-separated phases to run (default all but content-md5, issue 12's cost of "
-                        "Content-MD5 on every part, and sweep, issue 23's sizes x links, hours at its defaults)")
+                        "Content-MD5 on every part; sweep, issue 23's sizes x links, hours at its defaults; and load, "
+                        "issue 23's 16/32/64 concurrent clients)")
     p.add_argument("--wan-rtts", type=lambda t: [int(x) for x in t.split(",")], default=[20, 80, 200],
                    help="round-trip times (ms) of the WAN phase's emulated links (default 20,80,200)")
     p.add_argument("--wan-window", type=parse_size, default=256 * 1024,
@@ -100,6 +103,10 @@ def main():
     p.add_argument("--sweep-wan-max", type=parse_size, default=GIB,
                    help="the largest size the sweep sends through a link (default 1GiB: 4 GiB at 200 ms takes the "
                         "guide's client a quarter of an hour a run)")
+    p.add_argument("--load-clients", type=lambda t: [int(x) for x in t.split(",")], default=[16, 32, 64],
+                   help="the load phase's numbers of concurrent clients per side (default 16,32,64)")
+    p.add_argument("--load-uploads", type=int, default=2,
+                   help="uploads (and read-backs) per client in the load phase (default 2)")
     p.add_argument("--tus-size", type=parse_size, default=128 * MIB,
                    help="file uploaded by tus-js-client and by r2mpu upload in the tus phase (default 128MiB)")
     p.add_argument("--tus-chunk", type=parse_size, default=8 * MIB,
@@ -135,7 +142,7 @@ def main():
                            ("latency", bench.latency), ("part-cost", bench.part_cost), ("jwt", bench.jwt_cost),
                            ("resume", bench.resume), ("content-md5", bench.content_md5), ("tus", bench.tus),
                            ("s3", bench.s3), ("hashing", bench.hashing), ("wan", bench.wan), ("direct", bench.direct),
-                           ("sweep", bench.sweep)):
+                           ("sweep", bench.sweep), ("load", bench.load)):
             if phase not in phases:
                 continue
             # Downloads fetch what the uploads put, and hashing is compared with them: same Workers.

@@ -116,6 +116,7 @@ class Report:
             row("bundle gzip KiB (wasm + js)", "-", f"{b['gz'] / 1024:.1f}", "", "<= 300 KiB", b["gz"] <= 300 * 1024)
         self.issue11_rows(row)
         self.sweep_rows(row)
+        self.load_rows(row)
         return rows
 
     def render(self, rows):
@@ -129,6 +130,7 @@ class Report:
         R, size, out = self.results, self.args.size, []
         out += self.issue11_details()
         out += self.sweep_details()
+        out += self.load_details()
         if "upload" in R:
             out.append("Per run (upload): wall s / MB/s / workerd CPU s (proxy + runtime) / node CPU s / client CPU s "
                        "(user + sys) / client peak RSS / whole-machine busy CPU s during the run")
