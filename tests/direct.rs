@@ -328,3 +328,101 @@ fn a_report_while_a_copy_of_the_part_comes_through_the_worker_is_409_and_the_rec
     assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
     assert!(api.object("direct/race.bin", &[]).body == [first, through_worker].concat());
 }
+
+/// The text of the first `<name>` element of an S3 XML answer.
+fn xml_text(reply: &Reply, name: &str) -> String {
+    let text = String::from_utf8_lossy(&reply.body).into_owned();
+    let open = format!("<{name}>");
+    let start = text.find(&open).unwrap_or_else(|| panic!("no <{name}> in {text}")) + open.len();
+    text[start..].split(&format!("</{name}>")).next().unwrap().to_string()
+}
+
+/// A client may complete without waiting for its reports, or never send them (Uppy's
+/// `@uppy/aws-s3` with a `signRequest` hook only signs): a complete whose list names a part
+/// signed for direct sending takes the listed ETag as that part's report.
+#[test]
+fn a_complete_that_lists_parts_sent_straight_to_r2_records_those_never_reported() {
+    let api = api("direct-listed");
+    let data = random_bytes(2 * PART + 500, 32);
+    let key = "direct/listed.bin";
+    let id = api.create_id(json!({"key": key, "size": data.len(), "partSize": PART}));
+    let parts: Vec<&[u8]> = chunks(&data, PART).collect();
+    let asked = json!({"parts": [{"partNumber": 1, "contentMd5": content_md5(parts[0])}, {"partNumber": 2}, {"partNumber": 3}]});
+    let urls = api.post_json(&format!("/uploads/{id}/urls"), &asked).json()["parts"].as_array().unwrap().clone();
+    let etags: Vec<String> = urls.iter().zip(&parts).map(|(url, bytes)| etag_of(&put_direct(url, bytes))).collect();
+    assert_eq!(report(&api, &id, 2, json!({"etag": etags[1]})).status, 200, "only part 2 is reported");
+
+    let listed: Vec<Value> = etags.iter().enumerate().map(|(i, e)| json!({"partNumber": i + 1, "etag": e})).collect();
+    let done = api.complete(&id, Some(json!({ "parts": listed })));
+    assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(done.json()["etag"], multipart_etag(&data, PART));
+    assert!(api.object(key, &[]).body == data, "the object's bytes differ");
+    let state = recorded_parts(&api, &id);
+    let sizes: Vec<u64> = state.iter().map(|p| p["size"].as_u64().unwrap()).collect();
+    assert_eq!(sizes, [PART as u64, PART as u64, 500], "each at its signed length: {state:?}");
+    let md5_hex: String = Md5::digest(parts[0]).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(state[0]["md5"], md5_hex.as_str(), "part 1's only URL was signed with its MD5");
+}
+
+/// Uppy's way over the S3 surface, without Uppy: CreateMultipartUpload and
+/// CompleteMultipartUpload on `/s3` with a bearer token, each part PUT straight to R2 with a URL
+/// signed at the length the client names (S3 declares no size up front), none reported.
+#[test]
+fn an_s3_multipart_upload_whose_parts_went_straight_to_r2_completes_from_its_list() {
+    let api = api("direct-s3-listed");
+    let data = random_bytes(PART + 4321, 33);
+    let path = "/s3/r2mpu/direct/s3-listed.bin";
+    let created = api.send("POST", &format!("{path}?uploads"), &[], None);
+    assert_eq!(created.status, 200, "{}", String::from_utf8_lossy(&created.body));
+    let id = xml_text(&created, "UploadId");
+    let mut listed = String::new();
+    for (i, bytes) in chunks(&data, PART).enumerate() {
+        let url = part_url(&api, &id, i as u16 + 1, json!({"length": bytes.len()})).json();
+        assert_eq!(url["headers"]["Content-Length"], bytes.len().to_string().as_str(), "{url}");
+        let etag = etag_of(&put_direct(&url, bytes));
+        listed.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>\"{etag}\"</ETag></Part>", i + 1));
+    }
+    let body = format!("<CompleteMultipartUpload>{listed}</CompleteMultipartUpload>");
+    let done = api.send("POST", &format!("{path}?uploadId={id}"), &[], Some(body.as_bytes()));
+    assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(xml_text(&done, "ETag"), format!("&quot;{}&quot;", multipart_etag(&data, PART)));
+    assert!(api.object("direct/s3-listed.bin", &[]).body == data, "the object's bytes differ");
+}
+
+/// What a list cannot make a part: one never signed nor sent is still `part_not_uploaded` (the
+/// list still stands as the report of the part it names rightly); an ETag that is an MD5
+/// (production R2's) other than the one signed is `digest_mismatch`, and the record stays; an
+/// ETag R2 does not hold is R2's to refuse (`parts_rejected`), the upload stays open, and the
+/// right list then completes it.
+#[test]
+fn a_listed_part_never_signed_against_its_signed_md5_or_unknown_to_r2_is_refused() {
+    let api = api("direct-listed-refused");
+    let data = random_bytes(PART + 10, 34);
+    let key = "direct/listed-refused.bin";
+    let id = api.create_id(json!({"key": key, "size": data.len(), "partSize": PART}));
+    let (first, last) = data.split_at(PART);
+    let url = part_url(&api, &id, 1, json!({"contentMd5": content_md5(first)})).json();
+    let etag = etag_of(&put_direct(&url, first));
+    let list =
+        |one: &str, two: &str| json!({"parts": [{"partNumber": 1, "etag": one}, {"partNumber": 2, "etag": two}]});
+    let etag_recorded = |api: &Api| {
+        let parts = recorded_parts(api, &id);
+        parts.iter().find(|p| p["partNumber"] == 1).map(|p| p["etag"].as_str().unwrap().to_string())
+    };
+
+    api.complete(&id, Some(list(&etag, "never-sent"))).assert_problem(400, "part_not_uploaded");
+    assert_eq!(etag_recorded(&api).as_deref(), Some(etag.as_str()), "the list stood as part 1's report");
+    assert_eq!(api.put_part(&id, 2, last).status, 200);
+    let two = recorded_parts(&api, &id)[1]["etag"].as_str().unwrap().to_string();
+    let other_hex: String = Md5::digest(b"other bytes").iter().map(|b| format!("{b:02x}")).collect();
+    api.complete(&id, Some(list(&other_hex, &two))).assert_problem(400, "digest_mismatch");
+    assert_eq!(etag_recorded(&api).as_deref(), Some(etag.as_str()), "the refused ETag was not recorded");
+
+    let refused = api.complete(&id, Some(list(&format!("{etag}x"), &two)));
+    refused.assert_problem(409, "parts_rejected");
+    assert_eq!(api.state(&id).json()["status"], "open");
+    let done = api.complete(&id, Some(list(&etag, &two)));
+    assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(done.json()["etag"], multipart_etag(&data, PART));
+    assert!(api.object(key, &[]).body == data);
+}

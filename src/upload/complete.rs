@@ -39,7 +39,15 @@ impl UploadState {
         // A first complete that cannot succeed fails before it holds up anyone, unless parts
         // are still on their way (then it waits for them, below).
         let first = self.row()?.ok_or(ApiError::UploadNotFound)?;
-        if first.status == "open" && first.attempt_parts.is_none() && self.part_in_flight()?.is_none() {
+        let first_attempt = first.status == "open" && first.attempt_parts.is_none();
+        // Parts the list names that were sent straight to R2 and never reported count as
+        // reported now (see `adopt_listed`); a running complete's attempt is already fixed.
+        if let (true, Some(listed)) = (first_attempt, &listed) {
+            if let Some(expires_ms) = self.adopt_listed(listed, ttl_ms)? {
+                self.alarm_at(expires_ms).await?;
+            }
+        }
+        if first_attempt && self.part_in_flight()?.is_none() {
             self.plan_attempt(&first, &self.parts()?, listed.clone())?;
         }
         let (row, token, attempt) = loop {

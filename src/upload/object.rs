@@ -115,7 +115,7 @@ impl UploadState {
             Command::EndPart { part_number, token, forget } => return self.end_part(part_number, token, forget),
             Command::SignParts { parts } => return self.sign_parts(row, &parts),
             Command::ReportPart { part_number, etag, md5, ttl_ms } => {
-                return self.report_part(row, part_number, etag, md5, ttl_ms).await
+                return self.report_part(part_number, etag, md5, ttl_ms).await
             }
             Command::Get => self.record(),
             Command::R2Gone => self.r2_gone(row, &faults).await,
