@@ -251,7 +251,7 @@ function pageHelpers() {
       };
       let offered = true; // until the Worker answers 501
       const direct = new Set(); // "uploadId n" of parts sent straight to R2, not yet reported
-      const reports = new Map(); // uploadId -> its reports on their way, awaited by complete
+      const reports = new Map(); // uploadId -> its reports on their way; complete waits for them
       const signRequest = async (request) => {
         const { method, uploadId, partNumber } = request;
         if (method === "POST" && uploadId !== undefined) await Promise.allSettled(reports.get(uploadId) ?? []);
