@@ -5,8 +5,8 @@
 //! One Worker serves every test here, with `ALLOWED_ORIGINS` naming one of two tiny static
 //! sites on other loopback ports: pages from it may call the API, pages from the other may not.
 //! It offers no direct parts, so the page sends every part through it as it does wherever
-//! direct parts are not configured; the tests of the page with direct parts (issue 22) start a
-//! Worker of their own that offers them.
+//! direct parts are not configured; the tests of the page and of Uppy with direct parts (issue
+//! 22) start a Worker of their own that offers them.
 
 mod util;
 
@@ -404,6 +404,8 @@ fn uppy_with_its_tus_plugin_uploads_from_another_origin() {
 
 // ---- Uppy's S3 plugin (issue 21) -----------------------------------------------------------------
 
+const S3_ROUTE: &str = "/s3/{bucket}/{*key}";
+
 /// The `/s3` requests `tests/browser/uppy.mjs`'s `s3Traffic` saw the page send (`phase` "" when
 /// the scenario has one), with `method` and, if given, the query parameter `with`.
 fn s3_requests<'a>(seen: &'a Value, phase: &str, method: &str, with: Option<&str>) -> Vec<&'a Value> {
@@ -415,6 +417,22 @@ fn s3_requests<'a>(seen: &'a Value, phase: &str, method: &str, with: Option<&str
 fn logged(worker: &Worker, subject: &str, method: &str, route: &str) -> Vec<Value> {
     let records = worker.log_records().into_iter();
     records.filter(|line| line["subject"] == subject && line["method"] == method && line["route"] == route).collect()
+}
+
+/// The log lines of `subject`'s requests up to its S3 complete (its second POST on `/s3`, after
+/// the create), read once that is logged: a line is written as its answer goes out, and the
+/// complete is answered after every part.
+fn log_until_s3_complete(worker: &Worker, subject: &str) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while logged(worker, subject, "POST", S3_ROUTE).len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the Worker never logged the complete");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut lines: Vec<Value> = worker.log_records().into_iter().filter(|line| line["subject"] == subject).collect();
+    let is_s3_post = |line: &Value| line["method"] == "POST" && line["route"] == S3_ROUTE;
+    let complete = lines.iter().enumerate().filter(|(_, line)| is_s3_post(line)).nth(1).unwrap().0;
+    lines.truncate(complete + 1);
+    lines
 }
 
 /// `FILE` of `len` random bytes uploaded by `uppy_s3.mjs` to `key`, signed as `signing` says;
@@ -547,17 +565,12 @@ fn resume_uppys_s3_upload_after_a_reload(subject: &str, len: usize, hold_from: u
     let complete = s3_requests(&seen, "after", "POST", Some("uploadId"));
     assert_eq!((complete.len(), &complete[0]["query"]["uploadId"]), (1, &json!(upload_id)), "{seen}");
     assert_eq!((after["successful"].as_u64(), &after["failed"]), (Some(1), &json!([])), "{seen}");
-    // The Worker saw exactly those part PUTs: read its log once it shows the complete, which
-    // it answered after them (the create and the complete are the subject's two POSTs).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while logged(fx.worker, subject, "POST", "/s3/{bucket}/{*key}").len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "the Worker never logged the complete");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let puts = logged(fx.worker, subject, "PUT", "/s3/{bucket}/{*key}");
+    // The Worker saw exactly those part PUTs, before the complete.
+    log_until_s3_complete(fx.worker, subject);
+    let puts = logged(fx.worker, subject, "PUT", S3_ROUTE);
     let statuses: Vec<_> = puts.iter().map(|line| line["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, vec![200; part_count as usize], "each part reached the Worker once: {puts:?}");
-    let gets = logged(fx.worker, subject, "GET", "/s3/{bucket}/{*key}");
+    let gets = logged(fx.worker, subject, "GET", S3_ROUTE);
     assert_eq!(
         gets.iter().map(|line| &line["status"]).collect::<Vec<_>>(),
         [200],
@@ -782,4 +795,208 @@ fn a_reload_mid_upload_with_direct_parts_resumes_sending_only_the_missing_parts_
     let saw = worker_saw(&worker, &id);
     assert!(count(&saw, "POST", PART_ROUTE) >= 8, "every part reported: {saw:?}");
     assert_eq!(count(&saw, "PUT", PART_ROUTE), 0, "no part through the Worker: {saw:?}");
+}
+
+// ---- Uppy's S3 plugin with direct parts (issue 22) ----------------------------------------------
+
+/// A Worker that offers direct parts (the testkit's local R2 settings) to pages of `site`.
+fn direct_worker_for(site: &str) -> Worker {
+    Worker::start_with(Options { vars: vec![("ALLOWED_ORIGINS".to_string(), site.to_string())] })
+}
+
+/// `uppy_s3_direct.mjs` against `worker`, from a page of `site` (an origin its
+/// `ALLOWED_ORIGINS` lists): Uppy uploads a file of `len` random bytes to `{subject}/direct.bin`
+/// with the scenario's `extra` settings. Asserts that the upload succeeded with no CORS refusal
+/// and no header the browser refused to send, and that the object is the file, in 5 MiB parts;
+/// returns the subject's token and what the page saw.
+fn upload_with_uppys_direct_parts(
+    worker: &Worker,
+    site: &str,
+    subject: &str,
+    len: usize,
+    extra: &[(&str, &str)],
+) -> (String, Value) {
+    let token = worker.token(subject, ALL_SCOPES);
+    let key = format!("{subject}/direct.bin");
+    let (_dir, path, data) = file("direct.bin", len, len as u64 + 22);
+    let mut vars = vec![
+        ("WORKER_URL", worker.url.as_str()),
+        ("TOKEN", &token),
+        ("PAGE_URL", site),
+        ("FILE", path.to_str().unwrap()),
+        ("KEY", &key),
+    ];
+    vars.extend_from_slice(extra);
+    let seen = browser("uppy_s3_direct.mjs", &vars);
+    let done = seen.get("after").unwrap_or(&seen);
+    assert_eq!(done.get("error"), None, "{seen}");
+    assert_eq!((done["successful"].as_u64(), &done["failed"]), (Some(1), &json!([])), "{seen}");
+    assert_eq!(seen["origin"], site, "the page is on another origin than the Worker: {seen}");
+    assert_eq!((&seen["corsConsole"], &seen["refusedHeaders"]), (&json!([]), &json!([])), "{seen}");
+    let object = Api::new(worker, Some(token.clone())).object(&key, &[]);
+    assert_eq!(object.status, 200);
+    assert!(object.body == data, "the bytes came back identical");
+    let etag = format!("\"{}\"", multipart_etag(&data, PART));
+    assert_eq!(object.header("etag"), Some(etag.as_str()), "sent in 5 MiB parts: {seen}");
+    assert_eq!(done["etag"], etag.as_str(), "read back in the page: {seen}");
+    (token, seen)
+}
+
+/// Of `uppy_s3_direct.mjs`'s records in `list` ("r2", "direct") from `phase` with `kind`
+/// (for "direct": "url" or "report"), `(partNumber, field)` of each, in order.
+fn direct_records(seen: &Value, list: &str, phase: &str, kind: Option<&str>, field: &str) -> Vec<(u64, Value)> {
+    let records = seen[list].as_array().unwrap().iter();
+    let records = records.filter(|r| r["phase"] == phase && kind.is_none_or(|kind| r["kind"] == kind));
+    records.map(|r| (r["partNumber"].as_u64().unwrap(), r[field].clone())).collect()
+}
+
+/// `method route -> status` of each line, in order.
+fn routes_and_statuses(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            format!("{} {} {}", l["method"].as_str().unwrap_or(""), l["route"].as_str().unwrap_or(""), l["status"])
+        })
+        .collect()
+}
+
+/// Issue 22, Uppy: `testkit.directParts` as the plugin's `signRequest` (the README's "S3
+/// clients"), with no report listener. Each of the 4 parts' URL comes from the Worker, signed
+/// for the length the hook works out as the plugin cuts the file (5, 5, 5 and 3 MiB), and its
+/// bytes go straight to R2: cross-origin, through local R2's own CORS (no Playwright route is
+/// installed), without the token. Create and complete go to `/s3` with the bearer token, and
+/// the complete records the parts it lists, none of them reported (R2 checks their ETags).
+#[test]
+fn uppys_s3_plugin_sends_its_parts_straight_to_r2_with_a_sign_request_hook() {
+    let site = static_site();
+    let worker = direct_worker_for(&site);
+    let subject = "uppy-direct";
+    let extra = [("REPORTS", "false")];
+    let (token, seen) = upload_with_uppys_direct_parts(&worker, &site, subject, 3 * PART + 3 * MIB, &extra);
+
+    let r2_host = worker.url.trim_start_matches("http://");
+    let r2 = seen["r2"].as_array().unwrap();
+    assert_eq!(r2.iter().map(|r| r["partNumber"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3, 4], "{seen}");
+    for put in r2 {
+        assert_eq!((put["method"].as_str(), put["host"].as_str()), (Some("PUT"), Some(r2_host)), "{put}");
+        assert_eq!((&put["status"], &put["origin"]), (&json!(200), &json!(site)), "cross-origin, taken: {put}");
+        assert_eq!(put["authorization"], Value::Null, "the URL is the credential: {put}");
+    }
+    let lengths = direct_records(&seen, "direct", "", Some("url"), "length");
+    let parts = [(1, PART), (2, PART), (3, PART), (4, 3 * MIB)];
+    assert_eq!(lengths, parts.map(|(n, len)| (n, json!(len))), "each part's length, as the plugin cuts: {seen}");
+    let statuses = direct_records(&seen, "direct", "", Some("url"), "status");
+    assert!(statuses.iter().all(|(_, status)| status == 200), "{seen}");
+    assert_eq!(direct_records(&seen, "direct", "", Some("report"), "status"), [], "no reports: {seen}");
+
+    assert_eq!(s3_requests(&seen, "", "PUT", None), Vec::<&Value>::new(), "no part through /s3: {seen}");
+    let bearer = json!(format!("Bearer {token}"));
+    for (what, with) in [("create", "uploads"), ("complete", "uploadId")] {
+        let requests = s3_requests(&seen, "", "POST", Some(with));
+        assert_eq!(requests.len(), 1, "one {what}: {seen}");
+        assert_eq!((&requests[0]["status"], &requests[0]["authorization"]), (&json!(200), &bearer), "{what}: {seen}");
+    }
+    let log = routes_and_statuses(&log_until_s3_complete(&worker, subject));
+    let expected = [
+        format!("POST {S3_ROUTE} 200"),
+        format!("POST {URL_ROUTE} 200"),
+        format!("POST {URL_ROUTE} 200"),
+        format!("POST {URL_ROUTE} 200"),
+        format!("POST {URL_ROUTE} 200"),
+        format!("POST {S3_ROUTE} 200"),
+    ];
+    assert_eq!(log, expected, "the Worker saw the create, 4 URL asks and the complete, no part: {log:?}");
+}
+
+/// Issue 22, Uppy resuming with direct parts: the same hook with its report listener, and
+/// Golden Retriever. The page reloads as part 3 of 4 is about to be signed (18 MiB: a ghost
+/// after the reload, chosen again), once parts 1 and 2 are in R2 and reported. The reloaded
+/// page resumes the same upload: its ListParts names parts 1 and 2, only parts 3 and 4 are
+/// sent, straight to R2, each reported with the ETag R2 answered, and the object is the file.
+#[test]
+fn uppys_s3_upload_with_direct_parts_resumes_after_a_reload_from_the_parts_it_reported() {
+    let site = static_site();
+    let worker = direct_worker_for(&site);
+    let subject = "uppy-direct-resume";
+    let extra = [("REPORTS", "true"), ("HOLD_FROM", "3")];
+    let (_, seen) = upload_with_uppys_direct_parts(&worker, &site, subject, 3 * PART + 3 * MIB, &extra);
+    let (before, after) = (&seen["before"], &seen["after"]);
+    assert_eq!((&before["heldPart"], &before["uploadError"]), (&json!(3), &Value::Null), "cut off, not failed: {seen}");
+    assert_eq!(before["reports"], json!([200, 200]), "parts 1 and 2 reported: {seen}");
+    let upload_id = before["saved"]["s3Multipart"]["uploadId"].as_str().unwrap();
+    assert_eq!(after["restored"]["s3Multipart"]["uploadId"], upload_id, "restored with its upload id: {seen}");
+    assert_eq!(after["reselected"]["isGhost"], false, "{seen}");
+
+    let taken = |phase| direct_records(&seen, "r2", phase, None, "status");
+    assert_eq!(taken("before"), [(1, json!(200)), (2, json!(200))], "{seen}");
+    let listed = s3_requests(&seen, "after", "GET", Some("uploadId"));
+    assert_eq!(listed.len(), 1, "one ListParts after the reload: {seen}");
+    assert_eq!((&listed[0]["query"]["uploadId"], &listed[0]["status"]), (&json!(upload_id), &json!(200)), "{seen}");
+    let body = listed[0]["body"].as_str().unwrap();
+    let listed_parts: Vec<u64> =
+        body.split("<PartNumber>").skip(1).map(|rest| rest[..rest.find('<').unwrap()].parse().unwrap()).collect();
+    assert_eq!(listed_parts, [1, 2], "ListParts names the parts reported before the reload: {body}");
+
+    assert_eq!(taken("after"), [(3, json!(200)), (4, json!(200))], "only the missing parts, to R2: {seen}");
+    let asked = direct_records(&seen, "direct", "after", Some("url"), "uploadId");
+    assert_eq!(asked, [(3, json!(upload_id)), (4, json!(upload_id))], "{seen}");
+    let etags = direct_records(&seen, "r2", "after", None, "etag");
+    let reported = direct_records(&seen, "direct", "after", Some("report"), "etag");
+    let bare = |etags: Vec<(u64, Value)>| -> Vec<(u64, String)> {
+        etags.into_iter().map(|(n, etag)| (n, etag.as_str().unwrap().trim_matches('"').to_string())).collect()
+    };
+    assert_eq!(bare(reported), bare(etags), "each reported with R2's ETag: {seen}");
+    let report_statuses = direct_records(&seen, "direct", "after", Some("report"), "status");
+    assert_eq!(report_statuses, [(3, json!(200)), (4, json!(200))], "{seen}");
+    assert_eq!(s3_requests(&seen, "after", "POST", Some("uploads")), Vec::<&Value>::new(), "no new upload: {seen}");
+    assert_eq!(s3_requests(&seen, "before", "PUT", None), Vec::<&Value>::new(), "{seen}");
+    assert_eq!(s3_requests(&seen, "after", "PUT", None), Vec::<&Value>::new(), "{seen}");
+
+    let log = routes_and_statuses(&log_until_s3_complete(&worker, subject));
+    let saw = |method: &str, route: &str| log.iter().filter(|l| l.starts_with(&format!("{method} {route} "))).count();
+    assert_eq!((saw("POST", URL_ROUTE), saw("POST", PART_ROUTE)), (4, 4), "a URL and a report per part: {log:?}");
+    assert_eq!((saw("PUT", S3_ROUTE), saw("PUT", PART_ROUTE)), (0, 0), "no part through the Worker: {log:?}");
+}
+
+/// Issue 22, Uppy against a Worker that offers no direct parts (this file's shared one): the
+/// hook's first URL ask is answered `501 direct_parts_unavailable`, after which it signs that
+/// part and every later one for `/s3` with the bearer token and asks no more; the report
+/// listener reports none of them (the Worker recorded each as it came through).
+#[test]
+fn uppys_direct_parts_hook_sends_every_part_through_s3_when_the_worker_offers_none() {
+    let fx = fixture();
+    let subject = "uppy-direct-unavailable";
+    let extra = [("REPORTS", "true")];
+    let (token, seen) = upload_with_uppys_direct_parts(fx.worker, &fx.allowed, subject, 3 * PART + 3 * MIB, &extra);
+
+    let asked = direct_records(&seen, "direct", "", Some("url"), "code");
+    assert_eq!(asked, [(1, json!("direct_parts_unavailable"))], "one ask, refused: {seen}");
+    assert_eq!(direct_records(&seen, "direct", "", Some("url"), "status"), [(1, json!(501))], "{seen}");
+    assert_eq!(direct_records(&seen, "direct", "", Some("report"), "status"), [], "{seen}");
+    assert_eq!(seen["r2"], json!([]), "{seen}");
+    let parts = s3_requests(&seen, "", "PUT", Some("partNumber"));
+    let numbers: Vec<_> = parts.iter().map(|p| p["query"]["partNumber"].as_str().unwrap()).collect();
+    assert_eq!(numbers, ["1", "2", "3", "4"], "{seen}");
+    let bearer = json!(format!("Bearer {token}"));
+    assert!(parts.iter().all(|p| p["status"] == 200 && p["authorization"] == bearer), "{seen}");
+}
+
+/// The README's `directParts` is, line for line, the hook the tests above run (`testkit.directParts`
+/// in tests/browser/uppy.mjs), so what users copy is what was tested.
+#[test]
+fn the_readmes_direct_parts_hook_is_the_one_the_browser_tests_run() {
+    let root = r2mpu_testkit::repo_root();
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    /// The lines after the one starting with `opening`, up to the first that is `closing`.
+    fn body<'a>(text: &'a str, opening: &str, closing: &str) -> Vec<&'a str> {
+        let mut lines = text.lines().skip_while(|line| !line.starts_with(opening));
+        assert!(lines.next().is_some(), "no line starts with {opening:?}");
+        lines.take_while(|line| *line != closing).collect()
+    }
+    let (tested, readme) = (read("tests/browser/uppy.mjs"), read("README.md"));
+    let tested: Vec<&str> =
+        body(&tested, "    directParts: (", "    },").iter().map(|l| l.strip_prefix("    ").unwrap_or(l)).collect();
+    let shown = body(&readme, "function directParts(", "}");
+    assert!(tested.len() > 20, "{tested:?}");
+    assert_eq!(shown, tested, "README.md's directParts against tests/browser/uppy.mjs's");
 }

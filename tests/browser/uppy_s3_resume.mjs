@@ -8,7 +8,7 @@
 // again as a user re-selects it; confirming the restore (what Dashboard's "resume" does) has the
 // plugin ask ListParts and send the parts it does not list, then complete.
 import { env, run } from "./browser.mjs";
-import { addUppy, openWithUppy, s3Traffic, serveFile, uppyBundle } from "./uppy.mjs";
+import { addUppy, openWithUppy, s3Traffic, savedUpload, serveFile, uppyBundle } from "./uppy.mjs";
 
 const bundle = await uppyBundle({ AwsS3: "@uppy/aws-s3", GoldenRetriever: "@uppy/golden-retriever" });
 const UPPY_ID = "resumable";
@@ -53,38 +53,9 @@ await run(async (page) => {
   }, args);
   const heldPart = await holding;
 
-  // Golden Retriever writes IndexedDB on its own schedule (throttled): reload only once its
-  // snapshot names the upload (and the file's blob is stored, if it keeps one), as it would be
-  // for a user whose tab closes a moment later.
-  before.saved = await page.evaluate(async ({ uppyId, fileId, keepsBlob }) => {
-    const open = () => new Promise((resolve, reject) => {
-      const request = indexedDB.open("uppy-blobs");
-      request.onsuccess = () => resolve(request.result);
-      request.onerror = () => reject(request.error);
-    });
-    const get = (db, store, id) => new Promise((resolve, reject) => {
-      const request = db.transaction([store]).objectStore(store).get(id);
-      request.onsuccess = () => resolve(request.result);
-      request.onerror = () => reject(request.error);
-    });
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const db = await open();
-      try {
-        const names = Array.from(db.objectStoreNames);
-        if (names.includes("metadata") && names.includes("files")) {
-          const snapshot = await get(db, "metadata", uppyId);
-          const state = snapshot && JSON.parse(snapshot.metadata).files?.[fileId]?.s3Multipart;
-          const blob = await get(db, "files", `${uppyId}!${fileId}`);
-          if (state?.uploadId && (blob?.data || !keepsBlob)) return { s3Multipart: state, blobSize: blob?.data.size ?? null };
-        }
-      } finally {
-        db.close();
-      }
-      if (Date.now() > deadline) throw new Error("Golden Retriever never saved the upload's state");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }, { uppyId: UPPY_ID, fileId: before.fileId, keepsBlob });
+  // Reload only once Golden Retriever's snapshot names the upload, as it would be for a user
+  // whose tab closes a moment later.
+  before.saved = await savedUpload(page, { uppyId: UPPY_ID, fileId: before.fileId, keepsBlob });
   before.uploadError = await page.evaluate(() => window.uploadError);
   before.heldPart = heldPart;
 
@@ -95,20 +66,7 @@ await run(async (page) => {
     const out = {};
     try {
       const uppy = eval(`(${args.make})`)(args);
-      await new Promise((resolve) => uppy.once("restored", resolve));
-      const file = uppy.getFiles()[0];
-      out.restored = file && { id: file.id, isGhost: file.isGhost, size: file.data?.size ?? null, s3Multipart: file.s3Multipart ?? null };
-      if (file?.isGhost) {
-        // Uppy keeps a ghost's state (and `s3Multipart`) when the same file is added again.
-        uppy.addFile({ name: "resumed.bin", type: "application/octet-stream", data: await testkit.fetchFile("/file.bin") });
-        const again = uppy.getFile(file.id);
-        out.reselected = { isGhost: again.isGhost, size: again.data?.size ?? null, s3Multipart: again.s3Multipart ?? null };
-      }
-      const complete = new Promise((resolve) => uppy.once("complete", resolve));
-      uppy.emit("restore-confirmed");
-      const result = await complete;
-      out.successful = result.successful.length;
-      out.failed = result.failed.map((f) => String(f.error));
+      await testkit.resumeRestored(uppy, "resumed.bin", out);
       const back = await fetch(`${args.api}/objects/${args.key}`, { headers: { Authorization: `Bearer ${args.token}` } });
       out.readStatus = back.status;
       out.etag = back.headers.get("etag");
