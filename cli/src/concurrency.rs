@@ -12,10 +12,12 @@
 //! that stopped rising until it is small, settles on the best level, probes a quarter higher
 //! now and then in case the link changed, and halves on retried failures (errors, timeouts),
 //! the sign of an overloaded path.
-//! The window right after a change is not believed: new connections first fill their socket
-//! buffers (megabytes each on loopback), which reads as throughput the link never carried, so
-//! that window only settles the new level and the next one measures it. It is plain
-//! arithmetic on samples, so tests drive it with a simulated link.
+//! Each sample is the throughput of parts begun and answered at the level it judges (see
+//! [`throughput`]): not of bytes handed to sockets, which new connections fill with megabytes
+//! the link never carried yet (that once cost every change a window only to settle). It is
+//! plain arithmetic on samples, so tests drive it with a simulated link.
+//!
+//! [`throughput`]: crate::throughput
 
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -25,14 +27,14 @@ use crate::client::Client;
 /// Parts in flight before anything is measured. 4 saturate a local `wrangler dev`, and 16 do
 /// no worse there (1 GiB: 25.1 and 29.0 s at 16, 29.7 and 30.9 s at 4, on this machine), while
 /// a 200 ms link gets four times as much before the first measurement: its samples are slow to
-/// trust, because a part's bytes reach the socket buffers in bursts.
+/// come, since a part there takes seconds to be answered.
 pub const START: usize = 16;
 /// The most parts in flight, and so connections: the guide's client opens 25; a 256 KiB window
 /// over 200 ms moves 1.3 MB/s, so 64 reach 80 MB/s. Each costs a thread and a 256 KiB buffer.
 pub const MAX: usize = 64;
 /// How long each sample measures the throughput at one level: long enough to smooth out part
-/// boundaries and new connections' first round trips, short enough to ramp 4 to 64 in 16 s
-/// (two windows a step: one to settle, one to measure).
+/// boundaries and new connections' first round trips, short enough to ramp 16 to 64 in 4 s
+/// where parts are answered within a window.
 pub const WINDOW: Duration = Duration::from_secs(2);
 /// A higher level is kept when it brings at least this share of the growth its added
 /// connections would bring on a link that limits each one: below it the link (or the server)
@@ -73,7 +75,7 @@ impl Concurrency {
     /// `Client::first_round_trip`: a handshake and a request, so two round trips): as many
     /// connections as [`TARGET_RATE`] needs at [`ASSUMED_WINDOW`] per round trip, from
     /// [`NEAR_START`] to [`MAX`]. Starting right matters on a far link, where throughput samples
-    /// are slow to trust (a part's bytes reach the socket buffers in bursts) and each doubling
+    /// are slow to come (a part takes seconds to be answered) and each doubling
     /// costs two windows. A fixed level is not measured; without a measurement the start stays.
     pub fn sized_for(self, first_round_trip: impl FnOnce() -> Option<Duration>) -> Concurrency {
         let Concurrency::Adaptive { .. } = self else { return self };
@@ -150,15 +152,12 @@ pub struct Controller {
     /// The best level so far and the throughput (bytes/s) measured at it.
     best: Option<(usize, f64)>,
     phase: Phase,
-    /// The level changed at the last sample (or the transfer just began): the next one only
-    /// lets it settle.
-    settling: bool,
 }
 
 impl Controller {
     pub fn new(start: usize, max: usize) -> Controller {
         let max = max.max(1);
-        Controller { level: start.clamp(1, max), max, best: None, phase: Phase::Growing, settling: true }
+        Controller { level: start.clamp(1, max), max, best: None, phase: Phase::Growing }
     }
 
     #[cfg(test)]
@@ -166,20 +165,15 @@ impl Controller {
         self.level
     }
 
-    /// Takes one sample, the throughput in bytes/s measured over a window at the current level
-    /// and the number of attempts that failed and were retried in it, and returns the level
-    /// for the next window.
+    /// Takes one sample, the throughput in bytes/s measured at the current level and the number
+    /// of attempts that failed and were retried in its window, and returns the level for the
+    /// next window.
     pub fn sample(&mut self, rate: f64, setbacks: u64) -> usize {
-        let before = self.level;
         self.step(rate, setbacks);
-        self.settling = self.level != before;
         self.level
     }
 
     fn step(&mut self, rate: f64, setbacks: u64) {
-        if setbacks == 0 && self.settling {
-            return;
-        }
         if setbacks > 0 {
             self.level = (self.level / 2).max(1);
             self.best = None;
@@ -237,13 +231,10 @@ mod tests {
 
     /// A link as TCP sees it: each connection moves one window per round trip, and all of them
     /// share a ceiling (the bottleneck: a line rate, or one busy workerd thread on loopback).
-    /// A sender counts bytes as it hands them to its socket, so each connection put to work
-    /// adds its socket buffer to the bytes seen in its first window.
     struct Link {
         window: f64,
         rtt: f64,
         ceiling: f64,
-        buffer: f64,
     }
 
     impl Link {
@@ -258,13 +249,10 @@ mod tests {
         let mut controller = Controller::new(START, MAX);
         let mut seed = 0x2545_f491_u64;
         let (mut levels, mut rates) = (vec![], vec![]);
-        let mut before = 0;
         for _ in 0..samples {
             seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             let jitter = 1.0 + noise * (((seed >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0);
-            let filling = controller.level().saturating_sub(before) as f64 * link.buffer / WINDOW.as_secs_f64();
-            before = controller.level();
-            let rate = link.rate(controller.level()) * jitter + filling;
+            let rate = link.rate(controller.level()) * jitter;
             levels.push(controller.level());
             rates.push(rate);
             controller.sample(rate, 0);
@@ -278,40 +266,25 @@ mod tests {
         last.iter().map(|&n| link.rate(n)).sum::<f64>() / tail as f64 / link.ceiling
     }
 
-    /// Measured in bench/RESULTS.md: 21.5 MB/s per connection, ~80 MB/s for workerd's one thread;
-    /// loopback sockets buffer megabytes.
-    const LOOPBACK: Link = Link { window: 21.5 * MB, rtt: 1.0, ceiling: 80.0 * MB, buffer: 4.0 * MB };
+    /// Measured in bench/RESULTS.md: 21.5 MB/s per connection, ~80 MB/s for workerd's one thread.
+    const LOOPBACK: Link = Link { window: 21.5 * MB, rtt: 1.0, ceiling: 80.0 * MB };
     /// A 256 KiB window over 200 ms is 1.3 MB/s a connection; a 60 MB/s line needs 46 of them.
-    const LONG: Link = Link { window: 262_144.0, rtt: 0.200, ceiling: 60.0 * MB, buffer: 1.0 * MB };
-
-    /// What a first sample at each new level would believe without settling: 4 MB per new
-    /// loopback connection over a 2 s window reads as 8 MB/s more for 4 more connections.
-    #[test]
-    fn the_window_after_a_change_only_settles_it() {
-        let mut controller = Controller::new(4, MAX);
-        // The first window, while the first connections open, only settles too.
-        assert_eq!(controller.sample(120.0 * MB, 0), 4);
-        assert_eq!(controller.sample(80.0 * MB, 0), 8);
-        // Socket buffers filling: looks like growth, is not believed.
-        assert_eq!(controller.sample(96.0 * MB, 0), 8);
-        // Measured: no gain, so the ceiling is below 8; try halfway.
-        assert_eq!(controller.sample(80.0 * MB, 0), 6);
-    }
+    const LONG: Link = Link { window: 262_144.0, rtt: 0.200, ceiling: 60.0 * MB };
 
     #[test]
     fn on_loopback_it_stays_at_its_start_above_the_four_that_saturate_workerd() {
         let (levels, _) = drive(&LOOPBACK, 60, 0.0);
         assert!(levels.iter().all(|&n| n <= 2 * START), "{levels:?}");
         assert!(utilisation(&LOOPBACK, &levels, 50) >= 0.99, "{levels:?}");
-        // Most of the time at the settled level: a probe (settle, measure) every 7 windows.
+        // Most of the time at the settled level: a probe every 6 windows.
         assert!(levels.iter().filter(|&&n| n == START).count() >= 42, "{levels:?}");
     }
 
     #[test]
     fn on_a_200_ms_link_it_grows_to_the_ceiling_within_a_few_samples() {
         let (levels, _) = drive(&LONG, 60, 0.0);
-        // A step every two windows (settle, measure): at 64 by the fifth window.
-        assert_eq!(levels[..5], [16, 16, 32, 32, 64]);
+        // A step every window: at 64 by the third.
+        assert_eq!(levels[..3], [16, 32, 64]);
         assert!(utilisation(&LONG, &levels, 52) >= 0.99, "{levels:?}");
         assert!(levels.iter().all(|&n| n <= MAX));
     }
@@ -359,12 +332,13 @@ mod tests {
     fn one_slow_window_while_holding_does_not_pass_for_growth_at_the_next_probe() {
         let mut controller = Controller::new(4, MAX);
         let mut levels = vec![];
-        // Loopback at its ceiling: 4 is measured, 8, 6 and 5 bring nothing; back at 4 it holds,
-        // then one window stalls just as the probe starts.
+        // Loopback at its ceiling: 4 is measured, 8, 6 and 5 bring nothing; back at 4 it holds
+        // and probes 5 after five windows, again in vain; the window just before the next probe
+        // stalls, and that probe brings nothing either.
         for rate in [80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 10, 80, 80, 80] {
             levels.push(controller.sample(f64::from(rate) * MB, 0));
         }
-        assert_eq!(levels, [4, 8, 8, 6, 6, 5, 5, 4, 4, 4, 4, 4, 4, 5, 5, 4, 4]);
+        assert_eq!(levels, [8, 6, 5, 4, 4, 4, 4, 4, 5, 4, 4, 4, 4, 4, 5, 4, 4]);
     }
 
     #[test]

@@ -240,10 +240,9 @@ impl Fetching {
         concurrency: Concurrency,
         journal: &mut Journal<DownloadRecord>,
     ) -> Result<()> {
-        let count = usize::from(self.layout.part_count().unwrap_or(0));
         pool::run(
             todo,
-            count,
+            &self.layout,
             concurrency,
             &self.progress,
             &self.client.setbacks,

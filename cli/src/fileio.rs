@@ -7,7 +7,6 @@ use std::io::{self, Read};
 use md5::{Digest as _, Md5};
 
 use crate::etag::Digest;
-use crate::progress::Progress;
 
 /// Buffer size for hashing and for copying response bodies to disk.
 pub const BUFFER: usize = 256 * 1024;
@@ -37,8 +36,8 @@ pub fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<
     Ok(())
 }
 
-/// The bytes `[offset, offset + len)` of a file as a request body, hashed and counted as they
-/// are read. A local read failure is kept aside so the caller can tell it from a network one
+/// The bytes `[offset, offset + len)` of a file as a request body, hashed as they are read
+/// (progress counts a part once the server answered it, not as it is read here). A local read failure is kept aside so the caller can tell it from a network one
 /// (ureq reports both as I/O errors).
 pub struct RangeReader<'a> {
     file: &'a File,
@@ -46,15 +45,12 @@ pub struct RangeReader<'a> {
     remaining: u64,
     /// `None` when the caller knows the range's MD5 already.
     md5: Option<Md5>,
-    progress: &'a Progress,
-    /// Bytes handed out so far, to take back from the progress if the attempt fails.
-    pub counted: u64,
     pub local_error: Option<io::Error>,
 }
 
 impl<'a> RangeReader<'a> {
-    pub fn new(file: &'a File, offset: u64, len: u64, progress: &'a Progress) -> RangeReader<'a> {
-        RangeReader { file, offset, remaining: len, md5: Some(Md5::new()), progress, counted: 0, local_error: None }
+    pub fn new(file: &'a File, offset: u64, len: u64) -> RangeReader<'a> {
+        RangeReader { file, offset, remaining: len, md5: Some(Md5::new()), local_error: None }
     }
 
     /// The same reader without hashing: for a range whose MD5 was computed before.
@@ -93,8 +89,6 @@ impl Read for RangeReader<'_> {
                 }
                 self.offset += n as u64;
                 self.remaining -= n as u64;
-                self.counted += n as u64;
-                self.progress.handed(n as u64);
                 Ok(n)
             }
             Err(e) => {
@@ -135,8 +129,7 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
         file.write_all(&data).unwrap();
-        let progress = Progress::start("test", "parts", 100_000, 0, true);
-        let mut reader = RangeReader::new(&file, 1_000, 50_000, &progress);
+        let mut reader = RangeReader::new(&file, 1_000, 50_000);
         assert_eq!(reader.digest(), None);
         let mut sent = Vec::new();
         let mut small = [0u8; 7_000];
@@ -156,8 +149,7 @@ mod tests {
     fn a_file_that_shrank_is_a_local_error() {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&[1, 2, 3]).unwrap();
-        let progress = Progress::start("test", "parts", 10, 0, true);
-        let mut reader = RangeReader::new(&file, 0, 10, &progress);
+        let mut reader = RangeReader::new(&file, 0, 10);
         let mut buf = [0u8; 16];
         assert_eq!(reader.read(&mut buf).unwrap(), 3);
         assert!(reader.read(&mut buf).is_err());

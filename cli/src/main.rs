@@ -16,6 +16,7 @@
 //! - [`pool`]: the threads both transfers send or fetch their parts with.
 //! - [`concurrency`]: how many parts are in flight (pinned, or adapted to the measured
 //!   throughput).
+//! - [`throughput`]: that throughput, measured from the parts answered.
 //! - [`direct`]: direct parts' presigned URLs, fetched in batches ahead of need.
 //! - [`client`]: HTTP to the Worker: routes, bearer token, retries with backoff, problem parsing.
 //! - [`resume`]: the local journals that let a transfer continue after it was interrupted.
@@ -38,6 +39,7 @@ mod pool;
 mod progress;
 mod resume;
 mod send;
+mod throughput;
 mod token;
 mod upload;
 mod uploads;

@@ -4,45 +4,54 @@
 //!
 //! Threads are started as the level rises and wait at a gate when it falls; each keeps its own
 //! connection alive in the client's pool between parts, so a grown pool does not pay a
-//! handshake per part.
+//! handshake per part. The level follows the throughput of the parts answered (see
+//! [`throughput`]), timed from the moment a thread began each one.
 //!
 //! [`concurrency`]: crate::concurrency
+//! [`throughput`]: crate::throughput
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use r2mpu_api::layout::Layout;
+
 use crate::concurrency::{Concurrency, WINDOW};
 use crate::error::Result;
+use crate::parts::part_len;
 use crate::progress::Progress;
+use crate::throughput::Meter;
 
 /// How often the calling thread looks at the clock while no result arrives.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Runs `work` on each part of `todo` and passes each result to `finished` on this thread as it
-/// arrives. At most `concurrency` parts are in flight (at least one, at most one a part); when
-/// adaptive, the level follows the throughput measured on `progress` and the attempts counted
-/// in `setbacks` (retried failures). A part counts as done on `progress`, out of `count` parts
-/// in all (those not in `todo` were done earlier), once `finished` accepts it. The first error
+/// Runs `work` on each part of `todo` (numbered as in `layout`) and passes each result to
+/// `finished` on this thread as it arrives. At most `concurrency` parts are in flight (at least
+/// one, at most one a part); when adaptive, the level follows the throughput of the parts
+/// `finished` accepted and the attempts counted in `setbacks` (retried failures). A part counts
+/// as done on `progress`, out of the layout's parts (those not in `todo` were done earlier),
+/// once `finished` accepts it. The first error
 /// `finished` returns (usually the part's own) stops the threads from starting new parts;
 /// parts already under way still reach `finished`, and that first error is what this returns.
 pub fn run<T: Send>(
     todo: &[u16],
-    count: usize,
+    layout: &Layout,
     concurrency: Concurrency,
     progress: &Progress,
     setbacks: &AtomicU64,
     work: impl Fn(u16) -> Result<T> + Sync,
     mut finished: impl FnMut(u16, Result<T>) -> Result<()>,
 ) -> Result<()> {
+    let count = usize::from(layout.part_count().unwrap_or(0));
     let next = AtomicUsize::new(0);
-    let (level, mut controller) = concurrency.start();
+    let (mut level, mut controller) = concurrency.start();
     let gate = Gate::new(level);
-    let (sender, results) = mpsc::channel::<(u16, Result<T>)>();
+    let (sender, results) = mpsc::channel::<Finished<T>>();
     let mut sender = Some(sender);
-    let worker = |sender: mpsc::Sender<(u16, Result<T>)>| {
+    let worker = |sender: mpsc::Sender<Finished<T>>| {
         let (next, gate, work) = (&next, &gate, &work);
         move || {
             while gate.enter() {
@@ -51,9 +60,11 @@ pub fn run<T: Send>(
                     gate.close();
                     break;
                 };
+                let begun = Instant::now();
                 let result = work(n);
+                let ended = Instant::now();
                 gate.leave();
-                if sender.send((n, result)).is_err() {
+                if sender.send((n, begun..ended, result)).is_err() {
                     break;
                 }
             }
@@ -69,7 +80,8 @@ pub fn run<T: Send>(
         };
         spawn_up_to(level, &sender);
         progress.set_level(level, None);
-        let mut window = Window::start(progress, setbacks);
+        let mut window = Window::start(setbacks);
+        let mut meter = Meter::new(window.started);
         let mut first_error = None;
         let mut done = count - todo.len();
         loop {
@@ -78,8 +90,9 @@ pub fn run<T: Send>(
                 sender = None;
             }
             match results.recv_timeout(TICK) {
-                Ok((n, result)) => match finished(n, result) {
+                Ok((n, took, result)) => match finished(n, result) {
                     Ok(()) => {
+                        meter.answered(part_len(layout, n), took.start, took.end);
                         done += 1;
                         progress.piece_done(done, count);
                     }
@@ -91,37 +104,45 @@ pub fn run<T: Send>(
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            let measuring = sender.is_some() && window.started.elapsed() >= WINDOW;
-            if let Some(controller) = controller.as_mut().filter(|_| measuring) {
-                let (rate, failures) = window.measure(progress, setbacks);
-                let level = controller.sample(rate, failures);
+            if sender.is_none() || window.started.elapsed() < WINDOW {
+                continue;
+            }
+            let (rate, failures) = (meter.rate(level), window.setbacks(setbacks));
+            // Without a piece answered at this level there is nothing to go on but failures.
+            if let Some(controller) = controller.as_mut().filter(|_| rate.is_some() || failures > 0) {
+                let (before, changed) = (level, Instant::now());
+                level = controller.sample(rate.unwrap_or(0.0), failures);
                 gate.set_limit(level);
                 spawn_up_to(level, &sender);
-                progress.set_level(level, Some(rate));
-                window = Window::start(progress, setbacks);
+                progress.set_level(level, rate);
+                window = Window::start(setbacks);
+                if level != before {
+                    meter = Meter::new(changed);
+                }
             }
         }
         first_error.map_or(Ok(()), Err)
     })
 }
 
-/// One measurement: where the byte and failure counts stood when it began.
+/// A part handed back by a thread: its number, from when to when the thread worked on it, and
+/// the result.
+type Finished<T> = (u16, Range<Instant>, Result<T>);
+
+/// One window between the controller's samples: when it began, and the failure count then.
 struct Window {
     started: Instant,
-    moved: u64,
     setbacks: u64,
 }
 
 impl Window {
-    fn start(progress: &Progress, setbacks: &AtomicU64) -> Window {
-        Window { started: Instant::now(), moved: progress.moved(), setbacks: setbacks.load(Ordering::Relaxed) }
+    fn start(setbacks: &AtomicU64) -> Window {
+        Window { started: Instant::now(), setbacks: setbacks.load(Ordering::Relaxed) }
     }
 
-    /// Bytes per second moved since the start, and the attempts that failed in the meantime.
-    fn measure(&self, progress: &Progress, setbacks: &AtomicU64) -> (f64, u64) {
-        let seconds = self.started.elapsed().as_secs_f64().max(0.001);
-        let moved = progress.moved().saturating_sub(self.moved);
-        (moved as f64 / seconds, setbacks.load(Ordering::Relaxed).saturating_sub(self.setbacks))
+    /// The attempts that failed since the window began.
+    fn setbacks(&self, setbacks: &AtomicU64) -> u64 {
+        setbacks.load(Ordering::Relaxed).saturating_sub(self.setbacks)
     }
 }
 
@@ -190,6 +211,11 @@ mod tests {
         Progress::start("test", "parts", 0, 0, true)
     }
 
+    /// `count` parts of 1 MB.
+    fn parts(count: u16) -> Layout {
+        Layout { part_size: 1_000_000, size: Some(u64::from(count) * 1_000_000) }
+    }
+
     #[test]
     fn every_part_is_worked_on_once_and_finished_on_this_thread() {
         let todo: Vec<u16> = (3..=40).collect();
@@ -197,7 +223,7 @@ mod tests {
         let mut seen = BTreeSet::new();
         let result = run(
             &todo,
-            40,
+            &parts(40),
             Concurrency::Fixed(8),
             &quiet(),
             &AtomicU64::new(0),
@@ -218,7 +244,7 @@ mod tests {
         let called = AtomicU32::new(0);
         let result = run(
             &[],
-            1,
+            &parts(1),
             Concurrency::Fixed(4),
             &quiet(),
             &AtomicU64::new(0),
@@ -247,11 +273,12 @@ mod tests {
             }
         };
         let mut seen = BTreeSet::new();
-        let result = run(&[1, 2, 3], 3, Concurrency::Fixed(3), &quiet(), &AtomicU64::new(0), work, |n, part| {
-            seen.insert(n);
-            error_seen.store(true, Ordering::Relaxed);
-            part
-        });
+        let result =
+            run(&[1, 2, 3], &parts(3), Concurrency::Fixed(3), &quiet(), &AtomicU64::new(0), work, |n, part| {
+                seen.insert(n);
+                error_seen.store(true, Ordering::Relaxed);
+                part
+            });
         assert!(matches!(result, Err(Error::Unavailable(message)) if message == "part 1 failed"));
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
     }
@@ -265,10 +292,11 @@ mod tests {
             thread::sleep(Duration::from_millis(1));
             Ok(())
         };
-        let result = run(&todo, 1000, Concurrency::Fixed(2), &quiet(), &AtomicU64::new(0), work, |n, _| match n {
-            1 => Err(Error::Usage("cannot record part 1".into())),
-            _ => Ok(()),
-        });
+        let result =
+            run(&todo, &parts(1000), Concurrency::Fixed(2), &quiet(), &AtomicU64::new(0), work, |n, _| match n {
+                1 => Err(Error::Usage("cannot record part 1".into())),
+                _ => Ok(()),
+            });
         assert!(matches!(result, Err(Error::Usage(_))));
         assert!(started.into_inner() < 1000);
     }
@@ -298,17 +326,17 @@ mod tests {
             in_flight.during(|| thread::sleep(Duration::from_millis(2)));
             Ok(())
         };
-        let result = run(&todo, 60, Concurrency::Fixed(3), &quiet(), &AtomicU64::new(0), work, |_, r| r);
+        let result = run(&todo, &parts(60), Concurrency::Fixed(3), &quiet(), &AtomicU64::new(0), work, |_, r| r);
         assert!(result.is_ok());
         assert_eq!(in_flight.peak.into_inner(), 3);
     }
 
     /// Parts that each move 1 MB in 20 ms: a link whose throughput follows the parts in flight.
-    /// After a settling window and a measuring one at the starting level (3,200 parts), the
-    /// pool doubles it.
+    /// After a window at the starting level (some 1,500 parts), the pool doubles it, and the
+    /// rest are begun before the next window ends.
     #[test]
     fn an_adaptive_pool_grows_while_the_throughput_follows() {
-        let todo: Vec<u16> = (1..=4000).collect();
+        let todo: Vec<u16> = (1..=2800).collect();
         let progress = quiet();
         let in_flight = InFlight::default();
         let work = |_| {
@@ -318,7 +346,7 @@ mod tests {
         };
         let result = run(
             &todo,
-            4000,
+            &parts(2800),
             Concurrency::Adaptive { start: crate::concurrency::START },
             &progress,
             &AtomicU64::new(0),
@@ -343,7 +371,7 @@ mod tests {
         };
         let result = run(
             &todo,
-            2400,
+            &parts(2400),
             Concurrency::Adaptive { start: crate::concurrency::START },
             &progress,
             &setbacks,
@@ -352,5 +380,38 @@ mod tests {
         );
         assert!(result.is_ok());
         assert_eq!(in_flight.peak.into_inner(), crate::concurrency::START);
+    }
+
+    /// Issue 23: the first wave's parts went into socket buffers (or a proxy that holds them)
+    /// and none is answered for more than two windows. Nothing is known of the link yet, so the
+    /// level stays where it started; a measure of bytes handed to sockets read 16 parts' worth
+    /// in the first window and doubled the level at the second.
+    #[test]
+    fn bytes_handed_without_an_answer_never_raise_the_level() {
+        let start = crate::concurrency::START;
+        let todo: Vec<u16> = (1..=64).collect();
+        let progress = quiet();
+        let (in_flight, released) = (InFlight::default(), AtomicBool::new(false));
+        let peak_while_held = AtomicUsize::new(0);
+        thread::scope(|scope| {
+            scope.spawn(|| {
+                thread::sleep(WINDOW * 2 + Duration::from_millis(600));
+                peak_while_held.store(in_flight.peak.load(Ordering::SeqCst), Ordering::SeqCst);
+                released.store(true, Ordering::SeqCst);
+            });
+            let work = |_| {
+                in_flight.during(|| {
+                    while !released.load(Ordering::SeqCst) {
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                });
+                progress.arrived(1_000_000);
+                Ok(())
+            };
+            let adaptive = Concurrency::Adaptive { start };
+            let result = run(&todo, &parts(64), adaptive, &progress, &AtomicU64::new(0), work, |_, r| r);
+            assert!(result.is_ok());
+        });
+        assert_eq!(peak_while_held.into_inner(), start, "the parts in flight while none was answered");
     }
 }

@@ -3,17 +3,18 @@
 //! `--quiet`. Worker threads report bytes as they move; the coordinating thread reports pieces.
 //!
 //! What is shown (position, rate, ETA) counts only bytes the far end holds: an upload's parts
-//! once the Worker answered them, a download's bytes once written. Bytes handed to a socket
-//! are not there yet: counting them showed `439 MiB/s … ETA 1s` in the first second of a
-//! 45 MB/s upload, while the kernel's buffers filled. They are counted apart ([`Progress::handed`]),
-//! for the adaptive concurrency's measure.
+//! once the Worker (or R2) answered them, a download's bytes once written. Bytes handed to a
+//! socket are not there yet: counting them showed `439 MiB/s … ETA 1s` in the first second of a
+//! 45 MB/s upload, while the kernel's buffers filled. The rate and ETA are this run's bytes held
+//! over its time, on the bar as on the plain lines ([`pace`]); indicatif's own estimate took a
+//! resumed upload's earlier bytes for this run's first fraction of a second.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressState, ProgressStyle};
 
 /// The bar on screen, if any, so that [`note`] can print above it instead of through it.
 static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
@@ -35,8 +36,6 @@ pub struct Progress {
     resumed: u64,
     /// Bytes the far end holds (a part answered, a range written), resumed ones included.
     arrived: AtomicU64,
-    /// Bytes handed to the network, answered or not (uploads), resumed ones included.
-    handed: AtomicU64,
     /// Parts in flight now, and the throughput last measured (bytes/s; 0 before the first).
     level: AtomicUsize,
     recent_rate: AtomicU64,
@@ -53,9 +52,18 @@ impl Progress {
         let terminal = !quiet && std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
             let style = ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg} ETA {eta}",
+                "{prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes} {rate} {msg}{eta}",
             )
             .expect("the template is valid")
+            .with_key("rate", move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let (rate, _) = pace(state.pos(), total, resumed, state.elapsed());
+                let _ = write!(w, "{}/s", HumanBytes(rate as u64));
+            })
+            .with_key("eta", move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                if let (_, Some(eta)) = pace(state.pos(), total, resumed, state.elapsed()) {
+                    let _ = write!(w, " ETA {}", HumanDuration(eta));
+                }
+            })
             .progress_chars("=> ");
             let bar = ProgressBar::new(total).with_style(style).with_prefix(verb).with_position(resumed);
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -68,7 +76,6 @@ impl Progress {
             total,
             resumed,
             arrived: AtomicU64::new(resumed),
-            handed: AtomicU64::new(resumed),
             level: AtomicUsize::new(0),
             recent_rate: AtomicU64::new(0),
             started: Instant::now(),
@@ -77,29 +84,12 @@ impl Progress {
         }
     }
 
-    /// Bytes handed to the network on their way to the far end (any thread); shown only once
-    /// they have [`Progress::arrived`].
-    pub fn handed(&self, bytes: u64) {
-        self.handed.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// Bytes handed by an attempt that failed and will be sent again.
-    pub fn take_back(&self, bytes: u64) {
-        self.handed.fetch_sub(bytes, Ordering::Relaxed);
-    }
-
     /// Bytes the far end now holds: a part the Worker answered, bytes of a range written.
     pub fn arrived(&self, bytes: u64) {
         self.arrived.fetch_add(bytes, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.inc(bytes);
         }
-    }
-
-    /// Bytes moved so far, by this run and earlier ones, as the adaptive concurrency measures
-    /// them: handed to the network (an upload), or arrived (a download, where they are one).
-    pub fn moved(&self) -> u64 {
-        self.handed.load(Ordering::Relaxed).max(self.arrived.load(Ordering::Relaxed))
     }
 
     /// How many pieces are in flight now, and the throughput that level was chosen on.
@@ -126,8 +116,7 @@ impl Progress {
 
     fn line(&self, done: usize, of: usize) -> String {
         let moved = self.arrived.load(Ordering::Relaxed).min(self.total);
-        let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = (moved - self.resumed.min(moved)) as f64 / elapsed;
+        let (rate, eta) = pace(moved, self.total, self.resumed, self.started.elapsed());
         let percent = (moved * 100).checked_div(self.total).unwrap_or(100);
         let mut line = format!(
             "{}: {done}/{of} {}, {} of {} ({percent}%), {}/s",
@@ -146,8 +135,7 @@ impl Progress {
                 line.push_str(&format!(" at {}/s", HumanBytes(recent)));
             }
         }
-        if done < of && rate > 0.0 {
-            let eta = Duration::from_secs_f64((self.total - moved) as f64 / rate);
+        if let Some(eta) = eta.filter(|_| done < of) {
             line.push_str(&format!(", ETA {}", HumanDuration(eta)));
         }
         line
@@ -162,8 +150,39 @@ impl Progress {
     }
 }
 
+/// This run's rate (bytes/s) and the time the rest would take at it, from `held` bytes of
+/// `total` the far end holds, `resumed` of them held before this run, `elapsed` into it. No ETA
+/// before this run's first byte is held.
+fn pace(held: u64, total: u64, resumed: u64, elapsed: Duration) -> (f64, Option<Duration>) {
+    let held = held.min(total);
+    let rate = held.saturating_sub(resumed) as f64 / elapsed.as_secs_f64().max(0.001);
+    let eta = (rate > 0.0).then(|| Duration::from_secs_f64((total - held) as f64 / rate));
+    (rate, eta)
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn the_pace_counts_only_this_runs_bytes_held() {
+        // Nothing answered yet: no rate, no ETA, however much went into sockets.
+        assert_eq!(pace(0, 300 * MIB, 0, Duration::from_secs(1)), (0.0, None));
+        // 45 MiB held after a second: 45 MiB/s, 255 MiB to go.
+        let (rate, eta) = pace(45 * MIB, 300 * MIB, 0, Duration::from_secs(1));
+        assert_eq!(rate, 45.0 * MIB as f64);
+        assert_eq!(eta.map(|d| d.as_secs()), Some(5));
+        // Resumed with 250 MiB on the server: a tenth of a second in, nothing of this run yet.
+        assert_eq!(pace(250 * MIB, 300 * MIB, 250 * MIB, Duration::from_millis(100)), (0.0, None));
+        let (rate, _) = pace(260 * MIB, 300 * MIB, 250 * MIB, Duration::from_secs(2));
+        assert_eq!(rate, 5.0 * MIB as f64);
     }
 }

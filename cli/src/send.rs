@@ -54,7 +54,6 @@ impl Sending<'_> {
         journal: &mut Journal<UploadRecord>,
         etags: &mut BTreeMap<u16, String>,
     ) -> Result<()> {
-        let count = usize::from(self.layout.part_count().unwrap_or(0));
         let mut record = |n: u16, landed: Result<(Part, Digest)>| -> Result<()> {
             let (part, md5) = landed?;
             journal.record(u32::from(n), md5)?;
@@ -80,7 +79,7 @@ impl Sending<'_> {
             drop(reported);
             let sent = pool::run(
                 todo,
-                count,
+                &self.layout,
                 concurrency,
                 self.progress,
                 &self.client.setbacks,
@@ -151,17 +150,15 @@ impl Sending<'_> {
                 }
                 return Ok(None);
             };
-            let mut body = RangeReader::new(self.file, start, len, self.progress);
+            let mut body = RangeReader::new(self.file, start, len);
             if known.is_some() {
                 body = body.unhashed();
             }
             let mut response = self.client.put_direct(&url).send(SendBody::from_reader(&mut body));
             if let Some(error) = body.local_error.take() {
-                self.progress.take_back(body.counted);
                 return Err(read_failed(error));
             }
             if !expired_once && response.as_mut().is_ok_and(refused_as_expired) {
-                self.progress.take_back(body.counted);
                 expired_once = true;
                 continue;
             }
@@ -174,7 +171,6 @@ impl Sending<'_> {
             _ => None,
         };
         let (Some(etag), Some(md5)) = (etag, body.digest().or(known)) else {
-            self.progress.take_back(body.counted);
             if !self.quiet {
                 let reason = match response {
                     Ok(r) => format!("HTTP {}", r.status()),
@@ -213,14 +209,13 @@ impl Sending<'_> {
             if let Some(md5) = &known {
                 request = request.header("Content-MD5", etag::content_md5(md5));
             }
-            let mut body = RangeReader::new(self.file, start, len, self.progress);
+            let mut body = RangeReader::new(self.file, start, len);
             if known.is_some() {
                 // Hashed once only: the server checks these bytes against `known` anyway.
                 body = body.unhashed();
             }
             let response = request.send(SendBody::from_reader(&mut body));
             if let Some(error) = body.local_error.take() {
-                self.progress.take_back(body.counted);
                 return Err(Attempt::Fatal(read_failed(error)));
             }
             let streamed = body.digest();
@@ -240,7 +235,6 @@ impl Sending<'_> {
                     }
                 },
                 Err(failure) => {
-                    self.progress.take_back(body.counted);
                     // The next attempt can tell the server what to expect.
                     known = known.or(streamed);
                     Err(failure)
