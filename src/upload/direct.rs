@@ -28,8 +28,9 @@
 //!   upload stays open and the part is sent again. Never a wrong object.
 //! - A client that crashes between its PUT to R2 and its report loses only the report: the
 //!   part is not recorded, and a resumed upload sends it again (a fresh URL, or the old one
-//!   while it lives), unless its complete lists it with R2's ETag. The object writes nothing before R2 has the bytes, so a crash of the
-//!   Worker or the object at any point leaves a record that names only parts R2 took.
+//!   while it lives), unless its complete lists it with R2's ETag. The object writes nothing
+//!   before R2 has the bytes, so a crash of the Worker or the object at any point leaves a
+//!   record that names only parts R2 took.
 
 use std::collections::BTreeMap;
 
