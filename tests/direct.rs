@@ -167,6 +167,16 @@ fn a_create_that_asks_for_part_urls_answers_them_and_they_complete_to_the_identi
         let refused = api.create(json!({"key": "direct/create-bad.bin", "partSize": PART, "partUrls": bad}));
         assert_eq!(refused.status, 400, "{bad}: {}", String::from_utf8_lossy(&refused.body));
     }
+    // The create's own checks come first: no upload, so no URL, outside the token's prefix or
+    // without `uploads:write`.
+    let worker = Worker::shared();
+    let mut confined = claims("direct-create-urls", ALL_SCOPES);
+    confined.custom.prefix = Some("elsewhere/".into());
+    let confined = api.with_token(&worker.sign(confined));
+    let reader = api.with_token(&worker.token("direct-create-urls", &["objects:read"]));
+    let asked = json!({"key": "direct/create-bad.bin", "partSize": PART, "partUrls": {"count": 1}});
+    confined.create(asked.clone()).assert_problem(403, "key_outside_prefix");
+    reader.create(asked).assert_problem(403, "insufficient_scope");
     let after = api.send("GET", "/uploads", &[], None).json()["uploads"].as_array().unwrap().len();
     assert_eq!(after, before, "no upload created by a refused create");
 }
