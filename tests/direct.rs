@@ -118,6 +118,69 @@ fn parts_sent_straight_to_r2_with_presigned_urls_complete_to_the_identical_objec
     assert!(api.object(key, &[]).body == data, "the object's bytes differ");
 }
 
+/// A create may ask for its first parts' URLs (`partUrls`), so that a client needs no round
+/// trip for them before its first PUT: parts 1 to `count`, no more than the upload has, each at
+/// its length in the layout, signed as the URL routes sign them; they work against R2, and a
+/// complete that lists the parts (none reported) makes the identical object.
+#[test]
+fn a_create_that_asks_for_part_urls_answers_them_and_they_complete_to_the_identical_object() {
+    let api = api("direct-create-urls");
+    let data = random_bytes(2 * PART + 4321, 35);
+    let key = "direct/create-urls.bin";
+    let asked = json!({"key": key, "size": data.len(), "partSize": PART, "partUrls": {"count": 10, "expiresIn": 120}});
+    let created = api.create(asked);
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    let created = created.json();
+    assert_eq!(created["directParts"], true, "{created}");
+    let id = created["uploadId"].as_str().unwrap().to_string();
+    let urls = created["partUrls"].as_array().unwrap_or_else(|| panic!("no partUrls: {created}")).clone();
+    let numbers: Vec<u64> = urls.iter().map(|u| u["partNumber"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, [1, 2, 3], "10 asked for, the upload's 3 given");
+    let parts: Vec<&[u8]> = chunks(&data, PART).collect();
+    let mut listed = Vec::new();
+    for (url, bytes) in urls.iter().zip(&parts) {
+        assert_eq!(url["headers"]["Content-Length"], bytes.len().to_string().as_str(), "the layout's length");
+        assert!(url["headers"].get("Content-MD5").is_none(), "no MD5 in this form: {url}");
+        assert!(url["url"].as_str().unwrap().contains("X-Amz-Expires=120&"), "expiresIn is honoured: {url}");
+        listed.push(json!({"partNumber": url["partNumber"], "etag": etag_of(&put_direct(url, bytes))}));
+    }
+    let done = api.complete(&id, Some(json!({ "parts": listed })));
+    assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(done.json()["etag"], multipart_etag(&data, PART));
+    assert!(api.object(key, &[]).body == data, "the object's bytes differ");
+
+    // An open size: parts 1 to `count`, each at `partSize`. Without `partUrls`, the answer is as ever.
+    let open = api.create(json!({"key": "direct/create-open.bin", "partSize": PART, "partUrls": {"count": 2}})).json();
+    let lengths: Vec<&str> =
+        open["partUrls"].as_array().unwrap().iter().map(|u| u["headers"]["Content-Length"].as_str().unwrap()).collect();
+    assert_eq!(lengths, [PART.to_string(), PART.to_string()]);
+    let plain = api.create(json!({"key": "direct/create-plain.bin", "partSize": PART})).json();
+    assert!(plain.get("partUrls").is_none() && plain.get("directParts").is_none(), "{plain}");
+    // Refused before anything is created: a count of 0 or past 1,000, an expiry past 7 days.
+    let before = api.send("GET", "/uploads", &[], None).json()["uploads"].as_array().unwrap().len();
+    for bad in [
+        json!({"count": 0}),
+        json!({"count": 1001}),
+        json!({"count": 1, "expiresIn": 604801}),
+        json!({"count": 1, "contentMd5": "x"}),
+    ] {
+        let refused = api.create(json!({"key": "direct/create-bad.bin", "partSize": PART, "partUrls": bad}));
+        assert_eq!(refused.status, 400, "{bad}: {}", String::from_utf8_lossy(&refused.body));
+    }
+    // The create's own checks come first: no upload, so no URL, outside the token's prefix or
+    // without `uploads:write`.
+    let worker = Worker::shared();
+    let mut confined = claims("direct-create-urls", ALL_SCOPES);
+    confined.custom.prefix = Some("elsewhere/".into());
+    let confined = api.with_token(&worker.sign(confined));
+    let reader = api.with_token(&worker.token("direct-create-urls", &["objects:read"]));
+    let asked = json!({"key": "direct/create-bad.bin", "partSize": PART, "partUrls": {"count": 1}});
+    confined.create(asked.clone()).assert_problem(403, "key_outside_prefix");
+    reader.create(asked).assert_problem(403, "insufficient_scope");
+    let after = api.send("GET", "/uploads", &[], None).json()["uploads"].as_array().unwrap().len();
+    assert_eq!(after, before, "no upload created by a refused create");
+}
+
 #[test]
 fn an_open_size_upload_signs_the_part_size_but_for_the_part_declared_last() {
     let api = api("direct-open-size");
@@ -282,7 +345,13 @@ fn without_the_settings_no_urls_are_offered_and_parts_go_through_the_worker_as_e
     let worker = Worker::start_with(Options::without_direct_parts());
     let api = Api::of(&worker, "direct-off");
     let data = random_bytes(PART + 99, 28);
-    let id = api.create_id(json!({"key": "direct/off.bin", "size": data.len(), "partSize": PART}));
+    // A create that asks for URLs still creates the upload, and says there are none.
+    let created =
+        api.create(json!({"key": "direct/off.bin", "size": data.len(), "partSize": PART, "partUrls": {"count": 2}}));
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    let created = created.json();
+    assert_eq!((created["directParts"].as_bool(), created.get("partUrls")), (Some(false), None), "{created}");
+    let id = created["uploadId"].as_str().unwrap().to_string();
     part_url(&api, &id, 1, Value::Null).assert_problem(501, "direct_parts_unavailable");
     api.post_json(&format!("/uploads/{id}/urls"), &json!({"parts": [{"partNumber": 1}]}))
         .assert_problem(501, "direct_parts_unavailable");

@@ -34,6 +34,42 @@ pub struct CreateUpload {
     /// Bytes per part (all but the last). Defaults to 16 MiB, or more for very large sizes.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integral::option")]
     pub part_size: Option<u64>,
+    /// Presigned URLs for the first parts, in the create's own answer: a client sending parts
+    /// straight to R2 then needs no round trip for them before its first PUT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(custom(function = "validate_first_part_urls"))]
+    pub part_urls: Option<FirstPartUrls>,
+}
+
+/// `partUrls` in `POST /uploads`: URLs for parts 1 to `count` (at most the part count, when
+/// `size` is declared), each signed at its length in the layout (`partSize` when the size is
+/// open), without `Content-MD5`: a part's MD5 is known only once it is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FirstPartUrls {
+    #[serde(deserialize_with = "integral::part_number")]
+    pub count: u16,
+    /// As in [`PartUrlRequest::expires_in`].
+    #[serde(default, deserialize_with = "integral::option", skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
+/// The most URLs one request may ask for: `POST /uploads/{uploadId}/urls`, or a create's
+/// `partUrls`.
+pub const MAX_PART_URLS: u16 = 1000;
+
+/// `POST /uploads`' answer: the upload's state and, when the create asked for `partUrls`,
+/// whether direct parts are offered and the URLs (absent if they are not, or if the upload is
+/// no longer open: a create replayed with its `Idempotency-Key`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedUpload {
+    #[serde(flatten)]
+    pub upload: Upload,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_parts: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_urls: Option<Vec<PartUrl>>,
 }
 
 /// Where an upload is in its life.
@@ -199,6 +235,21 @@ fn validate_content_type(value: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Checked before the upload is created, so that a create never fails after it: the URL
+/// routes check `expiresIn` as they sign.
+fn validate_first_part_urls(asked: &FirstPartUrls) -> Result<(), ValidationError> {
+    if !(1..=MAX_PART_URLS).contains(&asked.count) {
+        return Err(
+            ValidationError::new("part_url_count").with_message(format!("count must be 1 to {MAX_PART_URLS}").into())
+        );
+    }
+    if asked.expires_in.is_some_and(|secs| !(1..=MAX_PART_URL_SECS).contains(&secs)) {
+        return Err(ValidationError::new("part_url_expiry")
+            .with_message(format!("expiresIn must be 1 to {MAX_PART_URL_SECS} seconds").into()));
+    }
+    Ok(())
+}
+
 fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ValidationError> {
     let bytes: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
     if bytes > MAX_METADATA_BYTES {
@@ -297,6 +348,8 @@ pub struct PartUrlRequest {
 
 /// How long a part URL lives unless the request asks for less or more.
 pub const DEFAULT_PART_URL_SECS: u64 = 600;
+/// The longest a part URL may live: R2's seven days for a presigned request.
+pub const MAX_PART_URL_SECS: u64 = 7 * 24 * 3600;
 
 /// One part in `POST /uploads/{uploadId}/urls`: its number and its [`PartUrlRequest`]'s fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use r2mpu_api::types::{
-    CompleteUpload, CompletedObject, CreateUpload, ObjectList, Part, PartReport, PartUrl, PartUrlItem, PartUrlRequest,
-    PartUrls, PartUrlsRequest, Upload,
+    CompleteUpload, CompletedObject, CreateUpload, CreatedUpload, ObjectList, Part, PartReport, PartUrl, PartUrlItem,
+    PartUrlRequest, PartUrls, PartUrlsRequest, Upload,
 };
 use r2mpu_api::Problem;
 use serde::de::DeserializeOwned;
@@ -209,7 +209,7 @@ impl Client {
 
     /// `POST /uploads`, with an `Idempotency-Key` of its own: a retry after the answer was lost
     /// gets the upload the first attempt created, not a second one left behind to expire.
-    pub fn create_upload(&self, body: &CreateUpload) -> Result<Upload> {
+    pub fn create_upload(&self, body: &CreateUpload) -> Result<CreatedUpload> {
         let json = serde_json::to_vec(body).expect("CreateUpload serializes");
         let key = idempotency_key();
         self.with_retries("create upload", || {

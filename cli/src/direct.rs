@@ -1,20 +1,27 @@
 //! Presigned part URLs fetched ahead of need, so that a direct part costs no round trip to the
-//! Worker before its PUT (issue 22): the first part that needs a URL asks for it and for the
-//! next parts in sending order in one `POST /uploads/{id}/urls` (up to 1,000), and the parts
-//! after it find theirs waiting. A URL about to expire is not handed out but fetched again,
-//! with the parts after it.
+//! Worker before its PUT (issue 22): a new upload's create asks for the first 1,000 parts'
+//! URLs in its own answer (`partUrls`), and after that, or on a resume, the first part that
+//! needs a URL asks for it and for the next parts in sending order in one
+//! `POST /uploads/{id}/urls` (up to 1,000), and the parts after it find theirs waiting. A URL
+//! about to expire is not handed out but fetched again, with the parts after it.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use r2mpu_api::types::{PartUrl, PartUrlItem, DEFAULT_PART_URL_SECS};
+use r2mpu_api::types::{PartUrl, PartUrlItem, DEFAULT_PART_URL_SECS, MAX_PART_URLS};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 
-/// The most parts one `POST /uploads/{id}/urls` may ask for.
-pub const BATCH: usize = 1000;
+/// The most parts one `POST /uploads/{id}/urls`, or a create, may ask URLs for.
+pub const BATCH: usize = MAX_PART_URLS as usize;
+
+/// When URLs signed now for [`DEFAULT_PART_URL_SECS`] stop being worth using, by this machine's
+/// clock: taken before the request that asks for them, as the server's clock starts no earlier.
+pub fn deadline_from_now() -> Instant {
+    Instant::now() + Duration::from_secs(DEFAULT_PART_URL_SECS)
+}
 
 /// A URL with less than this left is fetched again rather than used: R2 checks the expiry when
 /// the PUT starts, and the part may wait a moment for its connection.
@@ -49,6 +56,12 @@ impl<'a> UrlBook<'a> {
         UrlBook { client, upload_id, order, urls: Mutex::new(BTreeMap::new()) }
     }
 
+    /// Keeps URLs fetched elsewhere (the create's `partUrls`) for the parts that need them.
+    pub fn keep(&self, urls: Vec<PartUrl>, deadline: Instant) {
+        let mut kept = self.urls.lock().unwrap_or_else(|e| e.into_inner());
+        kept.extend(urls.into_iter().map(|url| (url.part_number, (url, deadline))));
+    }
+
     /// Part `n`'s URL, from a batch fetched earlier when it is still fresh, else from a new
     /// batch: `n` and the parts after it in sending order that hold no fresh URL. `None`: the
     /// server offers no direct parts. A URL is handed out once; ask again for a fresh one (R2
@@ -66,8 +79,7 @@ impl<'a> UrlBook<'a> {
             .iter()
             .map(|&part_number| PartUrlItem { part_number, content_md5: None, length: None, expires_in: None })
             .collect();
-        // Timed from before the request: the server's clock starts no earlier.
-        let deadline = Instant::now() + Duration::from_secs(DEFAULT_PART_URL_SECS);
+        let deadline = deadline_from_now();
         let Some(fetched) = self.client.part_urls(self.upload_id, items)? else {
             return Ok(None);
         };

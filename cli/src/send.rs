@@ -1,12 +1,14 @@
 //! An upload's parts on their way, some at a time: each through the Worker (`PUT` of the part,
 //! recorded by the Worker as it answers), or straight to R2 with a presigned URL, then
 //! reported to the Worker from threads of their own, so that a report never holds the next
-//! part's start (issue 22). [`Sending::run`] journals each part once the server holds it.
+//! part's start, nor the complete (issue 22). [`Sending::run`] journals each part once the
+//! server holds it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use r2mpu_api::layout::Layout;
@@ -40,76 +42,86 @@ pub struct Sending<'a> {
 }
 
 impl Sending<'_> {
-    /// Sends `todo`, `concurrency` parts at a time. This thread records each finished part in the
-    /// journal as it lands; the first failure stops the others from starting new parts.
+    /// Sends `todo`, `concurrency` parts at a time, noting each part's ETag (for complete's
+    /// list) and MD5 (for the final check) as it goes out. This thread records each part in the
+    /// journal once the server holds it; the first failure stops the others from starting new
+    /// parts.
     ///
     /// A part sent straight to R2 frees its place for the next part as soon as R2 has answered:
     /// its report to the Worker goes to [`REPORTERS`] threads of its own, and the part is
-    /// journaled (on the server, for a resume) once the report has landed. Every report has
-    /// landed, or failed, when this returns, so complete never overtakes one.
+    /// journaled (on the server, for a resume) once the report has landed. The reports still on
+    /// their way when the last part is out are answered as [`Pending`]: complete need not wait
+    /// for them, since a complete that lists a part sent directly records it (the server's
+    /// `adopt_listed`).
     pub fn run(
         &self,
         todo: &[u16],
         concurrency: Concurrency,
         journal: &mut Journal<UploadRecord>,
-        etags: &mut BTreeMap<u16, String>,
-    ) -> Result<()> {
-        let mut record = |n: u16, landed: Result<(Part, Digest)>| -> Result<()> {
-            let (part, md5) = landed?;
-            journal.record(u32::from(n), md5)?;
-            etags.insert(n, part.etag);
-            Ok(())
-        };
-        let (to_report, queue) = mpsc::channel::<(u16, PartReport, Digest)>();
-        let (reported, landed) = mpsc::channel::<(u16, Result<(Part, Digest)>)>();
-        let queue = Mutex::new(queue);
-        thread::scope(|scope| {
-            let reporters = if self.direct.load(Ordering::Relaxed) { REPORTERS } else { 0 };
-            for _ in 0..reporters {
-                let (queue, reported) = (&queue, reported.clone());
-                scope.spawn(move || loop {
-                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok((n, report, md5)) = next else { break };
-                    let result = self.client.report_part(self.upload_id, n, &report).map(|part| (part, md5));
-                    if reported.send((n, result)).is_err() {
-                        break;
+        sent: &mut BTreeMap<u16, (String, Digest)>,
+    ) -> Result<Pending> {
+        let (to_report, landed) = self.reporters();
+        let result = pool::run(
+            todo,
+            &self.layout,
+            concurrency,
+            self.progress,
+            &self.client.setbacks,
+            |n| self.send_part(n),
+            |n, outcome| {
+                let (start, end) = self.layout.part_range(n);
+                match outcome? {
+                    Sent::Recorded(part, md5) => {
+                        journal.record(u32::from(n), md5)?;
+                        sent.insert(n, (part.etag, md5));
                     }
-                });
-            }
-            drop(reported);
-            let sent = pool::run(
-                todo,
-                &self.layout,
-                concurrency,
-                self.progress,
-                &self.client.setbacks,
-                |n| self.send_part(n),
-                |n, sent| {
-                    let sent = sent?;
-                    let (start, end) = self.layout.part_range(n);
-                    self.progress.arrived(end - start);
-                    match sent {
-                        Sent::Recorded(part, md5) => record(n, Ok((part, md5)))?,
-                        Sent::ToReport(report, md5) => {
-                            to_report.send((n, report, md5)).expect("the reporters wait for the queue to close")
-                        }
+                    Sent::ToReport(report, md5) => {
+                        sent.insert(n, (report.etag.clone(), md5));
+                        to_report.send((n, report, md5)).expect("the reporters wait for the queue to close");
                     }
-                    // Reports that landed meanwhile: the first failure stops new parts too.
-                    while let Ok((m, result)) = landed.try_recv() {
-                        record(m, result)?;
-                    }
-                    Ok(())
-                },
-            );
-            drop(to_report);
-            let mut first_error = sent.err();
-            for (m, result) in landed {
-                if let Err(error) = record(m, result) {
-                    first_error.get_or_insert(error);
                 }
+                self.progress.arrived(end - start);
+                // Reports that landed meanwhile: the first failure stops new parts too.
+                while let Ok((m, reported)) = landed.try_recv() {
+                    journal.record(u32::from(m), reported?)?;
+                }
+                Ok(())
+            },
+        );
+        drop(to_report);
+        let pending = Pending { landed };
+        match result {
+            Ok(()) => Ok(pending),
+            Err(error) => {
+                // Nothing is completed now: whatever else landed is worth a resume's knowing.
+                let _ = pending.settle(journal);
+                Err(error)
             }
-            first_error.map_or(Ok(()), Err)
-        })
+        }
+    }
+
+    /// Starts the threads that report direct parts (none when parts go through the Worker): a
+    /// part goes in with its report and its MD5, and comes out with the MD5 once the report
+    /// landed. They own what they use, so that nobody waits for them to end: a report still on
+    /// its way once complete succeeded has nothing left to do.
+    fn reporters(&self) -> (Sender<ToReport>, Receiver<Reported>) {
+        let (to_report, queue) = mpsc::channel::<ToReport>();
+        let (reported, landed) = mpsc::channel();
+        let queue = Arc::new(Mutex::new(queue));
+        let reporters = if self.direct.load(Ordering::Relaxed) { REPORTERS } else { 0 };
+        for _ in 0..reporters {
+            let (queue, reported) = (Arc::clone(&queue), reported.clone());
+            let (client, upload_id) = (self.client.clone(), self.upload_id.to_owned());
+            thread::spawn(move || loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                let Ok((n, report, md5)) = next else { break };
+                let result = client.report_part(&upload_id, n, &report).map(|_| md5);
+                if reported.send((n, result)).is_err() {
+                    break;
+                }
+            });
+        }
+        (to_report, landed)
     }
 
     /// Sends part `n` straight to R2 when the server offers it, else (or when R2 cannot be
@@ -246,6 +258,31 @@ impl Sending<'_> {
 
 /// How many threads report direct parts to the Worker, each one round trip per part.
 const REPORTERS: usize = 8;
+
+/// A direct part for a reporter: its number, its report and the MD5 of the bytes sent.
+type ToReport = (u16, PartReport, Digest);
+/// A report's outcome: the part's number, and its MD5 once the report landed.
+type Reported = (u16, Result<Digest>);
+
+/// The reports of direct parts still on their way once every part is out.
+pub struct Pending {
+    landed: Receiver<Reported>,
+}
+
+impl Pending {
+    /// Waits for every report still on its way, journaling each part whose report landed: after
+    /// a complete that failed, so that a resume does not send those parts again. The first
+    /// failure, of a report or of the journal, is answered once all have been waited for.
+    pub fn settle(self, journal: &mut Journal<UploadRecord>) -> Result<()> {
+        let mut first_error = None;
+        for (n, reported) in self.landed {
+            if let Err(error) = reported.and_then(|md5| journal.record(u32::from(n), md5)) {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
 
 /// A part that went out: through the Worker, which recorded it, or straight to R2, with the
 /// report the Worker records it by.

@@ -13,16 +13,19 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, Metadata};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::UNIX_EPOCH;
+use std::time::{Instant, UNIX_EPOCH};
 
 use r2mpu_api::key::check_key;
 use r2mpu_api::layout::{Layout, DEFAULT_PART_SIZE, MAX_PARTS, MIB, MIN_PART_SIZE};
-use r2mpu_api::types::{CompleteUpload, CompletedObject, CreateUpload, Part, PartRef, Upload, UploadStatus};
+use r2mpu_api::types::{
+    CompleteUpload, CompletedObject, CreateUpload, FirstPartUrls, Part, PartRef, PartUrl, Upload, UploadStatus,
+    MAX_PART_URLS,
+};
 use r2mpu_api::ApiError;
 
 use crate::client::Client;
 use crate::concurrency::{self, Concurrency, Sizing, NEAR_START};
-use crate::direct::UrlBook;
+use crate::direct::{deadline_from_now, UrlBook};
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest};
 use crate::parts::part_len;
@@ -64,7 +67,8 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
     let record_path = UploadRecord::location(&state_dir()?, client.endpoint(), &path, &key);
     let wanted = Wanted { endpoint: client.endpoint().to_owned(), path: path.clone(), key, size, mtime_ns };
     let default_part_size = || part_size_for(size, sizing.get().start().0);
-    let (mut journal, upload, resumed) = start_or_resume(client, &record_path, &file, wanted, args, default_part_size)?;
+    let Started { mut journal, upload, resumed, offer } =
+        start_or_resume(client, &record_path, &file, wanted, args, default_part_size)?;
     let id = upload.upload_id.clone();
     let layout = Layout { part_size: upload.part_size, size: Some(size) };
     let count = layout.part_count().expect("the size is declared");
@@ -72,12 +76,12 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
         note(format!("upload {id}: {size} bytes in {count} parts of {} bytes", layout.part_size));
     }
 
+    let mut md5s: BTreeMap<u16, Digest> =
+        journal.done.iter().filter_map(|(&n, &md5)| Some((u16::try_from(n).ok()?, md5))).collect();
     let object = match (upload.status, upload.object.clone()) {
         (UploadStatus::Completed, Some(object)) => object,
         _ => {
-            let known: BTreeMap<u16, Digest> =
-                journal.done.iter().filter_map(|(&n, &md5)| Some((u16::try_from(n).ok()?, md5))).collect();
-            let todo = missing_parts(&layout, &upload.parts, &known);
+            let todo = missing_parts(&layout, &upload.parts, &md5s);
             if resumed && !args.quiet {
                 note(format!("resumed: {} of {count} parts already on the server", usize::from(count) - todo.len()));
             }
@@ -85,29 +89,49 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
                 upload.parts.iter().map(|p| (p.part_number, p.etag.clone())).collect();
             let already: u64 = (1..=count).filter(|n| !todo.contains(n)).map(|n| part_len(&layout, n)).sum();
             let progress = Progress::start("upload", "parts", size, already, args.quiet);
+            let offered = offer.as_ref().is_none_or(|offer| offer.urls.is_some());
+            if !offered && !args.quiet {
+                note("the server offers no direct parts: sending them through the Worker");
+            }
             let sending = Sending {
                 client,
                 file: &file,
                 layout,
                 upload_id: &id,
                 verify: args.verify_parts,
-                direct: AtomicBool::new(!args.via_worker),
+                direct: AtomicBool::new(!args.via_worker && offered),
                 urls: UrlBook::new(client, &id, &todo),
                 quiet: args.quiet,
                 progress: &progress,
             };
-            sending.run(&todo, sizing.get(), &mut journal, &mut etags)?;
+            if let Some(Offer { urls: Some(urls), deadline }) = offer {
+                sending.urls.keep(urls, deadline);
+            }
+            let mut sent = BTreeMap::new();
+            let pending = sending.run(&todo, sizing.get(), &mut journal, &mut sent)?;
             progress.finish();
             if !args.quiet {
                 note(format!("sent: {} parts", todo.len()));
             }
+            for (n, (etag, md5)) in sent {
+                etags.insert(n, etag);
+                md5s.insert(n, md5);
+            }
+            // Reports still on their way are not waited for: the list records their parts.
             let parts = etags.into_iter().map(|(part_number, etag)| PartRef { part_number, etag }).collect();
-            client.complete_upload(&id, &CompleteUpload { parts: Some(parts) })?
+            match client.complete_upload(&id, &CompleteUpload { parts: Some(parts) }) {
+                Ok(object) => object,
+                Err(error) => {
+                    // Best effort: a part left out of the journal is only sent again on resume.
+                    let _ = pending.settle(&mut journal);
+                    return Err(error);
+                }
+            }
         }
     };
 
-    let md5s: Option<Vec<Digest>> = (1..=u32::from(count)).map(|n| journal.done.get(&n).copied()).collect();
-    let verdict = md5s.map(|md5s| etag::multipart_etag(&md5s));
+    let every_md5: Option<Vec<Digest>> = (1..=count).map(|n| md5s.get(&n).copied()).collect();
+    let verdict = every_md5.map(|md5s| etag::multipart_etag(&md5s));
     journal.remove()?;
     let unchanged = fs::metadata(&path).is_ok_and(|m| m.len() == size && modified_ns(&m, &path).ok() == Some(mtime_ns));
     if !unchanged {
@@ -177,11 +201,28 @@ impl Wanted {
     }
 }
 
+/// An upload to send parts to: its journal, the server's view of it, whether it was resumed,
+/// and for a new one what its create said of direct parts.
+struct Started {
+    journal: Journal<UploadRecord>,
+    upload: Upload,
+    resumed: bool,
+    offer: Option<Offer>,
+}
+
+/// A create's answer to `partUrls`: the first parts' URLs (`None`: the server offers no direct
+/// parts), and when they stop being worth using.
+struct Offer {
+    urls: Option<Vec<PartUrl>>,
+    deadline: Instant,
+}
+
 /// Continues the upload in the record at `record_path` if it still fits the file and is alive
 /// on the server; otherwise aborts it (best effort). Without a record, continues an open upload
 /// of the key with the same size (and `--part-size`, if given) that the server lists (see
-/// [`uploads`]). Else creates a new one, in parts of `--part-size` or `default_part_size()`.
-/// Returns the record, the server's view of the upload, and whether it was resumed.
+/// [`uploads`]). Else creates a new one, in parts of `--part-size` or `default_part_size()`,
+/// asking for its first parts' URLs unless its parts go through the Worker (`--via-worker`) or
+/// take URLs signed with their MD5 (`--verify-parts`).
 ///
 /// [`uploads`]: crate::uploads
 fn start_or_resume(
@@ -191,7 +232,8 @@ fn start_or_resume(
     wanted: Wanted,
     args: &UploadArgs,
     default_part_size: impl FnOnce() -> u64,
-) -> Result<(Journal<UploadRecord>, Upload, bool)> {
+) -> Result<Started> {
+    let resumed = |journal, upload| Ok(Started { journal, upload, resumed: true, offer: None });
     if let Some(journal) = Journal::<UploadRecord>::open(record_path)? {
         let previous = &journal.header;
         let id = previous.upload_id.clone();
@@ -206,7 +248,7 @@ fn start_or_resume(
                 Ok(upload) if upload.part_size != previous.part_size || upload.size != Some(previous.size) => {
                     Some("the server's layout differs from the record".into())
                 }
-                Ok(upload) => return Ok((journal, upload, true)),
+                Ok(upload) => return resumed(journal, upload),
                 Err(e) if matches!(e.problem(), Some(ApiError::UploadNotFound | ApiError::UploadAborted)) => {
                     Some("it is gone from the server".into())
                 }
@@ -236,17 +278,31 @@ fn start_or_resume(
             for (n, md5) in verified {
                 journal.record(u32::from(n), md5)?;
             }
-            return Ok((journal, upload, true));
+            return resumed(journal, upload);
         }
     }
-    let upload = client.create_upload(&CreateUpload {
+    let part_size = args.part_size.unwrap_or_else(default_part_size);
+    let parts = Layout { part_size, size: Some(wanted.size) }.part_count().unwrap_or(1);
+    let ask = (!args.via_worker && !args.verify_parts)
+        .then(|| FirstPartUrls { count: parts.min(MAX_PART_URLS), expires_in: None });
+    let deadline = deadline_from_now();
+    let created = client.create_upload(&CreateUpload {
         key: wanted.key.clone(),
         content_type: args.content_type.clone(),
         metadata: None,
         size: Some(wanted.size),
-        part_size: Some(args.part_size.unwrap_or_else(default_part_size)),
+        part_size: Some(part_size),
+        part_urls: ask,
     })?;
-    Ok((Journal::create(record_path, wanted.record(&upload))?, upload, false))
+    let offer = ask.map(|_| Offer {
+        urls: match created.direct_parts {
+            Some(false) => None,
+            _ => Some(created.part_urls.unwrap_or_default()),
+        },
+        deadline,
+    });
+    let journal = Journal::create(record_path, wanted.record(&created.upload))?;
+    Ok(Started { journal, upload: created.upload, resumed: false, offer })
 }
 
 /// The parts still to send, in order: those the server lacks (or holds at the wrong length),

@@ -1,7 +1,8 @@
 //! Issue 22: `r2mpu upload` sends parts straight to R2 when the Worker offers direct parts (the
 //! test Worker does: testkit gives it local R2's S3 endpoint), `--via-worker` sends them through
 //! the Worker, a part R2 cannot take falls back to the Worker, and a killed upload resumes.
-//! The URLs come in batches ahead of need, and a URL R2 refuses as expired is fetched again.
+//! The URLs come with the create, or in batches ahead of need, a URL R2 refuses as expired is
+//! fetched again, and complete does not wait for the parts' reports.
 
 mod util;
 
@@ -11,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use r2mpu_api::types::UploadStatus;
-use util::{multipart_etag, wait_until, Action, Env, Fate, Proxy, Run, Running, Worker, PART};
+use util::{multipart_etag, wait_until, Action, Env, Fate, Proxy, Run, Running, Tally, Worker, PART};
 
 const PART_SIZE: &str = "5MiB";
 const PART_ROUTE: &str = "/uploads/{uploadId}/parts/{partNumber}";
@@ -37,9 +38,16 @@ fn logged(worker: &Worker, upload_id: &str) -> Vec<String> {
         .collect()
 }
 
-/// The proxy's rule for the Worker's `/urls` answers: the presigned URLs, which name local R2 at
-/// the Worker's origin, rewritten to name the proxy (`proxy`, known once it has started), which
-/// forwards them to local R2 unchanged, `Host` included, so that it sees the PUTs to R2 too.
+/// Whether the Worker's answer to `seen` carries presigned URLs: a create's (`partUrls`) or
+/// `POST /uploads/{id}/urls`'.
+fn answers_urls(seen: &util::Seen) -> bool {
+    seen.method == "POST" && (seen.path == "/uploads" || seen.path.ends_with("/urls"))
+}
+
+/// The proxy's rule for the answers that carry URLs ([`answers_urls`]): the presigned URLs,
+/// which name local R2 at the Worker's origin, rewritten to name the proxy (`proxy`, known once
+/// it has started), which forwards them to local R2 unchanged, `Host` included, so that it
+/// sees the PUTs to R2 too.
 fn urls_through(worker: &str, proxy: &OnceLock<String>) -> Action {
     let (from, to) = (format!("{worker}/cdn-cgi/"), format!("{}/cdn-cgi/", proxy.get().unwrap()));
     Action::Edit(Box::new(move |answer| {
@@ -54,27 +62,76 @@ fn to_r2_for_part(path: &str, n: u16) -> bool {
     path.starts_with("/cdn-cgi/") && path.contains(&format!("partNumber={n}&"))
 }
 
-/// The parts' URLs come in batches (`POST /uploads/{id}/urls`), not one request per part before
-/// its PUT, and each part's report, though it no longer holds the next part's start, lands
-/// before complete.
+/// An upload whose parts fit the first batch takes their URLs from its create's answer: no
+/// `POST /uploads/{id}/urls` nor a URL asked for alone, and no part through the Worker.
 #[test]
-fn an_upload_sends_its_parts_straight_to_r2_with_batched_urls_and_reads_back_identical() {
+fn an_upload_whose_parts_fit_one_batch_takes_their_urls_from_the_create_and_reads_back_identical() {
     let env = Env::new("cli-direct");
     let (_, data) = env.file("direct.bin", 5 * PART + 11);
     let run = env.run(&["upload", "direct.bin", "direct/direct.bin", "--part-size", PART_SIZE]).expect(0);
     assert_eq!(run.field("etag"), multipart_etag(&data, PART));
     let id = upload_id_of(&run.stderr);
     let saw = logged(env.worker, &id);
-    let url_requests = count(&saw, &format!("POST {URLS_ROUTE}")) + count(&saw, &format!("POST {URL_ROUTE}"));
-    assert!(url_requests < 6, "{url_requests} URL requests for 6 parts: {saw:?}");
+    assert_eq!(count(&saw, &format!("POST {URLS_ROUTE}")), 0, "the create brought every URL: {saw:?}");
     assert_eq!(count(&saw, &format!("POST {URL_ROUTE}")), 0, "no URL asked for alone: {saw:?}");
-    let reports: Vec<usize> = (0..saw.len()).filter(|&i| saw[i] == format!("POST {PART_ROUTE}")).collect();
-    assert_eq!(reports.len(), 6, "a report per part: {saw:?}");
-    let complete = saw.iter().position(|l| l == "POST /uploads/{uploadId}/complete").unwrap();
-    assert!(reports.iter().all(|&i| i < complete), "every report before complete: {saw:?}");
     assert_eq!(count(&saw, &format!("PUT {PART_ROUTE}")), 0, "no part through the Worker: {saw:?}");
 
     env.run(&["download", "direct/direct.bin", "back.bin"]).expect(0);
+    assert!(fs::read(env.path("back.bin")).unwrap() == data);
+}
+
+/// Complete does not wait for the parts' reports: the proxy holds every report until the
+/// Worker has answered the complete (30 s at most), and the upload still completes to the
+/// identical object, its list standing as the reports; each held report, let through after,
+/// finds the upload completed.
+#[test]
+fn a_complete_that_lands_before_the_held_reports_still_completes_identical() {
+    let env = Env::new("cli-direct-held");
+    let (_, data) = env.file("held.bin", 3 * PART + 7);
+    let completed = Arc::new(Tally::default());
+    let answered = Arc::clone(&completed);
+    let proxy = Proxy::start(&env.worker.url, move |seen| {
+        let is_report = seen.method == "POST" && seen.path.contains("/parts/") && !seen.path.ends_with("/url");
+        if seen.method == "POST" && seen.path.ends_with("/complete") {
+            let answered = Arc::clone(&answered);
+            return Action::Edit(Box::new(move |_| {
+                answered.add();
+                Fate::Deliver
+            }));
+        }
+        match is_report {
+            true => {
+                let completed = Arc::clone(&completed);
+                Action::ForwardWhen(Box::new(move || {
+                    completed.wait_for(1, Duration::from_secs(30));
+                }))
+            }
+            false => Action::Forward,
+        }
+    });
+    let mut command = env.command(&["upload", "held.bin", "held/held.bin", "--part-size", PART_SIZE]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
+    assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+    let id = upload_id_of(&run.stderr);
+    let reports_after_complete = || {
+        let records = env.worker.log_records();
+        let mine: Vec<&serde_json::Value> = records.iter().filter(|r| r["uploadId"] == id.as_str()).collect();
+        let complete = mine.iter().position(|r| r["route"] == "/uploads/{uploadId}/complete");
+        let reports: Vec<(usize, u64)> = (0..mine.len())
+            .filter(|&i| mine[i]["method"] == "POST" && mine[i]["route"] == PART_ROUTE)
+            .map(|i| (i, mine[i]["status"].as_u64().unwrap_or(0)))
+            .collect();
+        (complete, reports)
+    };
+    wait_until("the held reports reach the Worker", || reports_after_complete().1.len() == 4);
+    let (complete, reports) = reports_after_complete();
+    let complete = complete.expect("the complete is logged");
+    assert!(
+        reports.iter().all(|&(at, status)| at > complete && status == 409),
+        "every report came after the complete and found it done (409): complete at {complete}, reports {reports:?}"
+    );
+    env.run(&["download", "held/held.bin", "back.bin"]).expect(0);
     assert!(fs::read(env.path("back.bin")).unwrap() == data);
 }
 
@@ -97,10 +154,12 @@ fn a_part_r2_cannot_be_reached_for_goes_through_the_worker_and_the_rest_go_direc
     let env = Env::new("cli-direct-fallback");
     let (_, data) = env.file("fallback.bin", 2 * PART + 5);
     // Part 2's URL is bent to a port nothing listens on: R2 cannot be reached for it.
-    let proxy = Proxy::start(&env.worker.url, |seen| match seen.path.ends_with("/urls") {
+    let proxy = Proxy::start(&env.worker.url, |seen| match answers_urls(seen) {
         true => Action::Edit(Box::new(|answer| {
             let mut urls: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
-            for url in urls["parts"].as_array_mut().unwrap().iter_mut().filter(|u| u["partNumber"] == 2) {
+            let field = if urls.get("partUrls").is_some() { "partUrls" } else { "parts" };
+            let list = urls.get_mut(field).and_then(|l| l.as_array_mut());
+            for url in list.into_iter().flatten().filter(|u| u["partNumber"] == 2) {
                 let text = url["url"].as_str().unwrap();
                 let rest = &text[text.find("/cdn-cgi/").unwrap()..];
                 url["url"] = format!("http://127.0.0.1:9{rest}").into();
@@ -158,7 +217,7 @@ fn a_url_r2_refuses_as_expired_is_fetched_again_and_the_part_still_goes_direct()
     let refused = AtomicBool::new(false);
     let (worker, here) = (env.worker.url.trim_end_matches('/').to_owned(), Arc::clone(&me));
     let proxy = Proxy::start(&env.worker.url, move |seen| {
-        if seen.path.ends_with("/urls") {
+        if answers_urls(seen) {
             return urls_through(&worker, &here);
         }
         let part_2_to_r2 = seen.method == "PUT" && to_r2_for_part(&seen.path, 2);
@@ -184,7 +243,7 @@ fn a_url_r2_refuses_as_expired_is_fetched_again_and_the_part_still_goes_direct()
     let to_r2: Vec<&str> = seen.iter().filter(|s| s.path.starts_with("/cdn-cgi/")).map(|s| s.path.as_str()).collect();
     assert_eq!(to_r2.iter().filter(|p| to_r2_for_part(p, 2)).count(), 2, "part 2 twice to R2: {to_r2:?}");
     assert_eq!(to_r2.len(), 4, "{to_r2:?}");
-    assert_eq!(seen.iter().filter(|s| s.path.ends_with("/urls")).count(), 2, "a batch, then part 2's again");
+    assert_eq!(seen.iter().filter(|s| s.path.ends_with("/urls")).count(), 1, "the create's URLs, then part 2's again");
     let puts: Vec<u16> = seen.iter().filter_map(|s| s.part_number()).collect();
     assert!(puts.is_empty(), "no part through the Worker: {puts:?}");
     env.run(&["download", "expired/expired.bin", "back.bin"]).expect(0);
@@ -194,7 +253,8 @@ fn a_url_r2_refuses_as_expired_is_fetched_again_and_the_part_still_goes_direct()
 /// A part's report does not hold the next part's start, and a report the Worker fails is
 /// retried: with one part in flight, part 1's report is slowed (1.5 s) and part 2's PUT to R2
 /// must arrive while it is still being answered; part 2's first report gets a `503` and goes
-/// again. The URLs are bent through the proxy as in the test above, so it sees the PUTs to R2.
+/// again (the complete, which no longer waits for reports, is held until it has, 30 s at
+/// most). The URLs are bent through the proxy as in the test above, so it sees the PUTs to R2.
 #[test]
 fn a_reports_wait_does_not_hold_the_next_part_and_a_failed_report_is_retried() {
     let env = Env::new("cli-direct-reports");
@@ -202,9 +262,19 @@ fn a_reports_wait_does_not_hold_the_next_part_and_a_failed_report_is_retried() {
     let me: Arc<OnceLock<String>> = Arc::default();
     let (worker, here) = (env.worker.url.trim_end_matches('/').to_owned(), Arc::clone(&me));
     let report_of = |seen: &util::Seen, n: u16| seen.method == "POST" && seen.path.ends_with(&format!("/parts/{n}"));
+    let reports_of_2 = Arc::new(Tally::default());
     let proxy = Proxy::start(&env.worker.url, move |seen| {
-        if seen.path.ends_with("/urls") {
+        if answers_urls(seen) {
             return urls_through(&worker, &here);
+        }
+        if report_of(seen, 2) {
+            reports_of_2.add();
+        }
+        if seen.method == "POST" && seen.path.ends_with("/complete") {
+            let reports_of_2 = Arc::clone(&reports_of_2);
+            return Action::ForwardWhen(Box::new(move || {
+                reports_of_2.wait_for(2, Duration::from_secs(30));
+            }));
         }
         match (report_of(seen, 1), report_of(seen, 2) && seen.earlier == 0) {
             (true, _) => Action::ForwardAfter(std::time::Duration::from_millis(1500)),
@@ -222,9 +292,10 @@ fn a_reports_wait_does_not_hold_the_next_part_and_a_failed_report_is_retried() {
     let report_1 = seen.iter().find(|s| report_of(s, 1)).expect("part 1's report").index;
     let put_2 = seen.iter().find(|s| to_r2_for_part(&s.path, 2)).unwrap();
     assert!(put_2.answering.contains(&report_1), "part 2 waited for part 1's report: {:?}", put_2.answering);
-    assert_eq!(seen.iter().filter(|s| report_of(s, 2)).count(), 2, "part 2's report once failed, once landed");
-    let saw = logged(env.worker, &upload_id_of(&run.stderr));
-    assert_eq!(count(&saw, &format!("POST {PART_ROUTE}")), 4, "every part reported: {saw:?}");
+    let complete = seen.iter().position(|s| s.path.ends_with("/complete")).expect("the complete");
+    let reports_2: Vec<usize> = seen.iter().filter(|s| report_of(s, 2)).map(|s| s.index).collect();
+    assert_eq!(reports_2.len(), 2, "part 2's report once failed, once sent again");
+    assert!(reports_2[1] < complete, "sent again before the complete, which the proxy held for it: {reports_2:?}");
     env.run(&["download", "reports/reports.bin", "back.bin"]).expect(0);
     assert!(fs::read(env.path("back.bin")).unwrap() == data);
 }

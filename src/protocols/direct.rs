@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 
 use r2mpu_api::layout::parse_part_number;
 use r2mpu_api::time::rfc3339;
-use r2mpu_api::types::{PartReport, PartUrl, PartUrlRequest, PartUrls, PartUrlsRequest, DEFAULT_PART_URL_SECS};
+use r2mpu_api::types::{
+    FirstPartUrls, PartReport, PartUrl, PartUrlRequest, PartUrls, PartUrlsRequest, UploadStatus, DEFAULT_PART_URL_SECS,
+};
 use worker::Response;
 
 use crate::config::DirectParts;
@@ -22,14 +24,14 @@ use crate::http::auth::Claims;
 use crate::http::{json, with_etag, Ctx};
 use crate::sigv4::{amz_date, presign, Presign, MAX_EXPIRES_SECS};
 use crate::upload::digest::parse_content_md5;
-use crate::upload::{Caller, PartToSign, UploadHandle};
+use crate::upload::{Caller, PartToSign, Record, UploadHandle};
 
 /// `createPartUrl`: one presigned UploadPart.
 pub async fn part_url(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let direct = configured(&cx)?;
     let part_number = parse_part_number(cx.param("partNumber"))?;
     let request: PartUrlRequest = cx.json_or_default().await?;
-    let mut urls = sign(&cx, &claims, &direct, &[(part_number, request)]).await?;
+    let mut urls = sign(&cx, &claims, &direct, cx.param("uploadId"), &[(part_number, request)]).await?;
     json(200, &urls.remove(0))
 }
 
@@ -41,8 +43,28 @@ pub async fn part_urls(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
     for &(n, _) in &asked {
         parse_part_number(&n.to_string())?;
     }
-    let parts = sign(&cx, &claims, &direct, &asked).await?;
+    let parts = sign(&cx, &claims, &direct, cx.param("uploadId"), &asked).await?;
     json(200, &PartUrls { parts })
+}
+
+/// `partUrls` in `createUpload`: URLs for the new upload's parts 1 to `count` (no more than it
+/// has), signed as `createPartUrls` signs them, so that the create is the only round trip
+/// before the first PUT. `None` when direct parts are not configured, or the upload is no
+/// longer open (a create replayed with its `Idempotency-Key`): the create stands either way.
+pub async fn first_part_urls(
+    cx: &Ctx,
+    claims: &Claims,
+    record: &Record,
+    asked: FirstPartUrls,
+) -> ApiResult<Option<Vec<PartUrl>>> {
+    let Some(direct) = cx.config.direct.clone() else { return Ok(None) };
+    if record.upload.status != UploadStatus::Open {
+        return Ok(None);
+    }
+    let count = record.upload.part_count.map_or(asked.count, |parts| parts.min(asked.count));
+    let request = PartUrlRequest { expires_in: asked.expires_in, ..PartUrlRequest::default() };
+    let parts: Vec<(u16, PartUrlRequest)> = (1..=count).map(|n| (n, request.clone())).collect();
+    sign(cx, claims, &direct, &record.upload.upload_id, &parts).await.map(Some)
 }
 
 /// `reportPart`: records a part sent with a URL from [`part_url`], with the ETag R2 answered.
@@ -65,6 +87,7 @@ async fn sign(
     cx: &Ctx,
     claims: &Claims,
     direct: &DirectParts,
+    upload_id: &str,
     asked: &[(u16, PartUrlRequest)],
 ) -> ApiResult<Vec<PartUrl>> {
     let mut parts = Vec::with_capacity(asked.len());
@@ -75,7 +98,7 @@ async fn sign(
         }
         parts.push(PartToSign { part_number: *part_number, length: request.length, md5: md5.map(|d| hex(&d)) });
     }
-    let upload = UploadHandle::of(cx, cx.param("uploadId"), Caller::of(claims))?;
+    let upload = UploadHandle::of(cx, upload_id, Caller::of(claims))?;
     let signing = upload.sign_parts(parts).await?;
     let now_ms = js_sys::Date::now() as u64;
     // Whole seconds, so the URL's own clock (X-Amz-Date) is the one its expiry counts from.

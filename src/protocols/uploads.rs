@@ -2,21 +2,28 @@
 //! the upload interface ([`crate::upload`]). Each handler names its operation in `openapi.yaml`.
 
 use r2mpu_api::layout::{parse_part_number, Layout};
-use r2mpu_api::types::{CompleteUpload, CreateUpload};
+use r2mpu_api::types::{CompleteUpload, CreateUpload, CreatedUpload};
 use worker::Response;
 
 use crate::error::{ApiResult, OrInternal};
 use crate::http::auth::Claims;
 use crate::http::{json, no_content, with_etag, Ctx};
+use crate::protocols::direct::first_part_urls;
 use crate::upload::{self, Caller, Command, UploadHandle};
 
-/// `createUpload`: fixes the layout, starts the R2 multipart upload, answers with its state.
+/// `createUpload`: fixes the layout, starts the R2 multipart upload, answers with its state,
+/// and with the first parts' URLs when asked (`partUrls`).
 pub async fn create(mut cx: Ctx, claims: Claims) -> ApiResult<Response> {
     let body: CreateUpload = cx.json().await?;
+    let asked = body.part_urls;
     let layout = Layout::plan(body.size, body.part_size, cx.config.max_part_size)?;
     let record = upload::start(&cx, &claims, body, layout).await?;
-    let response = json(201, &record.upload)?;
+    let (direct_parts, part_urls) = match asked {
+        Some(asked) => (Some(cx.config.direct.is_some()), first_part_urls(&cx, &claims, &record, asked).await?),
+        None => (None, None),
+    };
     let location = format!("/uploads/{}", record.upload.upload_id);
+    let response = json(201, &CreatedUpload { upload: record.upload, direct_parts, part_urls })?;
     response.headers().set("location", &location).or_internal("location")?;
     Ok(response)
 }

@@ -11,7 +11,7 @@ import sys
 from r2mpu_client import AuthenticatedClient
 from r2mpu_client.api.objects import get_object
 from r2mpu_client.api.uploads import complete_upload, create_upload, get_upload, upload_part
-from r2mpu_client.models import CreateUpload, Problem, Upload
+from r2mpu_client.models import CreatedUpload, CreateUpload, Problem
 from r2mpu_client.types import File
 
 
@@ -21,7 +21,7 @@ def main(path: str, key: str, out: str) -> None:
     size = os.path.getsize(path)
 
     created = create_upload.sync(client=client, body=CreateUpload(key=key, size=size, part_size=part_size))
-    assert isinstance(created, Upload), created
+    assert isinstance(created, CreatedUpload), created
     with open(path, "rb") as f:
         for number in range(1, created.part_count + 1):
             chunk = f.read(part_size)

@@ -198,6 +198,28 @@ impl Running {
     }
 }
 
+/// A count that threads wait on, for a proxy rule that holds a request until others have come
+/// ([`Action::ForwardWhen`]).
+#[derive(Default)]
+pub struct Tally {
+    count: Mutex<usize>,
+    grew: std::sync::Condvar,
+}
+
+impl Tally {
+    pub fn add(&self) {
+        *self.count.lock().unwrap() += 1;
+        self.grew.notify_all();
+    }
+
+    /// Waits until the count reaches `wanted`, for at most `within`; whether it did.
+    pub fn wait_for(&self, wanted: usize, within: Duration) -> bool {
+        let count = self.count.lock().unwrap();
+        let (count, _) = self.grew.wait_timeout_while(count, within, |count| *count < wanted).unwrap();
+        *count >= wanted
+    }
+}
+
 /// Polls until `done` holds, for up to two minutes.
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -264,6 +286,9 @@ pub enum Action {
     Forward,
     /// Pass it on after this long: slows the transfer down enough to act in the middle of it.
     ForwardAfter(Duration),
+    /// Pass it on once this returns: holds it until something else has happened (the test's
+    /// closure waits for it, with a deadline of its own).
+    ForwardWhen(Box<dyn FnOnce() + Send>),
     /// Append this to the query (`&limit=2`) and pass it on.
     AppendQuery(&'static str),
     /// Pass it on, then let this change the answer, or lose it, before the client sees it:
@@ -385,6 +410,7 @@ fn serve(
     match action {
         Action::Forward => {}
         Action::ForwardAfter(wait) => std::thread::sleep(wait),
+        Action::ForwardWhen(ready) => ready(),
         Action::AppendQuery(extra) => request.path.push_str(extra),
         Action::Edit(f) => edit = Some(f),
         Action::Stall(after) => stall = Some(after),

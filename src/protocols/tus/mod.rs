@@ -86,7 +86,7 @@ pub async fn create(cx: Ctx, claims: Claims) -> ApiResult<Response> {
     r2mpu_api::key::check_key(&key).map_err(|reason| ApiError::InvalidKey { reason })?;
     let content_type =
         metadata.get("filetype").or_else(|| metadata.get("type")).cloned().or(typed).filter(|t| !t.is_empty());
-    let body = CreateUpload { key, content_type, metadata: Some(metadata), size, part_size: None };
+    let body = CreateUpload { key, content_type, metadata: Some(metadata), size, part_size: None, part_urls: None };
     body.validate().map_err(|e| ApiError::invalid_field("Upload-Metadata", e.to_string()))?;
     // The usual part size, or the deployment's largest part if that is smaller.
     let part_size = default_part_size(size).min(cx.config.max_part_size);
