@@ -286,14 +286,20 @@ fn start_or_resume(
     let ask = (!args.via_worker && !args.verify_parts)
         .then(|| FirstPartUrls { count: parts.min(MAX_PART_URLS), expires_in: None });
     let deadline = deadline_from_now();
-    let created = client.create_upload(&CreateUpload {
+    let body = |part_urls| CreateUpload {
         key: wanted.key.clone(),
         content_type: args.content_type.clone(),
         metadata: None,
         size: Some(wanted.size),
         part_size: Some(part_size),
-        part_urls: ask,
-    })?;
+        part_urls,
+    };
+    let created = match client.create_upload(&body(ask)) {
+        // A Worker older than `partUrls` refuses the field (and creates nothing): ask as it
+        // knows, and take the URLs in batches, as before.
+        Err(error) if ask.is_some() && refuses_field(&error, "partUrls") => client.create_upload(&body(None))?,
+        created => created?,
+    };
     let offer = ask.map(|_| Offer {
         urls: match created.direct_parts {
             Some(false) => None,
@@ -303,6 +309,12 @@ fn start_or_resume(
     });
     let journal = Journal::create(record_path, wanted.record(&created.upload))?;
     Ok(Started { journal, upload: created.upload, resumed: false, offer })
+}
+
+/// Whether the server refused a request for a field it does not know (`invalid_json`, serde's
+/// "unknown field `name`").
+fn refuses_field(error: &Error, name: &str) -> bool {
+    matches!(error.problem(), Some(ApiError::InvalidJson { reason }) if reason.contains(&format!("`{name}`")))
 }
 
 /// The parts still to send, in order: those the server lacks (or holds at the wrong length),

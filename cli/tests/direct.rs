@@ -299,3 +299,53 @@ fn a_reports_wait_does_not_hold_the_next_part_and_a_failed_report_is_retried() {
     env.run(&["download", "reports/reports.bin", "back.bin"]).expect(0);
     assert!(fs::read(env.path("back.bin")).unwrap() == data);
 }
+
+/// A Worker older than the create's `partUrls` refuses the field (`400 invalid_json`, serde's
+/// "unknown field") and creates nothing: the CLI creates again without it and takes its URLs in
+/// a batch, as before. The older Worker is the real one's refusal of another unknown field,
+/// renamed, answered by the proxy to every create that asks for `partUrls`.
+#[test]
+fn a_worker_that_knows_no_part_urls_in_the_create_gets_a_create_without_them() {
+    let env = Env::new("cli-direct-older");
+    let (_, data) = env.file("older.bin", 2 * PART + 5);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut refused = agent
+        .post(format!("{}/uploads", env.worker.url))
+        .header("Authorization", format!("Bearer {}", env.token))
+        .header("Content-Type", "application/json")
+        .send(r#"{"key": "older/older.bin", "size": 1, "unheardOf": {"count": 1}}"#)
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let problem = refused.body_mut().read_to_string().unwrap();
+    assert!(problem.contains("unknown field `unheardOf`"), "{problem}");
+    let problem = problem.replace("unheardOf", "partUrls");
+    let proxy = Proxy::start(&env.worker.url, move |seen| {
+        let asks_urls = String::from_utf8_lossy(&seen.body).contains("partUrls");
+        if !(seen.method == "POST" && seen.path == "/uploads" && asks_urls) {
+            return Action::Forward;
+        }
+        let problem = problem.clone();
+        Action::Edit(Box::new(move |answer| {
+            answer.status = 400;
+            answer.headers = vec![("content-type".into(), "application/problem+json".into())];
+            answer.body = problem.into_bytes();
+            Fate::Deliver
+        }))
+    });
+    let mut command = env.command(&["upload", "older.bin", "older/older.bin", "--part-size", PART_SIZE]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
+    assert_eq!(run.field("etag"), multipart_etag(&data, PART));
+    let creates: Vec<bool> = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "POST" && s.path == "/uploads")
+        .map(|s| String::from_utf8_lossy(&s.body).contains("partUrls"))
+        .collect();
+    assert_eq!(creates, [true, false], "asked once with partUrls, then without: {}", run.stderr);
+    let saw = logged(env.worker, &upload_id_of(&run.stderr));
+    assert_eq!(count(&saw, &format!("POST {URLS_ROUTE}")), 1, "the URLs in a batch: {saw:?}");
+    assert_eq!(count(&saw, &format!("PUT {PART_ROUTE}")), 0, "still direct: {saw:?}");
+    env.run(&["download", "older/older.bin", "back.bin"]).expect(0);
+    assert!(fs::read(env.path("back.bin")).unwrap() == data);
+}
