@@ -38,14 +38,15 @@ fn activity_keeps_an_upload_open_and_one_idle_past_its_ttl_is_aborted_and_freed_
     let id = api.create_id(json!({"key": "idle/file.bin", "partSize": PART}));
     let created_expiry = api.state(&id).json()["expiresAt"].as_str().unwrap().to_string();
 
-    // A part sent just before expiry pushes it out by a whole TTL.
-    std::thread::sleep(Duration::from_millis(3000));
+    // A part sent just before expiry pushes it out by a whole TTL: a second before it, however
+    // long the create took on a busy machine.
+    let created_deadline = ms_of(&created_expiry);
+    std::thread::sleep(Duration::from_millis(created_deadline.saturating_sub(1000).saturating_sub(now_ms())));
     assert_eq!(api.put_part(&id, 1, b"abandoned").status, 200);
     let pushed = api.state(&id).json()["expiresAt"].as_str().unwrap().to_string();
     assert!(ms_of(&pushed) >= ms_of(&created_expiry) + 2500, "{created_expiry} -> {pushed}");
     // Just past the first deadline (not a fixed sleep: a busy machine delays the part itself).
-    let first_deadline = ms_of(&created_expiry);
-    std::thread::sleep(Duration::from_millis((first_deadline + 300).saturating_sub(now_ms())));
+    std::thread::sleep(Duration::from_millis((created_deadline + 300).saturating_sub(now_ms())));
     assert_eq!(api.state(&id).json()["status"], "open", "past the first deadline, still open");
     assert_eq!(r2_upload_states(&worker, "idle/file.bin"), ["in progress"]);
 

@@ -230,7 +230,18 @@ impl Worker {
         Worker::launch_new(options, true, false)
     }
 
+    /// Like [`Worker::start_with`], trying `port` first: another server may hold it, and the
+    /// Worker then starts on a free port, as when a test binary's Worker takes the port another
+    /// one was about to bind.
+    pub fn start_trying(options: Options, port: u16) -> Worker {
+        Worker::launch_new_at(options, false, false, Some(port))
+    }
+
     fn launch_new(options: Options, faults: bool, https: bool) -> Worker {
+        Worker::launch_new_at(options, faults, https, None)
+    }
+
+    fn launch_new_at(options: Options, faults: bool, https: bool, first: Option<u16>) -> Worker {
         let (once, args): (&Once, &[&str]) = if faults { (&BUILD_FAULTS, &["faults"]) } else { (&BUILD, &[]) };
         once.call_once(|| {
             let status = Command::new(repo_root().join("scripts/build.sh"))
@@ -243,7 +254,8 @@ impl Worker {
         let dir = tempfile::Builder::new().prefix("r2mpu-test-").tempdir().expect("temp dir");
         let keys = Keys::generate();
         let mut worker = Worker { url: String::new(), keys, port: 0, options, faults, https, dir, child: None };
-        worker.launch_on(free_port);
+        let first = std::cell::Cell::new(first);
+        worker.launch_on(|| first.take().unwrap_or_else(free_port));
         worker
     }
 
@@ -307,6 +319,7 @@ impl Worker {
         }
         std::fs::write(&env_file, env).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let from = log.metadata().unwrap().len() as usize;
         let root = repo_root();
         // The fault-injection build runs with wrangler.toml's bindings and settings: only its
         // entry point and assets differ.
@@ -337,25 +350,24 @@ impl Worker {
         self.child = Some(child);
         self.port = port;
         self.url = format!("{}://127.0.0.1:{port}", if self.https { "https" } else { "http" });
-        self.wait_ready()
+        self.wait_ready(from)
     }
 
-    /// Waits for `/healthz`; on failure, what wrangler said.
-    fn wait_ready(&mut self) -> Result<(), String> {
+    /// Waits until this wrangler says, in what it wrote to its log from byte `from` on, that it
+    /// is ready on its port, and `/healthz` answers: another test binary's Worker may have bound
+    /// the port first (`free_port` only found it free) and would answer `/healthz` too, with
+    /// other keys. On failure, what wrangler said.
+    fn wait_ready(&mut self, from: usize) -> Result<(), String> {
         let deadline = Instant::now() + std::time::Duration::from_secs(90);
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let ready_line = format!("Ready on {}", self.url);
         while Instant::now() < deadline {
-            if self.https {
-                // ureq is built without TLS here: curl, told to take the self-signed certificate.
-                let mut curl = Command::new("curl");
-                curl.args(["-ksf", "-o", "/dev/null"]).arg(format!("{}/healthz", self.url)).stderr(Stdio::null());
-                if curl.status().is_ok_and(|s| s.success()) {
-                    return Ok(());
-                }
-            } else if let Ok(resp) = agent.get(&format!("{}/healthz", self.url)).call() {
-                if resp.status() == 200 {
-                    return Ok(());
-                }
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            let fresh = log.get(from..).unwrap_or_default();
+            if fresh.contains("Address already in use") {
+                return Err(fresh.to_string());
+            }
+            if fresh.contains(&ready_line) && self.healthy() {
+                return Ok(());
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 return Err(format!("wrangler dev exited with {status}:\n{}", self.log_tail()));
@@ -363,6 +375,19 @@ impl Worker {
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
         Err(format!("wrangler dev did not become ready:\n{}", self.log_tail()))
+    }
+
+    /// Whether `/healthz` answers 200.
+    fn healthy(&self) -> bool {
+        let url = format!("{}/healthz", self.url);
+        if self.https {
+            // ureq is built without TLS here: curl, told to take the self-signed certificate.
+            let mut curl = Command::new("curl");
+            curl.args(["-ksf", "-o", "/dev/null"]).arg(url).stderr(Stdio::null());
+            return curl.status().is_ok_and(|s| s.success());
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        agent.get(&url).call().is_ok_and(|resp| resp.status() == 200)
     }
 
     /// wrangler's output, the Worker's `console.log` lines included.
