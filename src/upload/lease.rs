@@ -148,7 +148,7 @@ impl Held {
         // leaves `body` as it is, so that [`Watch::broke`] can tell whose failure it was.
         let options = StreamPipeOptions::new();
         options.set_prevent_cancel(true);
-        let piped = in_large_chunks(&body).pipe_to_with_options(&watching.writable(), &options);
+        let piped = in_large_chunks(&body, length).pipe_to_with_options(&watching.writable(), &options);
         let _ = watching.readable().pipe_to(&fixed.writable());
         Ok((fixed.readable(), Watch { _transform: transform, body, piped }))
     }

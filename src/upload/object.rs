@@ -41,7 +41,9 @@ impl DurableObject for UploadState {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let envelope: Envelope = req.json().await?;
+        // As text, parsed in wasm: one string across, where `Request::json` walks the parsed
+        // object field by field.
+        let envelope: Envelope = serde_json::from_str(&req.text().await?)?;
         let may_finish = envelope.command.may_finish();
         let before = if may_finish { self.row().ok().flatten() } else { None };
         let applied = self.apply(envelope).await;

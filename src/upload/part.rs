@@ -189,7 +189,8 @@ async fn stream_to_r2(
     // be drained after an early answer, and the client would see its connection dropped.
     let (body, decoding) = match (cx.req.inner().body(), expected.chunked) {
         (Some(body), Some(chunked)) => {
-            let (decoded, decoding) = aws_chunked::decode(in_large_chunks(&body), chunked).map_err(before)?;
+            let framed = content_length(cx).unwrap_or(u64::MAX);
+            let (decoded, decoding) = aws_chunked::decode(in_large_chunks(&body, framed), chunked).map_err(before)?;
             (Some(decoded), Some(decoding))
         }
         (body, _) => (body, None),
