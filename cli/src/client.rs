@@ -286,7 +286,7 @@ impl Client {
         let (path, what) = (part_path(upload_id, n), format!("report part {n}"));
         self.with_retries(&what, || {
             let response = self.post(&path).header("Content-Type", "application/json").send(&json[..]);
-            read_json(check(&what, response)?)
+            read_json(check_report(&what, response)?)
         })
     }
 
@@ -385,6 +385,19 @@ pub fn check(what: &str, result: Result<Response<Body>, ureq::Error>) -> Result<
         return Err(Error::Refused { what: what.to_owned(), status, problem }.into());
     }
     Err(Error::Unavailable(format!("{what}: unexpected HTTP {status}")).into())
+}
+
+/// [`check`] for a direct part's report: `upload_completing` is final, not worth a retry. Only
+/// this run's own complete makes its upload `completing`, and that complete lists the part, so
+/// the report is moot (the server records the part from the list).
+fn check_report(what: &str, result: Result<Response<Body>, ureq::Error>) -> Result<Response<Body>, Attempt> {
+    let completing = format!("409 {}", r2mpu_api::ApiError::UploadCompleting.code());
+    match check(what, result) {
+        Err(Attempt::Transient { reason, .. }) if reason == completing => {
+            Err(Error::Refused { what: what.to_owned(), status: 409, problem: None }.into())
+        }
+        checked => checked,
+    }
 }
 
 /// A `Retry-After` value as a wait from `now`: delay-seconds, or an HTTP date (RFC 9110 §10.2.3),
@@ -591,6 +604,17 @@ mod tests {
             check("x", response(409, &[], &body)),
             Err(Attempt::Fatal(Error::Refused { status: 409, .. }))
         ));
+    }
+
+    #[test]
+    fn a_report_meeting_its_own_complete_is_not_retried_but_other_waits_still_are() {
+        let body = problem(r2mpu_api::ApiError::UploadCompleting);
+        let completing = check_report("x", response(409, &[("Retry-After", "1")], &body));
+        assert!(matches!(completing, Err(Attempt::Fatal(Error::Refused { status: 409, .. }))), "{completing:?}");
+        let body = problem(r2mpu_api::ApiError::PartInFlight { part_number: 1, retry_after: 1 });
+        let in_flight = check_report("x", response(409, &[("Retry-After", "1")], &body));
+        assert!(matches!(in_flight, Err(Attempt::Transient { .. })), "{in_flight:?}");
+        assert!(matches!(check_report("x", response(503, &[], "")), Err(Attempt::Transient { .. })));
     }
 
     #[test]
