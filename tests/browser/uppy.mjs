@@ -68,18 +68,8 @@ export function s3Traffic(page, workerUrl) {
     byRequest.set(request, seen);
     traffic.pending.push(request.allHeaders().then((h) => { seen.authorization = h.authorization ?? null; }));
   });
-  page.on("requestfinished", (request) => {
-    const seen = byRequest.get(request);
-    if (!seen) return;
-    traffic.pending.push((async () => {
-      const response = await request.response();
-      seen.status = response?.status() ?? null;
-      if (seen.method === "GET" && "uploadId" in seen.query) seen.body = await response?.text();
-    })());
-  });
-  page.on("requestfailed", (request) => {
-    const seen = byRequest.get(request);
-    if (seen) seen.failure = request.failure()?.errorText ?? "failed";
+  recordAnswers(page, traffic, byRequest, async (seen, response) => {
+    if (seen.method === "GET" && "uploadId" in seen.query) seen.body = await response?.text();
   });
   /** The log once every header and body in it has been read. */
   traffic.settled = async () => {
@@ -118,14 +108,25 @@ export function directTraffic(page, workerUrl, traffic) {
     traffic.direct.push(seen);
     byRequest.set(request, seen);
   });
+  recordAnswers(page, traffic, byRequest, async (seen, response) => {
+    if ("host" in seen) seen.etag = response?.headers().etag ?? null;
+    else if (seen.status !== 200) seen.code = (await response?.json())?.code;
+  });
+}
+
+/**
+ * How the requests recorded in `byRequest` (request -> its record) ended: each record gets the
+ * answer's `status`, then whatever `read(record, response)` takes from the answer (awaited
+ * through `traffic.pending`), or the `failure` of a request that got none.
+ */
+function recordAnswers(page, traffic, byRequest, read) {
   page.on("requestfinished", (request) => {
     const seen = byRequest.get(request);
     if (!seen) return;
     traffic.pending.push((async () => {
       const response = await request.response();
       seen.status = response?.status() ?? null;
-      if ("host" in seen) seen.etag = response?.headers().etag ?? null;
-      else if (seen.status !== 200) seen.code = (await response?.json())?.code;
+      await read(seen, response);
     })());
   });
   page.on("requestfailed", (request) => {
