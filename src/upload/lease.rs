@@ -3,9 +3,12 @@
 //! A request whose client is gone must stop holding its part at once (issue 19): a reset client
 //! errors the request body, but one whose network vanished sends nothing, ever, and the Worker
 //! cannot tell it from a slow one but by the bytes that stop coming. So the lease is short
-//! ([`PART_LEASE_MS`]) and [`Held`] renews it every [`RENEW_EVERY`] while bytes passed since the
-//! last renewal, and once they have all passed (R2 finishing, the record being written). A
-//! silent request stops renewing; its lease lapses; a re-send takes the part over.
+//! ([`PART_LEASE_MS`]) and [`Held`] renews it once half of it has gone by ([`RENEW_AFTER_MS`])
+//! while bytes pass (since its last check, every [`CHECK_EVERY`]), and once they have all passed
+//! (R2 finishing, the record being written). A silent request stops renewing; its lease lapses;
+//! a re-send takes the part over. Half, not sooner: each renewal is a Durable Object call, and a
+//! part on a far link takes seconds; not later: a renewal slowed by a busy object must land
+//! before the lease lapses.
 //!
 //! The lapsed sender must then never complete its copy in R2, or R2 would hold it while the
 //! record names the re-send's: every chunk passes through a `TransformStream` that, when the
@@ -30,8 +33,11 @@ use crate::upload::digest::Hashers;
 use crate::upload::handle::UploadHandle;
 use crate::upload::machine::PART_LEASE_MS;
 
-/// How often a flowing part renews its lease.
-pub const RENEW_EVERY: Duration = Duration::from_millis(250);
+/// How often a flowing part checks whether its lease is due for renewal.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// A lease this old (by this isolate's clock) is renewed at the next check, if bytes passed.
+const RENEW_AFTER_MS: f64 = PART_LEASE_MS as f64 / 2.0;
 
 /// A chunk passes without a renewal only while the last one granted has at least this long left,
 /// by this isolate's clock (the Durable Object's may differ by a little).
@@ -54,8 +60,9 @@ struct Flow {
     /// The part's length, and the bytes passed on to R2 so far.
     length: u64,
     passed: u64,
-    /// `passed` when the lease was last renewed.
-    passed_at_renewal: u64,
+    /// `passed` at the last check for renewal: a lease is renewed only for bytes that passed
+    /// since, so a request whose bytes stopped renews at most once more, within a check.
+    passed_at_check: u64,
     /// When the lease was last granted or renewed (the request's send time, so never later
     /// than the object's grant): it lasts at least [`PART_LEASE_MS`] from then.
     granted_ms: f64,
@@ -66,7 +73,7 @@ struct Flow {
 impl Held {
     /// The lease `token` on `part_number`, just granted for a part of `length` bytes.
     pub fn new(upload: UploadHandle, part_number: u16, token: i64, length: u64, granted_ms: f64) -> Held {
-        let flow = Flow { length, passed: 0, passed_at_renewal: 0, granted_ms, lost: None };
+        let flow = Flow { length, passed: 0, passed_at_check: 0, granted_ms, lost: None };
         Held { inner: Rc::new(Inner { upload, part_number, token, flow: RefCell::new(flow) }) }
     }
 
@@ -89,14 +96,17 @@ impl Held {
     }
 
     /// Runs `work` (the part's trip to R2 and whatever must happen under the lease after it),
-    /// renewing the lease every [`RENEW_EVERY`] while bytes flow or once they all have.
+    /// renewing the lease once [`RENEW_AFTER_MS`] old while bytes flow or once they all have.
     pub async fn keep<T>(&self, work: impl Future<Output = T>) -> T {
         let renewing = async {
             loop {
-                Delay::from(RENEW_EVERY).await;
+                Delay::from(CHECK_EVERY).await;
                 let due = {
-                    let flow = self.inner.flow.borrow();
-                    flow.lost.is_none() && (flow.passed > flow.passed_at_renewal || flow.passed == flow.length)
+                    let mut flow = self.inner.flow.borrow_mut();
+                    let old = js_sys::Date::now() >= flow.granted_ms + RENEW_AFTER_MS;
+                    let flowing = flow.passed > flow.passed_at_check || flow.passed == flow.length;
+                    flow.passed_at_check = flow.passed;
+                    flow.lost.is_none() && old && flowing
                 };
                 if due {
                     let _ = self.inner.renew().await;
@@ -174,12 +184,11 @@ impl Watch {
 impl Inner {
     /// Renews the lease; a refusal is kept as the reason it was lost.
     async fn renew(&self) -> ApiResult<()> {
-        let (sent, passed) = (js_sys::Date::now(), self.flow.borrow().passed);
+        let sent = js_sys::Date::now();
         match self.upload.renew_part(self.part_number, self.token).await {
             Ok(()) => {
                 let mut flow = self.flow.borrow_mut();
                 flow.granted_ms = flow.granted_ms.max(sent);
-                flow.passed_at_renewal = flow.passed_at_renewal.max(passed);
                 Ok(())
             }
             // A definite refusal loses the lease; a failed call may be the network: the next

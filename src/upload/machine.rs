@@ -140,12 +140,14 @@ pub fn status_error(status: UploadStatus) -> Result<(), ApiError> {
     }
 }
 
-/// How long a part's sender holds its part number unless it renews it. A sender renews every
-/// 250 ms while its bytes flow, and once all of them have passed, until it is recorded
+/// How long a part's sender holds its part number unless it renews it. A sender renews once half
+/// of it has gone by, while its bytes flow and once all of them have passed, until it is recorded
 /// (`upload::lease`): so a live request keeps its part however slow its link, and a request
-/// whose client vanished or reset gives it up this long after its last byte, when a re-send
-/// takes it over (issue 19: within 2 s).
-pub const PART_LEASE_MS: u64 = 800;
+/// whose client vanished or reset gives it up at most this long after its last byte, when a
+/// re-send takes it over (issue 19: within 2 s). Every renewal is a Durable Object call: a part
+/// that takes 4 s on a far link renews about 5 times, where a renewal every 250 ms made 16 calls
+/// and cost the Worker more CPU than the part itself (issue 23).
+pub const PART_LEASE_MS: u64 = 1_200;
 
 /// `409 part_in_flight` while `held` is someone's lease, with the seconds it has left.
 fn in_flight(part_number: u16, held: Option<Lease>, now: u64) -> ApiError {

@@ -89,7 +89,7 @@ fn a_part_in_flight_holds_its_number_while_it_renews_and_loses_it_once_it_stops(
     // While its bytes flow its sender renews: a re-send is refused and told how long is left.
     let renewed = facts.renew_part(3, first.token, Some(first), T0 + 1_000).unwrap();
     assert_eq!(renewed, Lease { token: first.token, until_ms: T0 + 1_000 + PART_LEASE_MS });
-    let refused = facts.begin_part(3, Some(renewed), T0 + 1_100);
+    let refused = facts.begin_part(3, Some(renewed), renewed.until_ms - 900);
     assert_eq!(refused, Err(ApiError::PartInFlight { part_number: 3, retry_after: 1 }));
     let slow = Lease { token: 9, until_ms: T0 + 2_500 };
     assert_eq!((slow.seconds_left(T0), slow.seconds_left(T0 + 2_499), slow.seconds_left(T0 + 9_000)), (3, 1, 1));
@@ -100,7 +100,7 @@ fn a_part_in_flight_holds_its_number_while_it_renews_and_loses_it_once_it_stops(
     let later = renewed.until_ms + 1;
     assert_eq!(
         facts.renew_part(3, first.token, Some(second), later),
-        Err(ApiError::PartInFlight { part_number: 3, retry_after: 1 })
+        Err(ApiError::PartInFlight { part_number: 3, retry_after: (PART_LEASE_MS - 1).div_ceil(1000) })
     );
     assert!(facts.record_part(3, first.token, Some(second), TTL, later).is_err());
     assert_eq!(facts.record_part(3, second.token, Some(second), TTL, later + 1), Ok(()));
