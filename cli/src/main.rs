@@ -120,10 +120,10 @@ enum Command {
         file: PathBuf,
         /// The object key [default: the file's name].
         key: Option<String>,
-        /// Bytes per part: 16MiB, 8M (binary units) or plain bytes; at least 5MiB. [default: near
-        /// the server, the file in 64 parts; far from it, in whole waves of the parts the upload
-        /// starts with in flight; rounded up to whole MiB, from 5MiB to 16MiB; more if needed to
-        /// fit the file in 10,000 parts]
+        /// Bytes per part: 16MiB, 8M (binary units) or plain bytes; at least 5MiB. [default: the
+        /// file in whole waves of the parts the upload starts with in flight, each part as large
+        /// as that allows; rounded up to whole MiB, from 5MiB to 16MiB; more if needed to fit the
+        /// file in 10,000 parts]
         #[arg(long, value_parser = units::parse_size)]
         part_size: Option<u64>,
         /// Parts sent at once, pinned. [default: adaptive: starts with what 80 MB/s needs at

@@ -24,7 +24,7 @@ use r2mpu_api::types::{
 use r2mpu_api::ApiError;
 
 use crate::client::Client;
-use crate::concurrency::{self, Concurrency, Sizing, NEAR_START};
+use crate::concurrency::{Concurrency, Sizing};
 use crate::direct::{deadline_from_now, UrlBook};
 use crate::error::{Error, Result};
 use crate::etag::{self, Digest};
@@ -156,22 +156,25 @@ pub fn upload(client: &Client, args: &UploadArgs) -> Result<CompletedObject> {
 
 /// The part size when the user names none, from the number of parts the transfer starts with
 /// in flight (see [`Concurrency::sized_for`]), from R2's 5 MiB to the server's default 16 MiB,
-/// grown to fit R2's 10,000 parts.
-/// - Far from the server, the file goes in whole waves of that many parts. Each part a
-///   connection sends after its first costs it a round trip waiting for the answer, and a last
-///   wave thinner than the first leaves the link idle: at 80 ms, 250 MiB in 50 parts of 5 MiB
-///   behind 26 connections went at 64 MB/s, in 25 parts of 10 MiB at 67 (three runs each,
-///   alternating). At 200 ms, 1 GiB as 64 parts of 16 MiB behind 61 connections would end with
-///   3 parts alone for 13 s; in two waves of 9 MiB parts it does not.
-/// - Near it (loopback, a LAN: [`NEAR_START`] in flight), a round trip is free, so the file is
-///   cut in up to 64 parts: a far client can later download it in as many ranges (ranges follow
-///   the parts, to check the multipart ETag).
+/// grown to fit R2's 10,000 parts: the file goes in whole waves of that many parts, each as
+/// large as it can be.
+/// - Far from the server, each part a connection sends after its first costs it a round trip
+///   waiting for the answer, and a last wave thinner than the first leaves the link idle: at
+///   80 ms, 250 MiB in 50 parts of 5 MiB behind 26 connections went at 64 MB/s, in 25 parts of
+///   10 MiB at 67 (three runs each, alternating). At 200 ms, 1 GiB as 64 parts of 16 MiB behind
+///   61 connections would end with 3 parts alone for 13 s; in two waves of 9 MiB parts it does not.
+/// - Near it (loopback, a LAN: [`NEAR_START`] in flight), the Worker's CPU is the limit, and
+///   it is paid per part (two Durable Object calls and the lease's renewals) as much as per
+///   byte: 256 MiB in 52 parts of 5 MiB went at 0.89x the guide's pair (26 parts of 10 MiB),
+///   1 GiB in 64 parts of 16 MiB at 0.97x with the same CPU per GiB (bench/RESULTS.md, the
+///   sweep). So near the server a file goes in parts of 16 MiB, at least [`NEAR_START`] of them
+///   where R2's 5 MiB minimum allows. A download is not bound to these parts: it splits them
+///   into as many ranges as its link needs.
+///
+/// [`NEAR_START`]: crate::concurrency::NEAR_START
 fn part_size_for(size: u64, parallel: usize) -> u64 {
     let parallel = parallel.max(1) as u64;
-    let parts = match parallel > NEAR_START as u64 {
-        true => size.div_ceil(parallel * DEFAULT_PART_SIZE).max(1) * parallel,
-        false => concurrency::MAX as u64,
-    };
+    let parts = size.div_ceil(parallel * DEFAULT_PART_SIZE).max(1) * parallel;
     let fits_max_parts = size.div_ceil(u64::from(MAX_PARTS)).next_multiple_of(MIB);
     size.div_ceil(parts).next_multiple_of(MIB).clamp(MIN_PART_SIZE, DEFAULT_PART_SIZE).max(fits_max_parts)
 }
@@ -349,15 +352,18 @@ fn file_name(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::concurrency::{self, NEAR_START};
 
     const P: u64 = 5 << 20;
 
     #[test]
-    fn near_the_server_the_default_part_size_leaves_a_part_for_each_range_a_far_download_needs() {
-        // 250 MiB: 50 parts of 5 MiB, not 16 of 16 MiB.
-        assert_eq!(part_size_for(250 * MIB, NEAR_START), MIN_PART_SIZE);
-        assert_eq!(part_size_for(512 * MIB, NEAR_START), 8 * MIB);
+    fn near_the_server_the_default_part_size_is_the_largest_that_keeps_the_starting_level_busy() {
+        // 250 MiB: 16 parts of 16 MiB, not 50 of 5 MiB; 64 MiB: one part per connection.
+        assert_eq!(part_size_for(250 * MIB, NEAR_START), DEFAULT_PART_SIZE);
+        assert_eq!(part_size_for(64 * MIB, NEAR_START), DEFAULT_PART_SIZE);
         assert_eq!(part_size_for(1 << 30, NEAR_START), DEFAULT_PART_SIZE);
+        // 16 MiB: 4 parts of R2's smallest (the last 1 MiB), not one part on one connection.
+        assert_eq!(part_size_for(16 * MIB, NEAR_START), MIN_PART_SIZE);
         assert_eq!(part_size_for(1, NEAR_START), MIN_PART_SIZE);
         // Past 10,000 parts of 16 MiB the server's default holds, grown to fit R2's 10,000 parts.
         let huge = 200 * (1u64 << 30);
@@ -377,7 +383,7 @@ mod tests {
         // 20 ms (7): 250 MiB in three waves of 12 MiB parts.
         assert_eq!(part_size_for(250 * MIB, 7), 12 * MIB);
         // Every level and size: a valid part size, and no wave beyond the level's need.
-        for parallel in NEAR_START + 1..=concurrency::MAX {
+        for parallel in NEAR_START..=concurrency::MAX {
             for mib in [1, 5, 17, 100, 250, 333, 1024, 5000] {
                 let part = part_size_for(mib * MIB, parallel);
                 assert!((MIN_PART_SIZE..=DEFAULT_PART_SIZE).contains(&part), "{mib} MiB at {parallel}");
