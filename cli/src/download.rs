@@ -1,9 +1,12 @@
 //! `r2mpu download`: parallel ranged GETs written in place into a preallocated file, resumable
 //! through a sidecar record, and checked against the object's ETag.
 //!
-//! Ranges are cut at the object's part boundaries when they can be known, so each range's MD5,
-//! computed while it is written, is the MD5 of one part and the multipart ETag can be recomputed
-//! without reading the file again.
+//! Ranges never cross the object's part boundaries when they can be known, so the multipart
+//! ETag can be recomputed from part MD5s: a range that is a whole part is hashed while it is
+//! written; parts cut into several ranges (an object of few parts, see [`ranges`]) are read back
+//! once written.
+//!
+//! [`ranges`]: crate::ranges
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
@@ -23,6 +26,7 @@ use crate::hedge::{Activity, Policy, Written, POLICY};
 use crate::parts::part_len;
 use crate::pool;
 use crate::progress::{note, Progress};
+use crate::ranges::{PartHashes, Plan};
 use crate::resume::{DownloadRecord, Journal};
 
 pub struct DownloadArgs {
@@ -57,23 +61,35 @@ pub fn download(client: &Client, args: &DownloadArgs) -> Result<Downloaded> {
         Some(file) => file.clone(),
         None => default_file_name(&args.key)?,
     };
-    let range_size = range_size(size, &etag, args.part_size)?;
-    let layout = Layout { part_size: range_size, size: Some(size) };
-    let count = layout.part_count().expect("the size is known");
+    let part_size = part_size(size, &etag, args.part_size)?;
+    let concurrency = sizing.get();
+    let fresh = Plan::new(size, part_size, concurrency.start().0);
     let wanted = DownloadRecord {
         endpoint: client.endpoint().to_owned(),
         key: args.key.clone(),
         size,
         etag: etag.clone(),
-        range_size,
+        part_size,
+        range_size: fresh.ranges.part_size,
     };
 
     let (mut journal, file) = open_or_resume(&path, wanted, args)?;
+    // A resumed download keeps the ranges it was started with, whatever the level is now.
+    let plan =
+        Plan::resumed(size, part_size, journal.header.range_size).expect("open_or_resume keeps only fitting ranges");
+    let (layout, count) = (plan.ranges, plan.range_count());
     let todo: Vec<u16> = (1..=count).filter(|&n| size > 0 && !journal.done.contains_key(&u32::from(n))).collect();
+    if plan.split() > 1 && !args.quiet {
+        let parts = plan.part_count();
+        note(format!("fetching {parts} parts as {count} ranges of {} bytes", layout.part_size));
+    }
     if !journal.done.is_empty() && !args.quiet {
         note(format!("resumed: {} of {count} ranges already downloaded", journal.done.len()));
     }
     let already = size - todo.iter().map(|&n| part_len(&layout, n)).sum::<u64>();
+    // Only a multipart ETag is made of part MD5s; a plain one is checked against the whole file.
+    let multipart = matches!(Etag::parse(&etag), Etag::Multipart { .. });
+    let hashes = (plan.split() > 1 && size > 0 && multipart).then(|| PartHashes::new(plan, &todo));
     let progress = Arc::new(Progress::start("download", "ranges", size, already, args.quiet));
     let fetching = Arc::new(Fetching {
         client: client.clone(),
@@ -85,44 +101,47 @@ pub fn download(client: &Client, args: &DownloadArgs) -> Result<Downloaded> {
         activity: Activity::default(),
         policy: POLICY,
     });
-    fetching.run(&todo, sizing.get(), &mut journal)?;
+    fetching.run(&todo, concurrency, &mut journal, hashes.as_ref())?;
     progress.finish();
     file.sync_all().map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
 
-    let md5s: Vec<Digest> = match size {
-        0 => vec![etag::md5(b"")],
-        _ => (1..=u32::from(count)).map(|n| journal.done[&n]).collect(),
+    let reading = |e| Error::io(format!("reading {}", path.display()), e);
+    let md5s: Vec<Digest> = match (size, hashes) {
+        (0, _) => vec![etag::md5(b"")],
+        (_, Some(hashes)) => hashes.finish(&file).map_err(reading)?,
+        (_, None) => (1..=u32::from(count)).map(|n| journal.done[&n]).collect(),
     };
     // Whatever the verdict, these ranges are done with; a rerun after a mismatch starts afresh.
     journal.remove()?;
-    let verdict = verify(&etag, &md5s, range_size, args.part_size.is_some(), &file)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let verdict = verify(&etag, &md5s, part_size, args.part_size.is_some(), &file).map_err(reading)?;
     match verdict {
         Ok(verdict) => Ok(Downloaded { path, size, etag, verdict }),
         Err(mismatch) => Err(Error::Integrity(format!("{}: {mismatch}", path.display()))),
     }
 }
 
-/// The range size: `--part-size`, else the part size the ETag implies, else the uploader's
+/// The part size: `--part-size`, else the part size the ETag implies, else the uploader's
 /// default (the ETag will then not be checkable, but the download is as fast).
-fn range_size(size: u64, etag: &str, part_size: Option<u64>) -> Result<u64> {
-    let range_size = match (part_size, Etag::parse(etag)) {
+fn part_size(size: u64, etag: &str, part_size: Option<u64>) -> Result<u64> {
+    let part_size = match (part_size, Etag::parse(etag)) {
         (Some(part_size), _) => part_size,
         (None, Etag::Multipart { parts }) => {
             etag::guess_part_size(size, parts).unwrap_or(default_part_size(Some(size)))
         }
         (None, _) => default_part_size(Some(size)),
     };
-    if range_size == 0 || size.div_ceil(range_size) > u64::from(MAX_PARTS) {
+    if part_size == 0 || size.div_ceil(part_size) > u64::from(MAX_PARTS) {
         return Err(Error::Usage(format!(
-            "--part-size {range_size} cuts this {size}-byte object into more than {MAX_PARTS} ranges"
+            "--part-size {part_size} cuts this {size}-byte object into more than {MAX_PARTS} parts"
         )));
     }
-    Ok(range_size)
+    Ok(part_size)
 }
 
 /// Resumes from the sidecar when it describes this object and the file is still there;
-/// otherwise starts a new sidecar and an empty file of the object's size.
+/// otherwise starts a new sidecar (with `wanted`'s ranges) and an empty file of the object's
+/// size. A sidecar this version cannot read (another version's) is started over too: it says
+/// the file is a partial download, but not of which ranges.
 fn open_or_resume(path: &Path, wanted: DownloadRecord, args: &DownloadArgs) -> Result<(Journal<DownloadRecord>, File)> {
     let sidecar = DownloadRecord::location(path);
     let size = wanted.size;
@@ -130,8 +149,12 @@ fn open_or_resume(path: &Path, wanted: DownloadRecord, args: &DownloadArgs) -> R
     let previous = Journal::<DownloadRecord>::open(&sidecar)?;
     if let Some(journal) = previous {
         let on_disk = fs::metadata(path).map(|m| m.len()).ok();
-        let stale = match journal.header.stale_because(&wanted) {
+        let header = &journal.header;
+        let stale = match header.stale_because(&wanted) {
             Some(reason) => Some(reason),
+            None if Plan::resumed(size, header.part_size, header.range_size).is_none() => {
+                Some(format!("its {}-byte ranges do not cut the parts evenly", header.range_size))
+            }
             None if on_disk != Some(size) => Some("the partial file is missing or has the wrong size".into()),
             None => None,
         };
@@ -142,6 +165,10 @@ fn open_or_resume(path: &Path, wanted: DownloadRecord, args: &DownloadArgs) -> R
             }
             Some(reason) if !args.quiet => note(format!("starting over, not resuming the download: {reason}")),
             Some(_) => {}
+        }
+    } else if sidecar.exists() {
+        if !args.quiet {
+            note("starting over, not resuming the download: its record is from another version of r2mpu");
         }
     } else if path.exists() && !args.force {
         return Err(Error::Usage(format!("{} exists; pass --force to overwrite it", path.display())));
@@ -156,13 +183,13 @@ fn open_or_resume(path: &Path, wanted: DownloadRecord, args: &DownloadArgs) -> R
 /// inner one says how the bytes and the ETag disagree.
 fn verify(
     etag: &str,
-    range_md5s: &[Digest],
-    range_size: u64,
+    part_md5s: &[Digest],
+    part_size: u64,
     part_size_given: bool,
     file: &File,
 ) -> std::io::Result<Result<Verdict, String>> {
     Ok(match Etag::parse(etag) {
-        Etag::Multipart { parts } => check_multipart(etag, parts, range_md5s, range_size, part_size_given),
+        Etag::Multipart { parts } => check_multipart(etag, parts, part_md5s, part_size, part_size_given),
         Etag::Plain(expected) => {
             let got = md5_range(file, 0, file.metadata()?.len())?;
             match got == expected {
@@ -181,24 +208,24 @@ fn verify(
 pub fn check_multipart(
     etag: &str,
     parts: u16,
-    range_md5s: &[Digest],
-    range_size: u64,
+    part_md5s: &[Digest],
+    part_size: u64,
     part_size_given: bool,
 ) -> Result<Verdict, String> {
-    if range_md5s.len() != usize::from(parts) {
+    if part_md5s.len() != usize::from(parts) {
         return Ok(Verdict::NotVerified(format!(
-            "the ETag says {parts} parts but {range_size}-byte parts make {}; pass the --part-size it was uploaded with",
-            range_md5s.len()
+            "the ETag says {parts} parts but {part_size}-byte parts make {}; pass the --part-size it was uploaded with",
+            part_md5s.len()
         )));
     }
-    let got = etag::multipart_etag(range_md5s);
+    let got = etag::multipart_etag(part_md5s);
     if got == etag {
-        Ok(Verdict::Verified(format!("the multipart ETag matches ({parts} parts of {range_size} bytes)")))
+        Ok(Verdict::Verified(format!("the multipart ETag matches ({parts} parts of {part_size} bytes)")))
     } else if part_size_given {
-        Err(format!("the bytes make the ETag {got} with {range_size}-byte parts, not {etag}"))
+        Err(format!("the bytes make the ETag {got} with {part_size}-byte parts, not {etag}"))
     } else {
         Ok(Verdict::NotVerified(format!(
-            "the ETag does not match with a guessed part size of {range_size} bytes; pass --part-size to check"
+            "the ETag does not match with a guessed part size of {part_size} bytes; pass --part-size to check"
         )))
     }
 }
@@ -233,22 +260,25 @@ struct Fetching {
 
 impl Fetching {
     /// Fetches `todo`, `concurrency` ranges at a time, journaling each finished range from this
-    /// thread.
+    /// thread. With `hashes` (parts cut into several ranges), the thread that wrote a part's last
+    /// range hashes that part before taking the next range.
     fn run(
         self: &Arc<Self>,
         todo: &[u16],
         concurrency: Concurrency,
         journal: &mut Journal<DownloadRecord>,
+        hashes: Option<&PartHashes>,
     ) -> Result<()> {
-        pool::run(
-            todo,
-            &self.layout,
-            concurrency,
-            &self.progress,
-            &self.client.setbacks,
-            |n| self.fetch_range(n),
-            |n, md5| commit_range(&self.file, journal, n, md5?),
-        )
+        let fetch = |n| {
+            let md5 = self.fetch_range(n)?;
+            if let Some(hashes) = hashes {
+                hashes.landed(n, &self.file).map_err(|e| Error::io("reading the downloaded file", e))?;
+            }
+            Ok(md5)
+        };
+        pool::run(todo, &self.layout, concurrency, &self.progress, &self.client.setbacks, fetch, |n, md5| {
+            commit_range(&self.file, journal, n, md5?)
+        })
     }
 
     /// Range `n`, written at its offset; returns its MD5. A retry asks only for the bytes not yet
@@ -397,15 +427,15 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     #[test]
-    fn ranges_follow_the_part_size_the_etag_implies() {
+    fn the_part_size_is_the_one_given_or_the_one_the_etag_implies() {
         let multipart = "6805d11194c542d5bd8c0e56d87973cb-4";
-        assert_eq!(range_size(15 * MIB + 17, multipart, None).unwrap(), 5 * MIB);
-        assert_eq!(range_size(15 * MIB + 17, multipart, Some(8 * MIB)).unwrap(), 8 * MIB);
-        assert_eq!(range_size(100 * MIB, "d41d8cd98f00b204e9800998ecf8427e", None).unwrap(), 16 * MIB);
+        assert_eq!(part_size(15 * MIB + 17, multipart, None).unwrap(), 5 * MIB);
+        assert_eq!(part_size(15 * MIB + 17, multipart, Some(8 * MIB)).unwrap(), 8 * MIB);
+        assert_eq!(part_size(100 * MIB, "d41d8cd98f00b204e9800998ecf8427e", None).unwrap(), 16 * MIB);
         // 10 MiB in 3 parts has no whole-MiB part size: fall back to the default.
-        assert_eq!(range_size(10 * MIB, "6805d11194c542d5bd8c0e56d87973cb-3", None).unwrap(), 16 * MIB);
-        assert!(range_size(100 * MIB, multipart, Some(1)).is_err());
-        assert!(range_size(100 * MIB, multipart, Some(0)).is_err());
+        assert_eq!(part_size(10 * MIB, "6805d11194c542d5bd8c0e56d87973cb-3", None).unwrap(), 16 * MIB);
+        assert!(part_size(100 * MIB, multipart, Some(1)).is_err());
+        assert!(part_size(100 * MIB, multipart, Some(0)).is_err());
     }
 
     #[test]
@@ -464,7 +494,14 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.bin.r2mpu-download");
-        let header = DownloadRecord { endpoint: "e".into(), key: "k".into(), size: 2, etag: "t".into(), range_size: 1 };
+        let header = DownloadRecord {
+            endpoint: "e".into(),
+            key: "k".into(),
+            size: 2,
+            etag: "t".into(),
+            part_size: 1,
+            range_size: 1,
+        };
         let mut journal = Journal::create(&path, header).unwrap();
         let md5 = etag::md5(b"x");
 
@@ -477,6 +514,48 @@ mod tests {
         assert_eq!(working.syncs.get(), 1);
         let reopened = Journal::<DownloadRecord>::open(&path).unwrap().unwrap();
         assert_eq!(reopened.done.keys().copied().collect::<Vec<_>>(), vec![2], "only the flushed range");
+    }
+
+    /// Issue 23: a sidecar from before ranges could split parts (no `partSize`) is started
+    /// over, neither read as one range per part nor refused as a file in the way; one of this
+    /// version, for the same object, resumes.
+    #[test]
+    fn a_sidecar_from_before_split_ranges_is_started_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        let sidecar = DownloadRecord::location(&path);
+        let entry = format!("{{\"n\":1,\"md5\":\"{}\"}}\n", etag::hex(&etag::md5(b"x")));
+        let args = DownloadArgs {
+            key: "k".into(),
+            file: Some(path.clone()),
+            part_size: None,
+            concurrency: Concurrency::Fixed(4),
+            force: false,
+            quiet: true,
+        };
+        let wanted = DownloadRecord {
+            endpoint: "e".into(),
+            key: "k".into(),
+            size: 10,
+            etag: "00000000000000000000000000000000-2".into(),
+            part_size: 5,
+            range_size: 5,
+        };
+        let header =
+            |record: &str| format!(r#"{{"endpoint":"e","key":"k","size":10,"etag":"{}",{record}}}"#, wanted.etag);
+
+        fs::write(&path, [7u8; 10]).unwrap();
+        fs::write(&sidecar, format!("{}\n{entry}", header(r#""rangeSize":5"#))).unwrap();
+        let (journal, _) = open_or_resume(&path, wanted.clone(), &args).unwrap();
+        assert!(journal.done.is_empty(), "no range of the old record is kept");
+        assert_eq!(journal.header, wanted);
+        assert_eq!(fs::read(&path).unwrap(), [0u8; 10], "the file starts over");
+
+        fs::write(&path, [7u8; 10]).unwrap();
+        fs::write(&sidecar, format!("{}\n{entry}", header(r#""partSize":5,"rangeSize":5"#))).unwrap();
+        let (journal, _) = open_or_resume(&path, wanted.clone(), &args).unwrap();
+        assert_eq!(journal.done.keys().copied().collect::<Vec<_>>(), [1], "this version's record resumes");
+        assert_eq!(fs::read(&path).unwrap(), [7u8; 10]);
     }
 
     /// Issue 8, item 11: whatever the key holds, the default name is one plain component.

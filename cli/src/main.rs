@@ -8,6 +8,7 @@
 //! - `main.rs` (here): the command line (clap derive; the doc comments are `--help`) and the
 //!   one place errors become exit codes.
 //! - [`upload`] and [`download`]: the two transfers, each parallel, resumable and verified.
+//! - [`ranges`]: the ranges a download cuts parts into, and the part MD5s read back.
 //! - [`send`]: an upload's parts on their way, through the Worker or straight to R2 with the
 //!   reports that follow.
 //! - [`uploads`]: the server's unfinished uploads: `uploads`, `abort --key`, and finding the
@@ -37,6 +38,7 @@ mod manage;
 mod parts;
 mod pool;
 mod progress;
+mod ranges;
 mod resume;
 mod send;
 mod throughput;
@@ -167,7 +169,9 @@ enum Command {
         key: String,
         /// Where to write [default: the key's last segment, in the current directory].
         file: Option<PathBuf>,
-        /// The part size the object was uploaded with (16MiB, 8M, bytes); also the range size.
+        /// The part size the object was uploaded with (16MiB, 8M, bytes). Ranges never cross
+        /// its parts; an object of fewer parts than ranges in flight has each part cut into
+        /// equal ranges of at least 1 MiB.
         #[arg(long, value_parser = units::parse_size)]
         part_size: Option<u64>,
         /// Ranges fetched at once, pinned. [default: adaptive, as for `upload`]

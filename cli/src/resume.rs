@@ -83,7 +83,12 @@ pub struct DownloadRecord {
     pub size: u64,
     /// Unquoted.
     pub etag: String,
-    /// Bytes per ranged request; entries number ranges from 1.
+    /// The part size the object was uploaded with (given or guessed), which its ETag is
+    /// checked with.
+    pub part_size: u64,
+    /// Bytes per ranged request, dividing `part_size` (see `ranges::Plan`); entries number
+    /// ranges from 1. A record without `part_size` (before ranges could split parts) does not
+    /// parse, so it is started over rather than read as one range per part.
     pub range_size: u64,
 }
 
@@ -95,14 +100,15 @@ impl DownloadRecord {
         PathBuf::from(name)
     }
 
-    /// Why the ranges in this record cannot be kept for `now`, if they cannot.
+    /// Why the ranges in this record cannot be kept for `now`, if they cannot. The range size
+    /// is not compared: a resumed download keeps the ranges it started with.
     pub fn stale_because(&self, now: &DownloadRecord) -> Option<String> {
         if self.endpoint != now.endpoint || self.key != now.key {
             Some("it was for another object".into())
         } else if self.etag != now.etag || self.size != now.size {
             Some("the object changed on the server".into())
-        } else if self.range_size != now.range_size {
-            Some("the range size differs".into())
+        } else if self.part_size != now.part_size {
+            Some(format!("its part size {} differs from {}", self.part_size, now.part_size))
         } else {
             None
         }
@@ -244,11 +250,19 @@ mod tests {
 
     #[test]
     fn a_download_record_is_stale_when_the_object_changed() {
-        let r = DownloadRecord { endpoint: "e".into(), key: "k".into(), size: 10, etag: "x-1".into(), range_size: 5 };
+        let r = DownloadRecord {
+            endpoint: "e".into(),
+            key: "k".into(),
+            size: 10,
+            etag: "x-1".into(),
+            part_size: 10,
+            range_size: 5,
+        };
         assert_eq!(r.stale_because(&r.clone()), None);
         assert!(r.stale_because(&DownloadRecord { etag: "y-1".into(), ..r.clone() }).is_some());
         assert!(r.stale_because(&DownloadRecord { size: 11, ..r.clone() }).is_some());
-        assert!(r.stale_because(&DownloadRecord { range_size: 6, ..r.clone() }).is_some());
+        assert!(r.stale_because(&DownloadRecord { part_size: 5, ..r.clone() }).is_some());
+        assert_eq!(r.stale_because(&DownloadRecord { range_size: 10, ..r.clone() }), None, "ranges are kept");
         assert_eq!(DownloadRecord::location(Path::new("out/a.bin")), Path::new("out/a.bin.r2mpu-download"));
     }
 

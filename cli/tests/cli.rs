@@ -8,7 +8,9 @@ use std::fs;
 use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
 use md5::{Digest, Md5};
 use r2mpu_api::types::UploadStatus;
-use util::{multipart_etag, sidecar_lines, wait_until, Action, Env, Fate, Proxy, Relay, Run, Running, Seen, MIB, PART};
+use util::{
+    multipart_etag, sidecar_lines, wait_until, Action, Env, Fate, Proxy, Relay, Run, Running, Seen, Tally, MIB, PART,
+};
 
 const PART_SIZE: &str = "5MiB";
 
@@ -227,6 +229,85 @@ fn ranges_asked(proxy: &Proxy) -> Vec<Seen> {
     proxy.seen().into_iter().filter(|s| s.method == "GET" && s.header("range").is_some()).collect()
 }
 
+/// The first and last byte a `Range: bytes=A-B` header asks for.
+fn range_of(seen: &Seen) -> Option<(usize, usize)> {
+    let (from, to) = seen.header("range")?.strip_prefix("bytes=")?.split_once('-')?;
+    Some((from.parse().ok()?, to.parse().ok()?))
+}
+
+/// 16 MiB uploaded as 5 + 5 + 5 + 1 MiB: fewer parts than a download keeps in flight.
+const FEW_PARTS: usize = 3 * PART + MIB;
+/// What `--concurrency 16` cuts those parts into: 4 ranges of 1.25 MiB a part, 13 in all.
+const SPLIT_RANGE: usize = PART / 4;
+
+/// Issue 23: an object of 4 parts downloaded with 16 ranges in flight is fetched in more ranges
+/// than it has parts, none across a part boundary, and its multipart ETag is still recomputed
+/// from the parts' MD5s (read back from the file).
+#[test]
+fn an_object_of_few_parts_downloads_in_more_ranges_than_parts_and_verifies() {
+    let env = Env::new("split-ranges");
+    let (_, data) = env.file("few.bin", FEW_PARTS);
+    upload(&env, "few.bin", &data, "split/few.bin");
+    let proxy = Proxy::start(&env.worker.url, |_| Action::Forward);
+    let mut command = env.command(&["download", "split/few.bin", "back.bin", "--concurrency", "16"]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
+
+    assert!(fs::read(env.path("back.bin")).unwrap() == data, "the file came back different");
+    assert!(run.field("verified").contains("multipart ETag matches (4 parts of 5242880 bytes)"), "{}", run.stdout);
+    let asked: Vec<(usize, usize)> = ranges_asked(&proxy).iter().filter_map(range_of).collect();
+    for &(from, to) in &asked {
+        assert_eq!(from / PART, to / PART, "bytes {from}-{to} cross a part boundary");
+    }
+    let expected: Vec<(usize, usize)> =
+        (0..FEW_PARTS).step_by(SPLIT_RANGE).map(|from| (from, (from + SPLIT_RANGE).min(FEW_PARTS) - 1)).collect();
+    assert_eq!(expected.len(), 13);
+    for range in &expected {
+        assert!(asked.contains(range), "{range:?} was never asked for: {asked:?}");
+    }
+    assert!(run.stderr.contains("fetching 4 parts as 13 ranges of 1310720 bytes"), "{}", run.stderr);
+    assert_eq!(sidecar_lines(&env.path("back.bin")), 0);
+}
+
+/// Issue 23: a download killed while its parts were cut into ranges resumes with the ranges it
+/// started with (though a rerun at another level would cut them otherwise) and verifies, the
+/// part it had finished before the kill read back from the file.
+#[test]
+fn a_killed_download_in_split_ranges_resumes_with_its_ranges_and_verifies() {
+    let env = Env::new("split-resume");
+    let (_, data) = env.file("few.bin", FEW_PARTS);
+    upload(&env, "few.bin", &data, "split-resume/few.bin");
+    // The first part's ranges go through; the others are held until the CLI was killed.
+    let killed = std::sync::Arc::new(Tally::default());
+    let held = std::sync::Arc::clone(&killed);
+    let proxy = Proxy::start(&env.worker.url, move |seen| match range_of(seen) {
+        Some((from, _)) if from >= PART => {
+            let held = std::sync::Arc::clone(&held);
+            Action::ForwardWhen(Box::new(move || {
+                held.wait_for(1, std::time::Duration::from_secs(60));
+            }))
+        }
+        _ => Action::Forward,
+    });
+    let out = env.path("back.bin");
+    let mut command = env.command(&["download", "split-resume/few.bin", "back.bin", "--concurrency", "16"]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let running = Running::start(command);
+    wait_until("the first part's 4 ranges in the sidecar", || sidecar_lines(&out) >= 5);
+    assert!(running.kill(), "the download finished while ranges were held");
+    killed.add();
+
+    // Fresh, 8 in flight would cut each part in 2; the sidecar's 4 ranges a part are kept. (The
+    // proxy again: the sidecar is for the endpoint it was written through.)
+    let mut command = env.command(&["download", "split-resume/few.bin", "back.bin", "--concurrency", "8"]);
+    command.env("R2MPU_ENDPOINT", &proxy.url);
+    let run = Run::of(command).expect(0);
+    assert_eq!(resumed(&run.stderr), (4, 13), "{}", run.stderr);
+    assert!(run.field("verified").contains("multipart ETag matches (4 parts of 5242880 bytes)"), "{}", run.stdout);
+    assert!(fs::read(&out).unwrap() == data, "the file came back different");
+    assert_eq!(sidecar_lines(&out), 0);
+}
+
 /// Issue 11: one range's body stops after its first MiB and never ends (the proxy holds the
 /// connection open until the CLI hangs up), as one of wrangler dev's ranged reads once did for
 /// two minutes. The CLI sees that range fall behind the others and, while the stalled request is
@@ -250,7 +331,9 @@ fn a_stalled_range_is_asked_for_again_while_it_hangs_and_the_download_is_identic
             Action::Forward
         }
     });
-    let mut command = env.command(&["download", "stalled/stalled.bin", "back.bin"]);
+    // Pinned at 4 (the loopback start) so that ranges stay parts: a slow first round trip
+    // would size the start higher and cut these 6 parts into more ranges (issue 23).
+    let mut command = env.command(&["download", "stalled/stalled.bin", "back.bin", "--concurrency", "4"]);
     command.env("R2MPU_ENDPOINT", &proxy.url);
     let run = Run::of(command).expect(0);
 
@@ -288,7 +371,9 @@ fn a_stalled_range_that_wakes_up_during_its_hedge_still_writes_each_byte_once() 
         Some(range) if range.ends_with(&rule_end) => Action::Pause(MIB, std::time::Duration::from_secs(8)),
         _ => Action::Forward,
     });
-    let mut command = env.command(&["download", "waking/waking.bin", "back.bin"]);
+    // Pinned at 4 (the loopback start) so that ranges stay parts: a slow first round trip
+    // would size the start higher and cut these 6 parts into more ranges (issue 23).
+    let mut command = env.command(&["download", "waking/waking.bin", "back.bin", "--concurrency", "4"]);
     command.env("R2MPU_ENDPOINT", &proxy.url);
     let run = Run::of(command).expect(0);
 
