@@ -102,8 +102,10 @@ class Links:
             conn.close()
 
     def object_etag(self, side, key):
-        """The ETag the Worker serves for key (headers only)."""
-        with self.object_request(side, key, "get", "HEAD") as resp:
+        """The ETag the Worker serves for key (headers only). The guide's Worker has no HEAD: its
+        `?action=get` answers only once local R2 has the object's body ready, which for 4 GiB took
+        longer than the 30 s a request is otherwise given (the sweep's first 4 GiB run failed so)."""
+        with self.object_request(side, key, "get", "HEAD", timeout=600) as resp:
             return resp.getheader("etag", "").strip('"') if resp.status == 200 else f"HTTP {resp.status}"
 
     def delete_object(self, side, key):
